@@ -1,0 +1,1 @@
+//! The MoQ Transfork object model (in progress).
