@@ -1,0 +1,1 @@
+//! The MoQ Transfork session (in progress).
