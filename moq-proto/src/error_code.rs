@@ -138,7 +138,12 @@ impl fmt::Debug for ErrorCode {
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.name(), self.app_number()) {
-            (Some(name), _) => write!(f, "{} ({})", name.to_ascii_lowercase().replace('_', " "), self.0),
+            (Some(name), _) => write!(
+                f,
+                "{} ({})",
+                name.to_ascii_lowercase().replace('_', " "),
+                self.0
+            ),
             (None, Some(n)) => write!(f, "application error {n} ({})", self.0),
             (None, None) => write!(f, "unknown error ({})", self.0),
         }
@@ -181,11 +186,21 @@ mod tests {
         samples.extend((u32::MAX - 2000)..=u32::MAX);
         for n in samples {
             let wire = ErrorCode(n).to_webtransport();
-            assert_eq!(ErrorCode::from_webtransport(wire), Some(ErrorCode(n)), "code {n}");
+            assert_eq!(
+                ErrorCode::from_webtransport(wire),
+                Some(ErrorCode(n)),
+                "code {n}"
+            );
         }
         // Reserved code points (every 0x1f-th) and out-of-range values map to nothing.
-        assert_eq!(ErrorCode::from_webtransport(WEBTRANSPORT_FIRST + 0x1e), None);
-        assert_eq!(ErrorCode::from_webtransport(WEBTRANSPORT_FIRST + 0x1e + 0x1f), None);
+        assert_eq!(
+            ErrorCode::from_webtransport(WEBTRANSPORT_FIRST + 0x1e),
+            None
+        );
+        assert_eq!(
+            ErrorCode::from_webtransport(WEBTRANSPORT_FIRST + 0x1e + 0x1f),
+            None
+        );
         assert_eq!(ErrorCode::from_webtransport(WEBTRANSPORT_FIRST - 1), None);
         assert_eq!(ErrorCode::from_webtransport(WEBTRANSPORT_LAST + 1), None);
         assert_eq!(ErrorCode::from_webtransport(0), None);
@@ -193,7 +208,10 @@ mod tests {
 
     #[test]
     fn symbolic_debug_and_display() {
-        assert_eq!(format!("{:?}", ErrorCode::WRONG_SIZE), "ErrorCode::WRONG_SIZE");
+        assert_eq!(
+            format!("{:?}", ErrorCode::WRONG_SIZE),
+            "ErrorCode::WRONG_SIZE"
+        );
         assert_eq!(format!("{:?}", ErrorCode(7)), "ErrorCode(7)");
         assert_eq!(format!("{:?}", ErrorCode(64)), "ErrorCode::App(0)");
         assert_eq!(ErrorCode::NOT_FOUND.to_string(), "not found (13)");

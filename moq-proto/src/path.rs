@@ -63,7 +63,9 @@ impl Path {
 
     /// The parts after `prefix`, or `None` if `self` does not start with it.
     pub fn strip_prefix(&self, prefix: &Path) -> Option<Path> {
-        self.0.strip_prefix(&*prefix.0).map(|rest| rest.iter().cloned().collect())
+        self.0
+            .strip_prefix(&*prefix.0)
+            .map(|rest| rest.iter().cloned().collect())
     }
 
     /// The parts of `self` followed by the parts of `suffix`.
@@ -76,7 +78,11 @@ impl Path {
 
     /// A new path with one more part at the end.
     pub fn push(&self, part: impl Into<String>) -> Path {
-        self.0.iter().cloned().chain(std::iter::once(part.into())).collect()
+        self.0
+            .iter()
+            .cloned()
+            .chain(std::iter::once(part.into()))
+            .collect()
     }
 }
 

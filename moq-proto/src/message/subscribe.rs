@@ -1,0 +1,152 @@
+use std::time::Duration;
+
+use bytes::BufMut;
+
+use crate::coding::{Decode, Encode, Input, decode_plus_one, encode_plus_one, plus_one_len};
+use crate::error::DecodeError;
+use crate::{GroupOrder, Path};
+
+/// A subscription request, first on a subscribe stream (WIRE.md §5.6).
+///
+/// | field | wire |
+/// |---|---|
+/// | `id` | varint |
+/// | `path` | path |
+/// | `priority` | one byte, `value + 128` |
+/// | `group_order` | varint, 0 ascending / 1 descending |
+/// | `group_expires` | varint milliseconds, 0 = no expiry |
+/// | `group_min` | varint, offset by one: 0 = none |
+/// | `group_max` | varint, offset by one: 0 = none |
+///
+/// 0.5.0 sends priority 0, descending, 0 ms, no min, no max, and ignores all five on receipt.
+///
+/// ```
+/// use std::time::Duration;
+/// use moq_proto::{Decode, Encode, GroupOrder, Path, Subscribe};
+///
+/// let sub = Subscribe {
+///     id: 1,
+///     path: Path::from(["a", "b", "c"]),
+///     priority: 0,
+///     group_order: GroupOrder::Descending,
+///     group_expires: Duration::ZERO,
+///     group_min: None,
+///     group_max: None,
+/// };
+/// let bytes = sub.to_bytes();
+/// assert_eq!(&bytes[..], [0x01, 0x03, 0x01, b'a', 0x01, b'b', 0x01, b'c', 0x80, 0x01, 0x00, 0x00, 0x00]);
+/// assert_eq!(Subscribe::decode(&bytes).unwrap(), (sub, bytes.len()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscribe {
+    /// Chosen by the subscriber, unique per session; copied into every [`Group`](crate::Group).
+    pub id: u64,
+    /// The exact track path.
+    pub path: Path,
+    /// The subscriber's priority for this track; higher goes first.
+    pub priority: i8,
+    /// Which groups the subscriber wants first.
+    pub group_order: GroupOrder,
+    /// How long a group stays useful after it finished; zero means no expiry.
+    /// Sent in whole milliseconds (truncated).
+    pub group_expires: Duration,
+    /// The first group wanted, or `None` to start at the latest. At most `MAX_VARINT - 1`.
+    pub group_min: Option<u64>,
+    /// The last group wanted, or `None` for open-ended. At most `MAX_VARINT - 1`.
+    pub group_max: Option<u64>,
+}
+
+impl Encode for Subscribe {
+    fn encode<B: BufMut>(&self, buf: &mut B) {
+        self.id.encode(buf);
+        self.path.encode(buf);
+        self.priority.encode(buf);
+        self.group_order.encode(buf);
+        self.group_expires.encode(buf);
+        encode_plus_one(self.group_min, buf);
+        encode_plus_one(self.group_max, buf);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.id.encoded_len()
+            + self.path.encoded_len()
+            + 1
+            + self.group_order.encoded_len()
+            + self.group_expires.encoded_len()
+            + plus_one_len(self.group_min)
+            + plus_one_len(self.group_max)
+    }
+}
+
+impl Decode for Subscribe {
+    fn decode_from(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            id: input.read()?,
+            path: input.read()?,
+            priority: input.read()?,
+            group_order: input.read()?,
+            group_expires: input.read()?,
+            group_min: decode_plus_one(input)?,
+            group_max: decode_plus_one(input)?,
+        })
+    }
+}
+
+/// A change to a subscription, later on the subscribe stream (WIRE.md §5.7).
+///
+/// This uses the layout the 0.5.0 *decoder* expects, five fields:
+///
+/// | field | wire |
+/// |---|---|
+/// | `priority` | **varint** (unlike the biased byte of `Subscribe`) |
+/// | `group_order` | varint |
+/// | `group_expires` | varint milliseconds |
+/// | `group_min` | varint, offset by one |
+/// | `group_max` | varint, offset by one |
+///
+/// The 0.5.0 *encoder* leaves out `group_expires`; its 4-byte output is an incomplete
+/// message to this decoder (and to its own). No published crate sends this message and 0.5.0
+/// ignores its content; don't send it to 0.4 to 0.8 peers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscribeUpdate {
+    /// The new priority (a varint on the wire).
+    pub priority: u64,
+    /// The new group order.
+    pub group_order: GroupOrder,
+    /// The new expiry; zero means none.
+    pub group_expires: Duration,
+    /// The new first group, or `None`. At most `MAX_VARINT - 1`.
+    pub group_min: Option<u64>,
+    /// The new last group, or `None`. At most `MAX_VARINT - 1`.
+    pub group_max: Option<u64>,
+}
+
+impl Encode for SubscribeUpdate {
+    fn encode<B: BufMut>(&self, buf: &mut B) {
+        self.priority.encode(buf);
+        self.group_order.encode(buf);
+        self.group_expires.encode(buf);
+        encode_plus_one(self.group_min, buf);
+        encode_plus_one(self.group_max, buf);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.priority.encoded_len()
+            + self.group_order.encoded_len()
+            + self.group_expires.encoded_len()
+            + plus_one_len(self.group_min)
+            + plus_one_len(self.group_max)
+    }
+}
+
+impl Decode for SubscribeUpdate {
+    fn decode_from(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            priority: input.read()?,
+            group_order: input.read()?,
+            group_expires: input.read()?,
+            group_min: decode_plus_one(input)?,
+            group_max: decode_plus_one(input)?,
+        })
+    }
+}
