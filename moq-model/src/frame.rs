@@ -1,0 +1,258 @@
+//! [`Frame`], [`FrameProducer`], [`FrameConsumer`]: a payload of declared size, in chunks.
+//!
+//! A frame lives in its group's state (see `group.rs`); producer and consumer are a group
+//! reference plus an index, so creating a frame allocates nothing of its own.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::Error;
+use crate::group::{self, Chunks, FrameState, FrameStatus, GroupShared};
+use crate::notify::Slot;
+
+/// The description of a frame: its payload size, declared before the payload is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// The payload size in bytes.
+    pub size: usize,
+}
+
+impl Frame {
+    /// A frame of `size` bytes.
+    pub fn new(size: usize) -> Self {
+        Self { size }
+    }
+
+    /// A producer for a standalone frame (not in any group) and a first consumer of it.
+    pub fn produce(self) -> (FrameProducer, FrameConsumer) {
+        let shared = Arc::new(GroupShared::new(0, 0));
+        {
+            let mut state = shared.state.lock();
+            state.frames.push(FrameState {
+                size: self.size,
+                written: 0,
+                chunks: Chunks::Many(Vec::new()),
+                status: if self.size == 0 {
+                    FrameStatus::Done
+                } else {
+                    FrameStatus::Open
+                },
+            });
+            state.end = Some(Ok(()));
+        }
+        let consumer = FrameConsumer::new(shared.clone(), 0, self.size);
+        (FrameProducer::new(shared, 0, self.size, 0), consumer)
+    }
+}
+
+/// Writes one frame's payload in chunks, up to its declared size. Synchronous.
+///
+/// The frame is complete as soon as the declared size has been written.
+///
+/// # Drop
+/// Dropping the producer before the declared size was written fails the frame with
+/// [`Error::WrongSize`] for its consumers: a truncated frame is never presented as complete.
+#[derive(Debug)]
+pub struct FrameProducer {
+    shared: Arc<GroupShared>,
+    index: usize,
+    size: usize,
+    written: usize,
+    wakers: Vec<Waker>,
+}
+
+impl FrameProducer {
+    pub(crate) fn new(shared: Arc<GroupShared>, index: usize, size: usize, hint: usize) -> Self {
+        Self {
+            shared,
+            index,
+            size,
+            written: 0,
+            wakers: Vec::with_capacity(hint),
+        }
+    }
+
+    /// The declared size.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// How many bytes are still to be written.
+    pub fn remaining(&self) -> usize {
+        self.size - self.written
+    }
+
+    /// Appends a chunk. [`Error::WrongSize`] (and nothing written) if it would exceed the
+    /// declared size; the abort's error if the frame or its group was aborted.
+    pub fn write(&mut self, chunk: impl Into<Bytes>) -> Result<(), Error> {
+        let chunk = chunk.into();
+        if chunk.len() > self.remaining() {
+            return Err(Error::WrongSize);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let (index, len) = (self.index, chunk.len());
+        let shared = &self.shared;
+        shared.change(&mut self.wakers, |state| {
+            let frame = &mut state.frames[index];
+            if let FrameStatus::Failed(error) = frame.status {
+                return Err(error);
+            }
+            frame.written += len;
+            frame.chunks.push(chunk);
+            if frame.written == frame.size {
+                frame.status = FrameStatus::Done;
+            }
+            shared.bytes.fetch_add(len, Ordering::Relaxed);
+            Ok(())
+        })?;
+        self.written += len;
+        Ok(())
+    }
+
+    /// Checks that the whole declared size was written. If not, the frame fails with
+    /// [`Error::WrongSize`] for its consumers, and this returns that error.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.written == self.size {
+            return Ok(());
+        }
+        // Drop fails the frame.
+        Err(Error::WrongSize)
+    }
+
+    /// Fails the frame with `error` for its consumers.
+    pub fn abort(mut self, error: Error) {
+        self.fail(error);
+    }
+
+    fn fail(&mut self, error: Error) {
+        let index = self.index;
+        self.shared.change(&mut self.wakers, |state| {
+            let frame = &mut state.frames[index];
+            if frame.status == FrameStatus::Open {
+                frame.status = FrameStatus::Failed(error);
+            }
+        });
+    }
+
+    /// A new consumer of this frame, reading from its first chunk.
+    pub fn consume(&self) -> FrameConsumer {
+        FrameConsumer::new(self.shared.clone(), self.index, self.size)
+    }
+}
+
+impl Drop for FrameProducer {
+    fn drop(&mut self) {
+        if self.written < self.size {
+            self.fail(Error::WrongSize);
+        }
+    }
+}
+
+/// Reads one frame's payload, chunk by chunk as it is written, or whole.
+///
+/// Asynchronous and cheap to [`Clone`]; a clone continues from the same chunk.
+///
+/// # Drop
+/// Dropping a consumer has no effect on the producer or on other consumers.
+#[derive(Clone, Debug)]
+pub struct FrameConsumer {
+    shared: Arc<GroupShared>,
+    index: usize,
+    size: usize,
+    /// The index of the next chunk to return.
+    chunk: usize,
+}
+
+impl FrameConsumer {
+    pub(crate) fn new(shared: Arc<GroupShared>, index: usize, size: usize) -> Self {
+        Self {
+            shared,
+            index,
+            size,
+            chunk: 0,
+        }
+    }
+
+    /// The declared size of the frame.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The next chunk, as written by the producer (shared, not copied); `Ok(None)` once the
+    /// whole frame was read. The frame's error if it failed, e.g. [`Error::WrongSize`] when
+    /// its producer went away early, even if some chunks were already returned.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the consumer advances only when a chunk is returned.
+    pub async fn read_chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        let mut slot = Slot::default();
+        poll_fn(|cx| self.poll_chunk(cx, &mut slot)).await
+    }
+
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        slot: &mut Slot,
+    ) -> Poll<Result<Option<Bytes>, Error>> {
+        let mut state = self.shared.state.lock();
+        let frame = &state.frames[self.index];
+        if let FrameStatus::Failed(error) = frame.status {
+            return Poll::Ready(Err(error));
+        }
+        if let Some(chunk) = frame.chunks.get(self.chunk) {
+            let chunk = chunk.clone();
+            self.chunk += 1;
+            return Poll::Ready(Ok(Some(chunk)));
+        }
+        if frame.status == FrameStatus::Done {
+            return Poll::Ready(Ok(None));
+        }
+        state.waiters.register(cx.waker(), slot);
+        Poll::Pending
+    }
+
+    /// The rest of the frame (all of it if nothing was read yet), once it is complete.
+    /// A frame written in one chunk comes back without a copy.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: nothing is consumed until the whole frame is there.
+    pub async fn read_all(&mut self) -> Result<Bytes, Error> {
+        let mut slot = Slot::default();
+        let rest = poll_fn(|cx| {
+            let mut state = self.shared.state.lock();
+            let frame = &state.frames[self.index];
+            match frame.status {
+                FrameStatus::Failed(error) => Poll::Ready(Err(error)),
+                FrameStatus::Done => {
+                    let count = frame.chunks.len();
+                    let rest = match (&frame.chunks, self.chunk) {
+                        (Chunks::One(payload), 0) => Chunks::One(payload.clone()),
+                        (chunks, from) => Chunks::Many(
+                            (from..count)
+                                .filter_map(|i| chunks.get(i).cloned())
+                                .collect(),
+                        ),
+                    };
+                    self.chunk = count;
+                    Poll::Ready(Ok(rest))
+                }
+                FrameStatus::Open => {
+                    state.waiters.register(cx.waker(), &mut slot);
+                    Poll::Pending
+                }
+            }
+        })
+        .await?;
+        Ok(match rest {
+            Chunks::One(payload) => payload,
+            Chunks::Many(list) if list.len() == 1 => list[0].clone(),
+            Chunks::Many(list) => group::join(&list),
+        })
+    }
+}
