@@ -216,6 +216,28 @@ impl AnnouncedProducer {
         .await
     }
 
+    /// Like [`unused`](Self::unused), but the future does not borrow the producer: it can
+    /// be held while the producer goes on announcing (e.g. by a session that owns the
+    /// producer and must learn when the last consumer is gone).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only observes.
+    pub fn unused_owned(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let mut slot = Slot::default();
+            poll_fn(|cx| {
+                let mut state = shared.state.lock();
+                if state.queues.is_empty() {
+                    return Poll::Ready(());
+                }
+                state.unused.register(cx.waker(), &mut slot);
+                Poll::Pending
+            })
+            .await
+        }
+    }
+
     /// Ends the announcements with `error`: consumers' [`next`](AnnouncedConsumer::next)
     /// returns it at once, dropping events they had not read.
     pub fn abort(mut self, error: Error) {

@@ -370,6 +370,29 @@ impl TrackProducer {
         .await
     }
 
+    /// Like [`unused`](Self::unused), but the future does not borrow the producer: it can
+    /// be held while the producer goes on creating groups (e.g. by a session that owns the
+    /// producer and must learn when the last consumer is gone). It does not count as a
+    /// consumer.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only observes.
+    pub fn unused_owned(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let mut slot = Slot::default();
+            poll_fn(|cx| {
+                let mut state = shared.state.lock();
+                if state.consumers == 0 {
+                    return Poll::Ready(());
+                }
+                state.unused.register(cx.waker(), &mut slot);
+                Poll::Pending
+            })
+            .await
+        }
+    }
+
     /// Ends the track cleanly (same as dropping the producer).
     pub fn finish(mut self) {
         self.end(Ok(()));
