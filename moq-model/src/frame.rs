@@ -1,7 +1,8 @@
 //! [`Frame`], [`FrameProducer`], [`FrameConsumer`]: a payload of declared size, in chunks.
 //!
-//! A frame lives in its group's state (see `group.rs`); producer and consumer are a group
-//! reference plus an index, so creating a frame allocates nothing of its own.
+//! A frame lives in its group's state (see `group.rs`). A frame written whole is just its
+//! payload; a frame written in chunks is a group reference plus an index into the group's
+//! locked list of chunked frames, so creating a frame allocates nothing of its own.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 
 use crate::Error;
-use crate::group::{self, Chunks, FrameState, FrameStatus, GroupShared};
+use crate::group::{self, Chunks, FrameStatus, GroupShared};
 use crate::notify::Slot;
 
 /// The description of a frame: its payload size, declared before the payload is written.
@@ -30,22 +31,13 @@ impl Frame {
     /// A producer for a standalone frame (not in any group) and a first consumer of it.
     pub fn produce(self) -> (FrameProducer, FrameConsumer) {
         let shared = Arc::new(GroupShared::new(0, 0));
-        {
+        let index = {
             let mut state = shared.state.lock();
-            state.frames.push(FrameState {
-                size: self.size,
-                written: 0,
-                chunks: Chunks::Many(Vec::new()),
-                status: if self.size == 0 {
-                    FrameStatus::Done
-                } else {
-                    FrameStatus::Open
-                },
-            });
             state.end = Some(Ok(()));
-        }
-        let consumer = FrameConsumer::new(shared.clone(), 0, self.size);
-        (FrameProducer::new(shared, 0, self.size, 0), consumer)
+            state.push_chunked(self.size)
+        };
+        let consumer = FrameConsumer::chunked(shared.clone(), index, self.size);
+        (FrameProducer::new(shared, index, self.size, 0), consumer)
     }
 }
 
@@ -59,6 +51,7 @@ impl Frame {
 #[derive(Debug)]
 pub struct FrameProducer {
     shared: Arc<GroupShared>,
+    /// In the group's list of chunked frames.
     index: usize,
     size: usize,
     written: usize,
@@ -99,7 +92,7 @@ impl FrameProducer {
         let (index, len) = (self.index, chunk.len());
         let shared = &self.shared;
         shared.change(&mut self.wakers, |state| {
-            let frame = &mut state.frames[index];
+            let frame = &mut state.chunked[index];
             if let FrameStatus::Failed(error) = frame.status {
                 return Err(error);
             }
@@ -133,7 +126,7 @@ impl FrameProducer {
     fn fail(&mut self, error: Error) {
         let index = self.index;
         self.shared.change(&mut self.wakers, |state| {
-            let frame = &mut state.frames[index];
+            let frame = &mut state.chunked[index];
             if frame.status == FrameStatus::Open {
                 frame.status = FrameStatus::Failed(error);
             }
@@ -142,7 +135,7 @@ impl FrameProducer {
 
     /// A new consumer of this frame, reading from its first chunk.
     pub fn consume(&self) -> FrameConsumer {
-        FrameConsumer::new(self.shared.clone(), self.index, self.size)
+        FrameConsumer::chunked(self.shared.clone(), self.index, self.size)
     }
 }
 
@@ -162,18 +155,32 @@ impl Drop for FrameProducer {
 /// Dropping a consumer has no effect on the producer or on other consumers.
 #[derive(Clone, Debug)]
 pub struct FrameConsumer {
-    shared: Arc<GroupShared>,
-    index: usize,
+    source: Source,
     size: usize,
     /// The index of the next chunk to return.
     chunk: usize,
 }
 
+#[derive(Clone, Debug)]
+enum Source {
+    /// A frame written whole: its payload is all there is.
+    Whole(Bytes),
+    /// A frame written in chunks: its index in the group's list of chunked frames.
+    Chunked(Arc<GroupShared>, usize),
+}
+
 impl FrameConsumer {
-    pub(crate) fn new(shared: Arc<GroupShared>, index: usize, size: usize) -> Self {
+    pub(crate) fn whole(payload: Bytes) -> Self {
         Self {
-            shared,
-            index,
+            size: payload.len(),
+            source: Source::Whole(payload),
+            chunk: 0,
+        }
+    }
+
+    pub(crate) fn chunked(shared: Arc<GroupShared>, index: usize, size: usize) -> Self {
+        Self {
+            source: Source::Chunked(shared, index),
             size,
             chunk: 0,
         }
@@ -200,8 +207,16 @@ impl FrameConsumer {
         cx: &mut Context<'_>,
         slot: &mut Slot,
     ) -> Poll<Result<Option<Bytes>, Error>> {
-        let mut state = self.shared.state.lock();
-        let frame = &state.frames[self.index];
+        let (shared, index) = match &self.source {
+            Source::Whole(payload) => {
+                let chunk = (self.chunk == 0).then(|| payload.clone());
+                self.chunk = 1;
+                return Poll::Ready(Ok(chunk));
+            }
+            Source::Chunked(shared, index) => (shared, *index),
+        };
+        let mut state = shared.state.lock();
+        let frame = &state.chunked[index];
         if let FrameStatus::Failed(error) = frame.status {
             return Poll::Ready(Err(error));
         }
@@ -223,15 +238,28 @@ impl FrameConsumer {
     /// # Cancel safety
     /// Cancel-safe: nothing is consumed until the whole frame is there.
     pub async fn read_all(&mut self) -> Result<Bytes, Error> {
+        let (shared, index) = match &self.source {
+            Source::Whole(payload) => {
+                let rest = if self.chunk == 0 {
+                    payload.clone()
+                } else {
+                    Bytes::new()
+                };
+                self.chunk = 1;
+                return Ok(rest);
+            }
+            Source::Chunked(shared, index) => (shared, *index),
+        };
         let mut slot = Slot::default();
+        let from = self.chunk;
         let rest = poll_fn(|cx| {
-            let mut state = self.shared.state.lock();
-            let frame = &state.frames[self.index];
+            let mut state = shared.state.lock();
+            let frame = &state.chunked[index];
             match frame.status {
                 FrameStatus::Failed(error) => Poll::Ready(Err(error)),
                 FrameStatus::Done => {
                     let count = frame.chunks.len();
-                    let rest = match (&frame.chunks, self.chunk) {
+                    let rest = match (&frame.chunks, from) {
                         (Chunks::One(payload), 0) => Chunks::One(payload.clone()),
                         (chunks, from) => Chunks::Many(
                             (from..count)
@@ -239,8 +267,7 @@ impl FrameConsumer {
                                 .collect(),
                         ),
                     };
-                    self.chunk = count;
-                    Poll::Ready(Ok(rest))
+                    Poll::Ready(Ok((rest, count)))
                 }
                 FrameStatus::Open => {
                     state.waiters.register(cx.waker(), &mut slot);
@@ -248,7 +275,9 @@ impl FrameConsumer {
                 }
             }
         })
-        .await?;
+        .await;
+        let (rest, count) = rest?;
+        self.chunk = count;
         Ok(match rest {
             Chunks::One(payload) => payload,
             Chunks::Many(list) if list.len() == 1 => list[0].clone(),

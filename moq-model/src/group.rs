@@ -1,11 +1,13 @@
 //! [`Group`], [`GroupProducer`], [`GroupConsumer`]: an ordered sequence of frames.
 //!
-//! One lock per group holds every frame of the group (sizes, chunks, status), so a frame costs
-//! no allocation of its own beyond its slot in the group's frame list.
+//! A group's frames live in an append-only list of fixed-size segments whose slots are set
+//! once; consumers read complete frames from it without taking the group's lock, and take the
+//! lock only to wait (or for frames written in chunks, whose state lives behind it). A frame
+//! costs no allocation of its own; a segment is allocated every 16 frames.
 
 use std::future::poll_fn;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -88,7 +90,7 @@ impl Chunks {
     }
 }
 
-/// Where a frame stands.
+/// Where a frame written in chunks stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FrameStatus {
     /// Fewer bytes than declared have been written so far.
@@ -99,7 +101,7 @@ pub(crate) enum FrameStatus {
     Failed(Error),
 }
 
-/// One frame of a group, held in the group's state.
+/// A frame written in chunks, held in its group's locked state.
 #[derive(Debug)]
 pub(crate) struct FrameState {
     pub(crate) size: usize,
@@ -108,29 +110,128 @@ pub(crate) struct FrameState {
     pub(crate) status: FrameStatus,
 }
 
+impl FrameState {
+    pub(crate) fn new(size: usize) -> Self {
+        Self {
+            size,
+            written: 0,
+            chunks: Chunks::Many(Vec::new()),
+            status: if size == 0 {
+                FrameStatus::Done
+            } else {
+                FrameStatus::Open
+            },
+        }
+    }
+}
+
+/// A frame as consumers find it in the group's frame list, which they read without the lock.
+#[derive(Debug)]
+pub(crate) enum FrameSlot {
+    /// Written whole: complete and immutable.
+    Whole(Bytes),
+    /// Written in chunks: its state is `GroupState::chunked[index]`, behind the lock.
+    Chunked { index: usize, size: usize },
+}
+
+/// Frames per segment of a group's frame list.
+const SEGMENT: usize = 32;
+
+/// A fixed-size piece of a group's append-only frame list. Each slot is set once, by the
+/// producer under the group lock, and read by consumers without it.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    slots: [OnceLock<FrameSlot>; SEGMENT],
+    next: OnceLock<Arc<Segment>>,
+}
+
+impl Segment {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            slots: std::array::from_fn(|_| OnceLock::new()),
+            next: OnceLock::new(),
+        })
+    }
+}
+
+impl Drop for Segment {
+    /// Unlinks the rest of the list iteratively: a long group must not recurse once per
+    /// segment when it is dropped.
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(segment) = next {
+            next = match Arc::try_unwrap(segment) {
+                Ok(mut segment) => segment.next.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// A reader's position in a group's frame list.
+#[derive(Clone, Debug)]
+pub(crate) struct Cursor {
+    segment: Arc<Segment>,
+    /// The index of `segment`'s first slot.
+    base: usize,
+    /// The index of the next frame.
+    index: usize,
+}
+
+impl Cursor {
+    fn new(head: &Arc<Segment>) -> Self {
+        Self {
+            segment: head.clone(),
+            base: 0,
+            index: 0,
+        }
+    }
+
+    /// The frame at the cursor, if the producer has appended it.
+    fn slot(&mut self) -> Option<&FrameSlot> {
+        if self.index - self.base == SEGMENT {
+            let next = self.segment.next.get()?.clone();
+            self.segment = next;
+            self.base = self.index;
+        }
+        self.segment.slots[self.index - self.base].get()
+    }
+}
+
 /// The mutable part of a group, behind its lock.
 #[derive(Debug)]
 pub(crate) struct GroupState {
-    pub(crate) frames: Vec<FrameState>,
+    /// How many frames have been appended (every slot below is set).
+    pub(crate) len: usize,
+    /// The segment the next frame goes into.
+    tail: Arc<Segment>,
+    /// Frames written in chunks, by [`FrameSlot::Chunked::index`].
+    pub(crate) chunked: Vec<FrameState>,
     /// `None` while the producer may add frames; then the clean or abnormal end.
     pub(crate) end: Option<Result<(), Error>>,
     pub(crate) waiters: Waiters,
 }
 
 impl GroupState {
-    /// Ends the group with `error` (if it has not ended) and fails its unfinished frames.
-    /// Returns false if the group had already ended.
-    pub(crate) fn abort(&mut self, error: Error) -> bool {
-        if self.end.is_some() {
-            return false;
+    /// Appends a frame to the list; consumers can read it at once.
+    pub(crate) fn push(&mut self, slot: FrameSlot) {
+        let offset = self.len % SEGMENT;
+        if offset == 0 && self.len > 0 {
+            let segment = Segment::new();
+            // Set only here, under the lock, once per segment.
+            let _ = self.tail.next.set(segment.clone());
+            self.tail = segment;
         }
-        self.end = Some(Err(error));
-        for frame in &mut self.frames {
-            if frame.status == FrameStatus::Open {
-                frame.status = FrameStatus::Failed(error);
-            }
-        }
-        true
+        let _ = self.tail.slots[offset].set(slot);
+        self.len += 1;
+    }
+
+    /// Appends a frame to be written in chunks; returns its index in `chunked`.
+    pub(crate) fn push_chunked(&mut self, size: usize) -> usize {
+        let index = self.chunked.len();
+        self.chunked.push(FrameState::new(size));
+        self.push(FrameSlot::Chunked { index, size });
+        index
     }
 }
 
@@ -140,19 +241,27 @@ pub(crate) struct GroupShared {
     pub(crate) sequence: u64,
     /// Payload bytes written so far (read by the track's cache accounting without the lock).
     pub(crate) bytes: AtomicUsize,
+    /// Set when the group is aborted, so lock-free reads can step aside for the error.
+    aborted: AtomicBool,
+    head: Arc<Segment>,
     pub(crate) state: Lock<GroupState>,
 }
 
 impl GroupShared {
     pub(crate) fn new(sequence: u64, waiters_hint: usize) -> Self {
+        let head = Segment::new();
         Self {
             sequence,
             bytes: AtomicUsize::new(0),
+            aborted: AtomicBool::new(false),
             state: Lock::new(GroupState {
-                frames: Vec::new(),
+                len: 0,
+                tail: head.clone(),
+                chunked: Vec::new(),
                 end: None,
                 waiters: Waiters::with_capacity(waiters_hint),
             }),
+            head,
         }
     }
 
@@ -171,14 +280,32 @@ impl GroupShared {
         result
     }
 
+    /// Ends the group with `error` (unless it has ended) and fails its unfinished frames.
+    fn abort_locked(&self, state: &mut GroupState, error: Error) {
+        if state.end.is_some() {
+            return;
+        }
+        state.end = Some(Err(error));
+        self.aborted.store(true, Ordering::Release);
+        for frame in &mut state.chunked {
+            if frame.status == FrameStatus::Open {
+                frame.status = FrameStatus::Failed(error);
+            }
+        }
+    }
+
     /// Aborts the group from outside its producer (a track abort).
     pub(crate) fn abort(&self, error: Error) {
         let mut wakers = Vec::new();
-        self.change(&mut wakers, |state| state.abort(error));
+        self.change(&mut wakers, |state| self.abort_locked(state, error));
     }
 
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
     }
 }
 
@@ -225,12 +352,7 @@ impl GroupProducer {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
-            state.frames.push(FrameState {
-                size,
-                written: size,
-                chunks: Chunks::One(payload),
-                status: FrameStatus::Done,
-            });
+            state.push(FrameSlot::Whole(payload));
             shared.bytes.fetch_add(size, Ordering::Relaxed);
             Ok(())
         })
@@ -245,24 +367,14 @@ impl GroupProducer {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
-            state.frames.push(FrameState {
-                size,
-                written: 0,
-                chunks: Chunks::Many(Vec::new()),
-                status: if size == 0 {
-                    FrameStatus::Done
-                } else {
-                    FrameStatus::Open
-                },
-            });
-            Ok((state.frames.len() - 1, state.waiters.len()))
+            Ok((state.push_chunked(size), state.waiters.len()))
         })?;
         Ok(FrameProducer::new(self.shared.clone(), index, size, hint))
     }
 
     /// How many frames have been appended so far.
     pub fn frame_count(&self) -> usize {
-        self.shared.state.lock().frames.len()
+        self.shared.state.lock().len
     }
 
     /// A new consumer of this group, reading from its first frame.
@@ -287,15 +399,14 @@ impl GroupProducer {
             return;
         }
         self.ended = true;
-        self.shared.change(&mut self.wakers, |state| match end {
+        let shared = &self.shared;
+        shared.change(&mut self.wakers, |state| match end {
             Ok(()) => {
                 if state.end.is_none() {
                     state.end = Some(Ok(()));
                 }
             }
-            Err(error) => {
-                state.abort(error);
-            }
+            Err(error) => shared.abort_locked(state, error),
         });
     }
 }
@@ -317,13 +428,19 @@ impl Drop for GroupProducer {
 #[derive(Clone, Debug)]
 pub struct GroupConsumer {
     shared: Arc<GroupShared>,
-    /// The index of the next frame to return.
-    index: usize,
+    cursor: Cursor,
+}
+
+/// What [`GroupConsumer::read_frame`] found, before joining chunks outside the lock.
+enum Found {
+    Frame(Chunks),
+    End,
 }
 
 impl GroupConsumer {
     pub(crate) fn new(shared: Arc<GroupShared>) -> Self {
-        Self { shared, index: 0 }
+        let cursor = Cursor::new(&shared.head);
+        Self { shared, cursor }
     }
 
     /// The group's sequence number.
@@ -333,12 +450,12 @@ impl GroupConsumer {
 
     /// The index of the next frame this consumer will return.
     pub fn frame_index(&self) -> usize {
-        self.index
+        self.cursor.index
     }
 
     /// How many frames the producer has appended so far.
     pub fn frame_count(&self) -> usize {
-        self.shared.state.lock().frames.len()
+        self.shared.state.lock().len
     }
 
     /// The next whole frame: `Ok(Some(payload))`, `Ok(None)` once the group has ended cleanly
@@ -346,44 +463,72 @@ impl GroupConsumer {
     /// [`Error::WrongSize`] if the frame's producer went away before writing all of it.
     ///
     /// Waits until the frame is complete. A frame written in one piece comes back without a
-    /// copy; the chunks of a multi-chunk frame are joined into one buffer.
+    /// copy (and without taking the group's lock); the chunks of a multi-chunk frame are
+    /// joined into one buffer.
     ///
     /// # Cancel safety
     /// Cancel-safe: the consumer advances only when a frame is returned, so dropping the
     /// future loses nothing.
     pub async fn read_frame(&mut self) -> Result<Option<Bytes>, Error> {
         let mut slot = Slot::default();
-        let chunks = poll_fn(|cx| self.poll_read_frame(cx, &mut slot)).await?;
-        Ok(chunks.map(|chunks| match chunks {
-            Chunks::One(payload) => payload,
-            Chunks::Many(list) => join(&list),
-        }))
+        let found = poll_fn(|cx| self.poll_read_frame(cx, &mut slot)).await?;
+        Ok(match found {
+            Found::Frame(Chunks::One(payload)) => Some(payload),
+            Found::Frame(Chunks::Many(list)) => Some(join(&list)),
+            Found::End => None,
+        })
+    }
+
+    /// The next frame if it was written whole and is there, read without the lock.
+    fn try_whole(&mut self) -> Option<Bytes> {
+        if self.shared.is_aborted() {
+            return None;
+        }
+        match self.cursor.slot()? {
+            FrameSlot::Whole(payload) => {
+                let payload = payload.clone();
+                self.cursor.index += 1;
+                Some(payload)
+            }
+            FrameSlot::Chunked { .. } => None,
+        }
     }
 
     fn poll_read_frame(
         &mut self,
         cx: &mut Context<'_>,
         slot: &mut Slot,
-    ) -> Poll<Result<Option<Chunks>, Error>> {
+    ) -> Poll<Result<Found, Error>> {
+        if let Some(payload) = self.try_whole() {
+            return Poll::Ready(Ok(Found::Frame(Chunks::One(payload))));
+        }
         let mut state = self.shared.state.lock();
         if let Some(Err(error)) = state.end {
             return Poll::Ready(Err(error));
         }
-        match state.frames.get(self.index) {
-            Some(frame) => match frame.status {
-                FrameStatus::Done => {
-                    let chunks = match &frame.chunks {
-                        Chunks::One(payload) => Chunks::One(payload.clone()),
-                        Chunks::Many(list) => Chunks::Many(list.clone()),
-                    };
-                    self.index += 1;
-                    return Poll::Ready(Ok(Some(chunks)));
+        if self.cursor.index < state.len {
+            // Appended, so the slot is set (under this lock, before `len` grew).
+            let found = match self.cursor.slot() {
+                Some(FrameSlot::Whole(payload)) => Some(Chunks::One(payload.clone())),
+                Some(&FrameSlot::Chunked { index, .. }) => {
+                    let frame = &state.chunked[index];
+                    match frame.status {
+                        FrameStatus::Done => Some(match &frame.chunks {
+                            Chunks::One(payload) => Chunks::One(payload.clone()),
+                            Chunks::Many(list) => Chunks::Many(list.clone()),
+                        }),
+                        FrameStatus::Failed(error) => return Poll::Ready(Err(error)),
+                        FrameStatus::Open => None,
+                    }
                 }
-                FrameStatus::Failed(error) => return Poll::Ready(Err(error)),
-                FrameStatus::Open => {}
-            },
-            None if state.end.is_some() => return Poll::Ready(Ok(None)),
-            None => {}
+                None => None,
+            };
+            if let Some(chunks) = found {
+                self.cursor.index += 1;
+                return Poll::Ready(Ok(Found::Frame(chunks)));
+            }
+        } else if state.end.is_some() {
+            return Poll::Ready(Ok(Found::End));
         }
         state.waiters.register(cx.waker(), slot);
         Poll::Pending
@@ -405,16 +550,26 @@ impl GroupConsumer {
         cx: &mut Context<'_>,
         slot: &mut Slot,
     ) -> Poll<Result<Option<FrameConsumer>, Error>> {
+        if let Some(payload) = self.try_whole() {
+            return Poll::Ready(Ok(Some(FrameConsumer::whole(payload))));
+        }
         let mut state = self.shared.state.lock();
         if let Some(Err(error)) = state.end {
             return Poll::Ready(Err(error));
         }
-        if let Some(frame) = state.frames.get(self.index) {
-            let consumer = FrameConsumer::new(self.shared.clone(), self.index, frame.size);
-            self.index += 1;
-            return Poll::Ready(Ok(Some(consumer)));
-        }
-        if state.end.is_some() {
+        if self.cursor.index < state.len {
+            let consumer = match self.cursor.slot() {
+                Some(FrameSlot::Whole(payload)) => Some(FrameConsumer::whole(payload.clone())),
+                Some(&FrameSlot::Chunked { index, size }) => {
+                    Some(FrameConsumer::chunked(self.shared.clone(), index, size))
+                }
+                None => None,
+            };
+            if let Some(consumer) = consumer {
+                self.cursor.index += 1;
+                return Poll::Ready(Ok(Some(consumer)));
+            }
+        } else if state.end.is_some() {
             return Poll::Ready(Ok(None));
         }
         state.waiters.register(cx.waker(), slot);

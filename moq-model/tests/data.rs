@@ -498,3 +498,39 @@ trait AwaitNow: std::future::Future + Sized + Send {
 }
 
 impl<F: std::future::Future + Send> AwaitNow for F {}
+
+#[test]
+fn long_groups_mix_whole_and_chunked_frames() {
+    let (mut group, consumer) = Group::new(0).produce();
+    let mut whole_reader = consumer.clone();
+    let mut frame_reader = consumer;
+    let writer = std::thread::spawn(move || {
+        for i in 0..100_000u32 {
+            let payload = Bytes::from(i.to_be_bytes().to_vec());
+            if i % 5 == 0 {
+                let mut frame = group.create_frame(4).unwrap();
+                frame.write(payload.slice(..1)).unwrap();
+                frame.write(payload.slice(1..)).unwrap();
+            } else {
+                group.write_frame(payload).unwrap();
+            }
+        }
+    });
+    common::block_on(async {
+        let mut i = 0u32;
+        while let Some(frame) = whole_reader.read_frame().await.unwrap() {
+            assert_eq!(frame, i.to_be_bytes().as_slice());
+            i += 1;
+        }
+        assert_eq!(i, 100_000);
+        let mut i = 0u32;
+        while let Some(mut frame) = frame_reader.next_frame().await.unwrap() {
+            assert_eq!(frame.read_all().await.unwrap(), i.to_be_bytes().as_slice());
+            i += 1;
+        }
+        assert_eq!(i, 100_000);
+    });
+    writer.join().unwrap();
+    // Thousands of list segments are dropped here (iteratively, see `Segment`'s Drop).
+    drop((whole_reader, frame_reader));
+}
