@@ -1,0 +1,118 @@
+/**
+ * Error codes (WIRE.md §6), their WebTransport mapping (§2.4) and the error
+ * classes this library throws.
+ */
+
+/** Named error codes of moqf-02 (WIRE.md §6). Application codes are `64 + n`. */
+export const ErrorCode = {
+  /** Cancelled: the peer ended the session stream, or a request was abandoned. */
+  Cancel: 0,
+  /** A required extension is missing (never raised by 0.5.0 peers). */
+  RequiredExtension: 1,
+  /** Any transport error: reset, stop, read/write failure, connection lost. */
+  WebTransport: 4,
+  /** Any decode failure (truncation, bad enum value, bad UTF-8, limits...). */
+  Decode: 5,
+  /** No common protocol version. */
+  Version: 9,
+  /** A stream of a type that is not allowed here (e.g. a second session stream). */
+  UnexpectedStream: 10,
+  /** An integer did not fit its type. */
+  BoundsExceeded: 11,
+  /** Something that must be unique was repeated (e.g. an announce for an active path). */
+  Duplicate: 12,
+  /** Unknown track, group, subscription or announced path. */
+  NotFound: 13,
+  /** A frame's payload length differs from its declared size. */
+  WrongSize: 14,
+  /** The peer broke a rule of the protocol. */
+  ProtocolViolation: 15,
+} as const;
+
+/** The name of one of the codes in {@link ErrorCode}. */
+export type ErrorCodeName = keyof typeof ErrorCode;
+
+/** First code of the application range: `App(n)` is `APP_BASE + n`. */
+export const APP_BASE = 64;
+
+/** The code for application error `n` (`64 + n`). */
+export function appCode(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff - APP_BASE) {
+    throw new RangeError(`application error ${n} out of range`);
+  }
+  return APP_BASE + n;
+}
+
+/** A printable name for a code: `NotFound`, `App(3)`, or `Unknown(7)`. */
+export function codeName(code: number): string {
+  for (const [name, value] of Object.entries(ErrorCode)) {
+    if (value === code) return name;
+  }
+  if (code >= APP_BASE) return `App(${code - APP_BASE})`;
+  return `Unknown(${code})`;
+}
+
+const WT_FIRST = 0x52e4a40fa8dbn;
+const WT_LAST = 0x52e5ac983162n;
+
+/**
+ * The HTTP/3 error code a WebTransport stream error `code` (a u32) is carried in
+ * on the wire (WIRE.md §2.4). Browsers apply this mapping themselves; it is
+ * exported for tools and tests.
+ */
+export function toWebTransportCode(code: number): bigint {
+  if (!Number.isInteger(code) || code < 0 || code > 0xffffffff) {
+    throw new RangeError(`error code ${code} is not a u32`);
+  }
+  const n = BigInt(code);
+  return WT_FIRST + n + n / 0x1en;
+}
+
+/**
+ * The inverse of {@link toWebTransportCode}: the u32 code carried by an HTTP/3
+ * error code, or `undefined` when the value is outside the WebTransport range or
+ * one of its reserved values.
+ */
+export function fromWebTransportCode(wire: bigint): number | undefined {
+  if (wire < WT_FIRST || wire > WT_LAST) return undefined;
+  const s = wire - WT_FIRST;
+  if (s % 0x1fn === 0x1en) return undefined;
+  return Number(s - s / 0x1fn);
+}
+
+/** Any error that carries a moqf-02 error code. */
+export class MoqError extends Error {
+  /** The wire code (§6) of this error. */
+  readonly code: number;
+
+  constructor(code: number, message?: string) {
+    super(message ?? codeName(code));
+    this.name = "MoqError";
+    this.code = code;
+  }
+}
+
+/**
+ * Classes of malformed input. `need_more` is never thrown by the decoders
+ * (they return a need-more result instead); it is used by stream readers when a
+ * stream ends inside a message.
+ */
+export type DecodeErrorKind =
+  | "need_more"
+  | "invalid_value"
+  | "invalid_string"
+  | "duplicate_parameter"
+  | "bounds_exceeded"
+  | "limit_exceeded";
+
+/** Malformed input. Always reported to the peer as {@link ErrorCode.Decode} (5). */
+export class DecodeError extends MoqError {
+  /** Which kind of malformation. */
+  readonly kind: DecodeErrorKind;
+
+  constructor(kind: DecodeErrorKind, message: string) {
+    super(ErrorCode.Decode, `decode error (${kind}): ${message}`);
+    this.name = "DecodeError";
+    this.kind = kind;
+  }
+}

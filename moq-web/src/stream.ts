@@ -1,0 +1,239 @@
+/**
+ * Incremental readers over a `ReadableStream<Uint8Array>` (a WebTransport
+ * receive stream).
+ *
+ * - {@link StreamReader} decodes control messages one at a time, buffering only
+ *   the bytes of the message that is still incomplete (WIRE.md §3.11).
+ * - {@link GroupReader} reads a group stream (§4.5): the Group header, then each
+ *   frame's size and its payload as the chunks arrive (views into what the
+ *   stream delivered; a whole group is never buffered).
+ */
+
+import { Cursor, Limits, concatBytes, decode } from "./codec.js";
+import { DecodeError, ErrorCode, MoqError } from "./error.js";
+import { readFrame, readGroup, type Group } from "./message.js";
+import { makeAbortReason, streamError } from "./transport.js";
+
+const EMPTY = new Uint8Array(0);
+
+/** Options of a {@link StreamReader}. */
+export interface StreamReaderOptions {
+  /** Cap on the encoded size of one control message (default 64 KiB). */
+  maxMessageSize?: number;
+}
+
+/** Reads messages and raw bytes from a stream, a chunk at a time. */
+export class StreamReader {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private buf: Uint8Array = EMPTY;
+  private finished = false;
+  readonly maxMessageSize: number;
+
+  constructor(stream: ReadableStream<Uint8Array>, options: StreamReaderOptions = {}) {
+    this.reader = stream.getReader();
+    this.maxMessageSize = options.maxMessageSize ?? Limits.maxMessageSize;
+  }
+
+  /** Bytes received but not consumed yet. */
+  get buffered(): number {
+    return this.buf.length;
+  }
+
+  /** Pull one more chunk into the buffer; false when the stream has ended (FIN). */
+  private async fill(): Promise<boolean> {
+    if (this.finished) return false;
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await this.reader.read();
+      } catch (e) {
+        throw streamError(e);
+      }
+      if (result.done) {
+        this.finished = true;
+        return false;
+      }
+      const chunk = result.value;
+      if (chunk.length === 0) continue;
+      // Only the incomplete message stays buffered, so this copy is bounded
+      // by the message size limit.
+      this.buf = this.buf.length === 0 ? chunk : concatBytes([this.buf, chunk]);
+      return true;
+    }
+  }
+
+  /**
+   * Decode the next message with `read`. Throws a {@link DecodeError} when the
+   * input is malformed, when the message grows beyond the size limit, or when
+   * the stream ends inside it (or before it).
+   */
+  async read<T>(read: (c: Cursor) => T): Promise<T> {
+    const v = await this.readMaybe(read);
+    if (v === undefined) throw new DecodeError("need_more", "stream ended before a required message");
+    return v;
+  }
+
+  /**
+   * Like {@link read}, but a stream that ends cleanly where the message would
+   * start gives `undefined` (an optional trailing message, §3.11).
+   */
+  async readMaybe<T>(read: (c: Cursor) => T): Promise<T | undefined> {
+    for (;;) {
+      if (this.buf.length > 0) {
+        const r = decode(this.buf, read);
+        if (r.ok) {
+          this.buf = this.buf.subarray(r.size);
+          return r.value;
+        }
+        if (this.buf.length >= this.maxMessageSize) {
+          throw new DecodeError("limit_exceeded", `message larger than ${this.maxMessageSize} bytes`);
+        }
+      }
+      if (!(await this.fill())) {
+        if (this.buf.length === 0) return undefined;
+        throw new DecodeError("need_more", "stream ended inside a message");
+      }
+    }
+  }
+
+  /**
+   * Up to `max` raw bytes, as a view of what the stream delivered (no copy);
+   * `undefined` at the end of the stream.
+   */
+  async bytes(max: number): Promise<Uint8Array | undefined> {
+    if (this.buf.length === 0 && !(await this.fill())) return undefined;
+    const n = Math.min(max, this.buf.length);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return out;
+  }
+
+  /** True once the stream has ended and every byte was consumed. */
+  async atEnd(): Promise<boolean> {
+    if (this.buf.length > 0) return false;
+    return !(await this.fill());
+  }
+
+  /** Stop reading: cancel the stream (STOP_SENDING with `code`). */
+  async cancel(code: number = ErrorCode.Cancel, reason?: string): Promise<void> {
+    this.buf = EMPTY;
+    this.finished = true;
+    try {
+      await this.reader.cancel(makeAbortReason(code, reason));
+    } catch {
+      // already errored or closed
+    }
+  }
+}
+
+/** Options of a {@link GroupReader}. */
+export interface GroupReaderOptions {
+  /** Cap on the declared size of one frame (default 64 MiB). */
+  maxFrameSize?: number;
+}
+
+/**
+ * Reads one group stream (§4.5) frame by frame. The stream type and Group
+ * header are read by {@link GroupReader.open}; then either use
+ * {@link nextFrame} + {@link chunk} (payload pieces as they arrive) or the
+ * whole-frame convenience {@link readFrame}.
+ */
+export class GroupReader {
+  /** Payload bytes of the current frame still to be read. */
+  private left = 0;
+  private ended = false;
+  readonly maxFrameSize: number;
+
+  constructor(
+    readonly stream: StreamReader,
+    /** The Group header of this stream. */
+    readonly group: Group,
+    options: GroupReaderOptions = {},
+  ) {
+    this.maxFrameSize = options.maxFrameSize ?? Limits.maxFrameSize;
+  }
+
+  /** Read the stream type (must be group) and the Group header, then return a reader. */
+  static async open(stream: ReadableStream<Uint8Array> | StreamReader, options: GroupReaderOptions = {}): Promise<GroupReader> {
+    const reader = stream instanceof StreamReader ? stream : new StreamReader(stream);
+    const header = await reader.read((c) => {
+      const t = c.varint("stream type");
+      if (t !== 0) throw new DecodeError("invalid_value", `uni stream type ${t}`);
+      return readGroup(c);
+    });
+    return new GroupReader(reader, header, options);
+  }
+
+  /** Subscribe id from the header. */
+  get subscribe(): number {
+    return this.group.subscribe;
+  }
+
+  /** Group sequence from the header. */
+  get sequence(): number {
+    return this.group.sequence;
+  }
+
+  /**
+   * Start the next frame and return its declared size, or `undefined` when the
+   * stream ended cleanly after the previous frame. Unread payload of the
+   * current frame is skipped.
+   */
+  async nextFrame(): Promise<number | undefined> {
+    while (this.left > 0) {
+      if ((await this.chunk()) === undefined) break;
+    }
+    if (this.ended) return undefined;
+    const header = await this.stream.readMaybe(readFrame);
+    if (header === undefined) {
+      this.ended = true;
+      return undefined;
+    }
+    if (header.size > this.maxFrameSize) {
+      throw new DecodeError("limit_exceeded", `frame size ${header.size} over the limit of ${this.maxFrameSize}`);
+    }
+    this.left = header.size;
+    return header.size;
+  }
+
+  /**
+   * The next piece of the current frame's payload, as a view of the bytes the
+   * stream delivered; `undefined` once the frame is complete. A stream that ends
+   * inside the payload throws {@link ErrorCode.WrongSize}.
+   */
+  async chunk(): Promise<Uint8Array | undefined> {
+    if (this.left === 0) return undefined;
+    const piece = await this.stream.bytes(this.left);
+    if (piece === undefined) {
+      this.ended = true;
+      throw new MoqError(ErrorCode.WrongSize, `group stream ended ${this.left} bytes short of the frame`);
+    }
+    this.left -= piece.length;
+    return piece;
+  }
+
+  /** The whole next frame, or `undefined` at the end of the group. */
+  async readFrame(): Promise<Uint8Array | undefined> {
+    const size = await this.nextFrame();
+    if (size === undefined) return undefined;
+    if (size === 0) return EMPTY;
+    const first = await this.chunk();
+    if (first === undefined) return EMPTY;
+    if (first.length === size) return first;
+    const parts = [first];
+    for (let p = await this.chunk(); p !== undefined; p = await this.chunk()) parts.push(p);
+    return concatBytes(parts);
+  }
+
+  /** Every remaining frame, whole. */
+  async *frames(): AsyncGenerator<Uint8Array, void, undefined> {
+    for (let f = await this.readFrame(); f !== undefined; f = await this.readFrame()) yield f;
+  }
+
+  /** Stop reading this group (STOP_SENDING with `code`). */
+  async cancel(code: number = ErrorCode.Cancel): Promise<void> {
+    this.ended = true;
+    this.left = 0;
+    await this.stream.cancel(code);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The part of the browser's WebTransport API this library uses, so that tests
+ * (and other environments) can supply their own implementation.
+ */
+
+import { ErrorCode, MoqError } from "./error.js";
+
+/** A bidirectional stream as WebTransport hands it out. */
+export interface BidiStream {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+}
+
+/** The subset of `WebTransport` used by {@link Session}. */
+export interface WebTransportLike {
+  readonly ready: Promise<unknown>;
+  readonly closed: Promise<unknown>;
+  createBidirectionalStream(): Promise<BidiStream>;
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
+  readonly incomingBidirectionalStreams: ReadableStream<BidiStream>;
+  readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
+  close(info?: { closeCode?: number; reason?: string }): void;
+}
+
+/** An error reported by a stream the peer reset or stopped. */
+export class StreamResetError extends MoqError {
+  constructor(code: number, message?: string) {
+    super(code, message ?? `stream reset by the peer with code ${code}`);
+    this.name = "StreamResetError";
+  }
+}
+
+/**
+ * Convert whatever a stream operation rejected with into a {@link MoqError}:
+ * our own errors pass through; a `WebTransportError` that carries a
+ * `streamErrorCode` (a peer reset / stop, already un-mapped by the browser)
+ * becomes a {@link StreamResetError} with that code; anything else is a
+ * transport error (code 4).
+ */
+export function streamError(e: unknown): MoqError {
+  if (e instanceof MoqError) return e;
+  const code = (e as { streamErrorCode?: unknown } | null)?.streamErrorCode;
+  if (typeof code === "number") return new StreamResetError(code);
+  const text = e instanceof Error ? e.message : String(e);
+  return new MoqError(ErrorCode.WebTransport, `transport error: ${text}`);
+}
+
+/**
+ * The reason object to pass to `abort()` / `cancel()` so the browser puts
+ * `code` in the RESET_STREAM / STOP_SENDING frame (mapped as WIRE.md §2.4 by
+ * the browser itself).
+ *
+ * Browsers take the code from a `WebTransportError`'s `streamErrorCode`. The
+ * W3C constructor is `new WebTransportError(message, {streamErrorCode})`, but
+ * current Chrome and Firefox only implement the earlier
+ * `new WebTransportError({streamErrorCode, message})` form, and their
+ * `streamErrorCode` is an octet (0..255, clamped). We try the older form, then
+ * the newer one; codes above 255 are sent as 0 (Cancel) rather than being
+ * clamped to 255, which would name a different error. Outside a browser (no
+ * `WebTransportError`) a plain `Error` with a `streamErrorCode` property is used.
+ */
+export function makeAbortReason(code: number, message?: string): Error {
+  const wire = code >= 0 && code <= 255 ? code : ErrorCode.Cancel;
+  const text = message ?? `moq error ${code}`;
+  const Ctor = (globalThis as { WebTransportError?: new (...args: unknown[]) => Error }).WebTransportError;
+  if (Ctor) {
+    try {
+      const e = new Ctor({ streamErrorCode: wire, message: text });
+      if ((e as { streamErrorCode?: unknown }).streamErrorCode === wire) return e;
+    } catch {
+      // fall through to the newer constructor form
+    }
+    try {
+      return new Ctor(text, { streamErrorCode: wire });
+    } catch {
+      // fall through
+    }
+  }
+  const e = new Error(text) as Error & { streamErrorCode: number };
+  e.name = "WebTransportError";
+  e.streamErrorCode = wire;
+  return e;
+}
