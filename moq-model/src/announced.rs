@@ -204,16 +204,7 @@ impl AnnouncedProducer {
     /// # Cancel safety
     /// Cancel-safe: it only observes.
     pub async fn unused(&self) {
-        let mut slot = Slot::default();
-        poll_fn(|cx| {
-            let mut state = self.shared.state.lock();
-            if state.queues.is_empty() {
-                return Poll::Ready(());
-            }
-            state.unused.register(cx.waker(), &mut slot);
-            Poll::Pending
-        })
-        .await
+        self.unused_owned().await
     }
 
     /// Like [`unused`](Self::unused), but the future does not borrow the producer: it can

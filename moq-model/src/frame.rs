@@ -101,7 +101,7 @@ impl FrameProducer {
             if frame.written == frame.size {
                 frame.status = FrameStatus::Done;
             }
-            shared.bytes.fetch_add(len, Ordering::Relaxed);
+            shared.bytes.0.fetch_add(len, Ordering::Relaxed);
             Ok(())
         })?;
         self.written += len;

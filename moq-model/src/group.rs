@@ -235,12 +235,20 @@ impl GroupState {
     }
 }
 
+/// A value alone on its (64-byte) cache line, so that writing it does not slow down readers
+/// of its neighbours.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct OwnLine<T>(pub(crate) T);
+
 /// What producers and consumers of one group share.
 #[derive(Debug)]
 pub(crate) struct GroupShared {
     pub(crate) sequence: u64,
     /// Payload bytes written so far (read by the track's cache accounting without the lock).
-    pub(crate) bytes: AtomicUsize,
+    /// On a cache line of its own: the producer updates it on every write, and consumers read
+    /// the fields next to it on every read.
+    pub(crate) bytes: OwnLine<AtomicUsize>,
     /// Set when the group is aborted, so lock-free reads can step aside for the error.
     aborted: AtomicBool,
     head: Arc<Segment>,
@@ -252,7 +260,7 @@ impl GroupShared {
         let head = Segment::new();
         Self {
             sequence,
-            bytes: AtomicUsize::new(0),
+            bytes: OwnLine(AtomicUsize::new(0)),
             aborted: AtomicBool::new(false),
             state: Lock::new(GroupState {
                 len: 0,
@@ -301,7 +309,7 @@ impl GroupShared {
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        self.bytes.0.load(Ordering::Relaxed)
     }
 
     fn is_aborted(&self) -> bool {
@@ -353,7 +361,7 @@ impl GroupProducer {
                 return Err(error);
             }
             state.push(FrameSlot::Whole(payload));
-            shared.bytes.fetch_add(size, Ordering::Relaxed);
+            shared.bytes.0.fetch_add(size, Ordering::Relaxed);
             Ok(())
         })
     }

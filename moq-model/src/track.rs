@@ -358,16 +358,7 @@ impl TrackProducer {
     /// # Cancel safety
     /// Cancel-safe: it only observes.
     pub async fn unused(&self) {
-        let mut slot = Slot::default();
-        poll_fn(|cx| {
-            let mut state = self.shared.state.lock();
-            if state.consumers == 0 {
-                return Poll::Ready(());
-            }
-            state.unused.register(cx.waker(), &mut slot);
-            Poll::Pending
-        })
-        .await
+        self.unused_owned().await
     }
 
     /// Like [`unused`](Self::unused), but the future does not borrow the producer: it can

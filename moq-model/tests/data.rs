@@ -430,6 +430,14 @@ fn unused_and_closed() {
     assert!(producer.is_unused());
     drop(unused);
 
+    // The owned variant does not borrow the producer, which goes on writing meanwhile.
+    let (mut writer, reader) = track("unused-owned");
+    let mut owned = Probe::new(writer.unused_owned());
+    owned.pending();
+    writer.append_group().write_frame("still writing").unwrap();
+    drop(reader);
+    owned.woken_ready();
+
     // A new consumer makes it used again.
     let third = producer.consume();
     let mut unused = Probe::new(producer.unused());
