@@ -1,0 +1,429 @@
+/**
+ * The session over an in-memory WebTransport. The far side is driven by hand
+ * at the byte level, so these tests check the exact bytes on every stream.
+ */
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import {
+  ErrorCode,
+  MoqError,
+  Session,
+  StreamReader,
+  encode,
+  writeAnnounce,
+  type BidiStream,
+} from "../src/index.js";
+import { fakePair, rejectionCode, sleep, take, within, type FakeTransport } from "./fake.js";
+import { hex, loadVectors, unhex } from "./helpers.js";
+
+const vectors = loadVectors();
+function vectorHex(message: string): string {
+  const v = vectors.find((x) => x.message === message);
+  assert.ok(v, `vector ${message}`);
+  return v.hex;
+}
+
+interface RawPeer {
+  session: Session;
+  client: FakeTransport;
+  server: FakeTransport;
+  /** The server's end of the session stream. */
+  control: { reader: StreamReader; writer: WritableStreamDefaultWriter<Uint8Array> };
+  /** Bidi streams the client opens, as the server sees them. */
+  bidi: ReadableStreamDefaultReader<BidiStream>;
+  /** Uni streams the client opens, as the server sees them. */
+  uni: ReadableStreamDefaultReader<ReadableStream<Uint8Array>>;
+}
+
+/** A client Session against a hand-driven server; checks the handshake bytes. */
+async function rawServer(): Promise<RawPeer> {
+  const [client, server] = fakePair();
+  const bidi = server.incomingBidirectionalStreams.getReader();
+  const uni = server.incomingUnidirectionalStreams.getReader();
+  const connecting = Session.connect(client);
+  const first = await bidi.read();
+  assert.ok(!first.done);
+  const reader = new StreamReader(first.value.readable);
+  assert.equal(await take(reader, 11), "0001c0000000ff0bad0200");
+  assert.equal(hex(unhex(vectorHex("stream:session(client->server)"))), "0001c0000000ff0bad0200");
+  const writer = first.value.writable.getWriter();
+  await writer.write(unhex("c0000000ff0bad0200"));
+  const session = await connecting;
+  return { session, client, server, control: { reader, writer }, bidi, uni };
+}
+
+async function nextBidi(peer: RawPeer): Promise<{ reader: StreamReader; writer: WritableStreamDefaultWriter<Uint8Array> }> {
+  const next = await peer.bidi.read();
+  assert.ok(!next.done);
+  return { reader: new StreamReader(next.value.readable), writer: next.value.writable.getWriter() };
+}
+
+async function openBidi(peer: RawPeer, bytes: string): Promise<{ reader: StreamReader; writer: WritableStreamDefaultWriter<Uint8Array> }> {
+  const s = await peer.server.createBidirectionalStream();
+  const writer = s.writable.getWriter();
+  await writer.write(unhex(bytes.replace(/ /g, "")));
+  return { reader: new StreamReader(s.readable), writer };
+}
+
+async function nextUni(peer: RawPeer): Promise<StreamReader> {
+  const next = await peer.uni.read();
+  assert.ok(!next.done);
+  return new StreamReader(next.value);
+}
+
+/** Nothing more ever arrives on the session stream after the handshake. */
+async function assertControlQuiet(peer: RawPeer): Promise<void> {
+  assert.equal(await within(peer.control.reader.bytes(1), 30), "timeout");
+}
+
+describe("handshake", () => {
+  it("sends 00 01 c0000000ff0bad02 00 on the first bidi stream and accepts SessionServer", async () => {
+    const peer = await rawServer();
+    assert.equal(peer.client.openedBidi.length, 1);
+    await assertControlQuiet(peer);
+    peer.session.close();
+  });
+
+  it("fails with Version (9) when the server picks another version, resetting the session stream", async () => {
+    const [client, server] = fakePair();
+    const bidi = server.incomingBidirectionalStreams.getReader();
+    const connecting = Session.connect(client);
+    const first = await bidi.read();
+    assert.ok(!first.done);
+    const reader = new StreamReader(first.value.readable);
+    await take(reader, 11);
+    await first.value.writable.getWriter().write(unhex("c0000000ff0bad0400"));
+    await assert.rejects(connecting, (e: unknown) => e instanceof MoqError && e.code === ErrorCode.Version);
+    assert.equal(await rejectionCode(reader.bytes(1)), ErrorCode.Version);
+  });
+
+  it("closes the session with Cancel (0) when the peer ends the session stream", async () => {
+    const peer = await rawServer();
+    await peer.control.writer.close();
+    const reason = await peer.session.closed;
+    assert.equal(reason.code, ErrorCode.Cancel);
+    assert.equal(peer.client.closeInfo?.closeCode, 0);
+  });
+
+  it("closes the session with Decode (5) on garbage on the session stream", async () => {
+    const peer = await rawServer();
+    await peer.control.writer.write(unhex("802625a0"));
+    const reason = await peer.session.closed;
+    assert.equal(reason.code, ErrorCode.Decode);
+    assert.equal(peer.client.closeInfo?.closeCode, 5);
+  });
+
+  it("tolerates well-formed Info bytes on the session stream", async () => {
+    const peer = await rawServer();
+    await peer.control.writer.write(unhex("80010000"));
+    assert.equal(await within(peer.session.closed, 30), "timeout");
+    peer.session.close();
+  });
+});
+
+describe("subscriber", () => {
+  it("sends the subscribe vector bytes and reads a group that arrives before Info", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["meeting", "1234", "alice"]);
+    assert.equal(sub.id, 0);
+    const s = await nextBidi(peer);
+    const expected = vectorHex("stream:subscribe(sub->pub)");
+    assert.equal(await take(s.reader, expected.length / 2), expected);
+
+    // The group stream overtakes the Info (§7.3): it must still be delivered.
+    const uni = (await peer.server.createUnidirectionalStream()).getWriter();
+    const groupVector = vectorHex("stream:group(pub->sub)");
+    await uni.write(unhex(groupVector));
+    await uni.close();
+    const group = await sub.nextGroup();
+    assert.ok(group);
+    assert.equal(group.sequence, 7);
+    assert.equal(group.subscribe, 0);
+    const frames: string[] = [];
+    for await (const f of group.frames()) frames.push(hex(f));
+    assert.deepEqual(frames, ["68656c6c6f", "", "deadbf"]);
+
+    await s.writer.write(unhex("810147d005"));
+    assert.deepEqual(await sub.info, { priority: 1, groupOrder: "desc", groupExpires: 2000, groupLatest: 5 });
+
+    // GroupDrop on the subscribe stream.
+    await s.writer.write(unhex("0c000e"));
+    await sleep(5);
+    assert.deepEqual(sub.drops, [{ sequence: 12, count: 0, code: 14 }]);
+    await assertControlQuiet(peer);
+    peer.session.close();
+  });
+
+  it("numbers subscriptions from 0 upward and sends the options", async () => {
+    const peer = await rawServer();
+    peer.session.subscribe(["a"]);
+    const s0 = await nextBidi(peer);
+    assert.equal(await take(s0.reader, 10), "0200010161" + "8001000000");
+    const sub1 = peer.session.subscribe(["meeting", "1234", "alice"], { priority: -2, order: "desc", expires: 1500, max: 99 });
+    assert.equal(sub1.id, 1);
+    const s1 = await nextBidi(peer);
+    // Same fields as the Subscribe vector with id 300, but id 1.
+    assert.equal(await take(s1.reader, 29), "0201" + "03076d656574696e67043132333405616c696365" + "7e0145dc004064");
+    peer.session.close();
+  });
+
+  it("reads frames incrementally as they arrive", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 10);
+    await s.writer.write(unhex("80010000"));
+    const uni = (await peer.server.createUnidirectionalStream()).getWriter();
+    await uni.write(unhex("000003")); // type, id 0, group 3
+    await uni.write(unhex("0a6162")); // frame of 10 bytes, first 2 arrive
+    const group = await sub.nextGroup();
+    assert.ok(group);
+    assert.equal(group.sequence, 3);
+    assert.equal(await group.nextFrame(), 10);
+    assert.equal(hex((await group.chunk())!), "6162");
+    const pending = group.chunk();
+    assert.equal(await within(pending, 20), "timeout");
+    await uni.write(unhex("6364656667686970"));
+    assert.equal(hex((await pending)!), "6364656667686970");
+    assert.equal(await group.chunk(), undefined);
+    await uni.close();
+    assert.equal(await group.nextFrame(), undefined);
+    peer.session.close();
+  });
+
+  it("unsubscribes with FIN and STOP_SENDING 0, and stops late group streams", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 10);
+    await s.writer.write(unhex("80010000"));
+    await sub.info;
+    sub.close();
+    assert.equal(await s.reader.atEnd(), true, "subscriber FIN");
+    assert.equal(await rejectionCode(s.writer.closed), ErrorCode.Cancel);
+    await sub.ended;
+    // A group for the closed id: stopped with Cancel (0).
+    const late = (await peer.server.createUnidirectionalStream()).getWriter();
+    await late.write(unhex("000001"));
+    assert.equal(await rejectionCode(late.closed), ErrorCode.Cancel);
+    // A group for an id never used: stopped with NotFound (13).
+    const stray = (await peer.server.createUnidirectionalStream()).getWriter();
+    await stray.write(unhex("000905"));
+    assert.equal(await rejectionCode(stray.closed), ErrorCode.NotFound);
+    await assertControlQuiet(peer);
+    peer.session.close();
+  });
+
+  it("reports a publisher reset as an error with its code", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["nope"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 13);
+    await s.writer.abort(Object.assign(new Error("not found"), { streamErrorCode: 13 }));
+    await assert.rejects(sub.info, (e: unknown) => e instanceof MoqError && e.code === ErrorCode.NotFound);
+    await assert.rejects(sub.nextGroup(), (e: unknown) => e instanceof MoqError && e.code === ErrorCode.NotFound);
+    peer.session.close();
+  });
+
+  it("ends the subscription when the publisher FINs", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 10);
+    await s.writer.write(unhex("80010000"));
+    await s.writer.close();
+    await sub.ended;
+    assert.equal(await sub.nextGroup(), undefined);
+    assert.equal(await s.reader.atEnd(), true, "our side is finished too");
+    peer.session.close();
+  });
+});
+
+describe("announced", () => {
+  it("sends AnnounceInterest and yields full paths", async () => {
+    const peer = await rawServer();
+    const ann = peer.session.announced(["meeting"]);
+    const s = await nextBidi(peer);
+    const expected = vectorHex("stream:announce(sub->pub)");
+    assert.equal(await take(s.reader, expected.length / 2), expected);
+    await s.writer.write(encode((w) => writeAnnounce(w, { status: "active", suffix: ["alice", "video"] })));
+    assert.deepEqual(await ann.next(), { path: ["meeting", "alice", "video"], active: true });
+    await s.writer.write(unhex("0100")); // active, empty suffix = the prefix itself
+    assert.deepEqual(await ann.next(), { path: ["meeting"], active: true });
+    await s.writer.write(unhex("02")); // live (0.7+): accepted, not a path change
+    await ann.live;
+    await s.writer.write(encode((w) => writeAnnounce(w, { status: "ended", suffix: ["alice", "video"] })));
+    assert.deepEqual(await ann.next(), { path: ["meeting", "alice", "video"], active: false });
+    assert.deepEqual(ann.active, [["meeting"]]);
+    await s.writer.close();
+    assert.equal(await ann.next(), undefined);
+    peer.session.close();
+  });
+
+  it("resets with Duplicate (12) on a repeated active and NotFound (13) on an unknown ended", async () => {
+    const peer = await rawServer();
+    const dup = peer.session.announced([]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 2);
+    await s.writer.write(unhex("01010178" + "01010178"));
+    await assert.rejects(
+      (async () => {
+        for await (const _ of dup) {
+          // the first active is fine
+        }
+      })(),
+      (e: unknown) => e instanceof MoqError && e.code === ErrorCode.Duplicate,
+    );
+    assert.equal(await rejectionCode(s.reader.bytes(1)), ErrorCode.Duplicate);
+
+    const unknown = peer.session.announced([]);
+    const s2 = await nextBidi(peer);
+    await take(s2.reader, 2);
+    await s2.writer.write(unhex("00010178"));
+    await assert.rejects(unknown.next(), (e: unknown) => e instanceof MoqError && e.code === ErrorCode.NotFound);
+    assert.equal(await rejectionCode(s2.reader.bytes(1)), ErrorCode.NotFound);
+    peer.session.close();
+  });
+});
+
+describe("publisher", () => {
+  async function clockPeer() {
+    const peer = await rawServer();
+    const track = peer.session.publish(["demo", "clock"], { priority: 1, order: "desc", expires: 2000 });
+    const g5 = track.appendGroup(5);
+    g5.writeFrame("hello");
+    g5.writeFrame(new Uint8Array(0));
+    return { peer, track, g5 };
+  }
+
+  it("answers a subscribe with Info, then the latest group from its first frame, then newer groups (§9)", async () => {
+    const { peer, track, g5 } = await clockPeer();
+    const s = await openBidi(peer, "02 07 02 0464656d6f 05636c6f636b 80 01 00 00 00");
+    assert.equal(await take(s.reader, 5), "810147d005");
+    const first = await nextUni(peer);
+    assert.equal(await take(first, 10), "0007050568656c6c6f00");
+    g5.writeFrame("x");
+    assert.equal(await take(first, 2), "0178");
+    const g6 = track.appendGroup(); // closes group 5
+    assert.equal(await first.atEnd(), true, "group 5 FIN");
+    g6.writeFrame("world");
+    const second = await nextUni(peer);
+    assert.equal(await take(second, 9), "00070605776f726c64");
+    g6.close();
+    assert.equal(await second.atEnd(), true, "group 6 FIN");
+
+    // Unsubscribe (FIN): the publisher FINs its side and opens no more groups.
+    await s.writer.close();
+    assert.equal(await s.reader.atEnd(), true);
+    track.writeGroup("late");
+    assert.equal(await within(peer.uni.read(), 30), "timeout");
+    await assertControlQuiet(peer);
+    peer.session.close();
+  });
+
+  it("sends Info with latest 0 and waits for the first group of an empty track", async () => {
+    const peer = await rawServer();
+    const track = peer.session.publish(["empty"]);
+    const s = await openBidi(peer, "02 00 01 05 656d707479 80 01 00 00 00");
+    assert.equal(await take(s.reader, 4), "80010000");
+    track.writeGroup(new Uint8Array([1, 2, 3]));
+    const g = await nextUni(peer);
+    assert.equal(await take(g, 7), "000000" + "03010203");
+    assert.equal(await g.atEnd(), true);
+    track.close();
+    assert.equal(await s.reader.atEnd(), true, "track end: FIN after the open groups");
+    peer.session.close();
+  });
+
+  it("resets an unknown subscribe with NotFound (13), both directions", async () => {
+    const peer = await rawServer();
+    const s = await openBidi(peer, "02 08 01 04 6e6f7065 80 01 00 00 00");
+    assert.equal(await rejectionCode(s.reader.bytes(1)), ErrorCode.NotFound);
+    assert.equal(await rejectionCode(s.writer.closed), ErrorCode.NotFound);
+    peer.session.close();
+  });
+
+  it("resets bad streams: type 9 with Decode (5), a second session stream with UnexpectedStream (10)", async () => {
+    const peer = await rawServer();
+    const bad = await openBidi(peer, "09");
+    assert.equal(await rejectionCode(bad.reader.bytes(1)), ErrorCode.Decode);
+    const again = await openBidi(peer, "00");
+    assert.equal(await rejectionCode(again.reader.bytes(1)), ErrorCode.UnexpectedStream);
+    const order = await openBidi(peer, "02 4007 02 0464656d6f 05636c6f636b 80 02 00 00 00");
+    assert.equal(await rejectionCode(order.reader.bytes(1)), ErrorCode.Decode);
+    peer.session.close();
+  });
+
+  it("aborted groups are reset and reported with GroupDrop", async () => {
+    const { peer, track, g5 } = await clockPeer();
+    const s = await openBidi(peer, "02 07 02 0464656d6f 05636c6f636b 80 01 00 00 00");
+    await take(s.reader, 5);
+    const first = await nextUni(peer);
+    await take(first, 10);
+    g5.abort(ErrorCode.WrongSize);
+    assert.equal(await rejectionCode(first.bytes(1)), ErrorCode.WrongSize);
+    assert.equal(await take(s.reader, 3), "05000e");
+    track.abort(64 + 3);
+    assert.equal(await rejectionCode(s.reader.bytes(1)), 67);
+    peer.session.close();
+  });
+
+  it("answers announce interest with actives, then changes", async () => {
+    const { peer, track } = await clockPeer();
+    const s = await openBidi(peer, "01 01 04 64656d6f");
+    assert.equal(await take(s.reader, 8), "010105636c6f636b");
+    const other = peer.session.publish(["demo", "other"]);
+    peer.session.publish(["else"]);
+    assert.equal(await take(s.reader, 8), "0101056f74686572");
+    other.close();
+    assert.equal(await take(s.reader, 8), "0001056f74686572");
+    track.close();
+    assert.equal(await take(s.reader, 8), "000105636c6f636b");
+    await s.writer.close();
+    assert.equal(await s.reader.atEnd(), true);
+    peer.session.close();
+  });
+
+  it("answers info requests with Info then FIN, unknown paths with NotFound", async () => {
+    const { peer } = await clockPeer();
+    const s = await openBidi(peer, "04 02 0464656d6f 05636c6f636b");
+    assert.equal(await take(s.reader, 5), "810147d005");
+    assert.equal(await s.reader.atEnd(), true);
+    const missing = await openBidi(peer, "04 01 04 6e6f7065");
+    assert.equal(await rejectionCode(missing.reader.bytes(1)), ErrorCode.NotFound);
+    peer.session.close();
+  });
+});
+
+describe("two sessions", () => {
+  it("publish on one side, announce and subscribe on the other", async () => {
+    const [a, b] = fakePair();
+    const [client, server] = await Promise.all([Session.connect(a), Session.accept(b)]);
+    const ann = server.announced(["room"]);
+    const track = client.publish(["room", "alice"], { priority: 2 });
+    assert.deepEqual(await ann.next(), { path: ["room", "alice"], active: true });
+
+    const sub = server.subscribe(["room", "alice"]);
+    assert.deepEqual(await sub.info, { priority: 2, groupOrder: "desc", groupExpires: 0, groupLatest: 0 });
+    const big = new Uint8Array(100_000).map((_, i) => i % 251);
+    for (let i = 0; i < 3; i++) {
+      const g = track.appendGroup();
+      g.writeFrame(`frame ${i}`);
+      g.writeFrame(big);
+      g.close();
+      const got = await sub.nextGroup();
+      assert.ok(got);
+      assert.equal(got.sequence, i);
+      assert.equal(new TextDecoder().decode((await got.readFrame())!), `frame ${i}`);
+      assert.deepEqual(await got.readFrame(), big);
+      assert.equal(await got.readFrame(), undefined);
+    }
+    track.close();
+    assert.deepEqual(await ann.next(), { path: ["room", "alice"], active: false });
+    await sub.ended;
+    client.close(0, "bye");
+    assert.equal((await server.closed).code, 0);
+  });
+});
