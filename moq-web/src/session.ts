@@ -23,6 +23,7 @@ import {
   writeGroup,
   writeGroupDrop,
   writeInfo,
+  writeInfoRequest,
   writeSessionClient,
   writeSessionServer,
   writeSubscribe,
@@ -33,7 +34,7 @@ import {
 } from "./message.js";
 import { AsyncQueue, Deferred, Notify } from "./queue.js";
 import { GroupReader, StreamReader } from "./stream.js";
-import { makeAbortReason, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
+import { StreamResetError, makeAbortReason, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
 
 /** Writes to one WebTransport send stream. */
 export class Sender {
@@ -572,7 +573,8 @@ export class Session {
       }
     } catch (e) {
       const err = streamError(e);
-      await resetAndStop(reader, sender, err.code);
+      // A reset by the server is a transport error (4) for our side (§4.2).
+      await resetAndStop(reader, sender, err instanceof StreamResetError ? ErrorCode.WebTransport : err.code);
       throw err;
     }
     const session = new Session(transport, { reader, sender }, transport.incomingBidirectionalStreams.getReader());
@@ -618,8 +620,14 @@ export class Session {
     void this.acceptBidi();
     void this.acceptUni();
     this.transport.closed.then(
-      () => this.shutdown(new MoqError(ErrorCode.Cancel, "session closed")),
-      (e) => this.shutdown(streamError(e)),
+      (info) => {
+        // A browser resolves with {closeCode, reason} (a plain u32 code, §2.4).
+        const ci = info as { closeCode?: unknown; reason?: unknown } | undefined;
+        const code = typeof ci?.closeCode === "number" ? ci.closeCode : ErrorCode.Cancel;
+        const reason = typeof ci?.reason === "string" && ci.reason !== "" ? ci.reason : "session closed";
+        this.shutdown(new MoqError(code, reason));
+      },
+      (e) => this.shutdown(new MoqError(ErrorCode.WebTransport, streamError(e).message)),
     );
   }
 
@@ -866,6 +874,34 @@ export class Session {
       groupMax: options.max ?? null,
     });
     return sub;
+  }
+
+  /**
+   * Ask the peer about the track at `path` (info stream, §4.6): its priority,
+   * order, expiry and latest group. Rejects with NotFound (13) for an unknown
+   * track. 0.5.0 peers answer this, though they never send it themselves.
+   */
+  async info(path: Path): Promise<Info> {
+    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    const bidi = await this.transport.createBidirectionalStream();
+    const sender = new Sender(bidi.writable);
+    const reader = new StreamReader(bidi.readable);
+    try {
+      await sender.write(
+        encode((w) => {
+          writeBiStreamType(w, "info");
+          writeInfoRequest(w, { path });
+        }),
+      );
+      const info = await reader.read(readInfo);
+      await sender.finish();
+      await reader.cancel(ErrorCode.Cancel);
+      return info;
+    } catch (e) {
+      const err = streamError(e);
+      if (err instanceof DecodeError) await resetAndStop(reader, sender, err.code);
+      throw err;
+    }
   }
 
   /** Watch the paths the peer announces under `prefix` (default: everything). */

@@ -395,6 +395,22 @@ describe("publisher", () => {
     assert.equal(await rejectionCode(missing.reader.bytes(1)), ErrorCode.NotFound);
     peer.session.close();
   });
+
+  it("asks for info with 04 + InfoRequest and reads the answer", async () => {
+    const peer = await rawServer();
+    const asking = peer.session.info(["demo", "clock"]);
+    const s = await nextBidi(peer);
+    assert.equal(await take(s.reader, 13), "04020464656d6f05636c6f636b");
+    await s.writer.write(unhex("810147d005"));
+    await s.writer.close();
+    assert.deepEqual(await asking, { priority: 1, groupOrder: "desc", groupExpires: 2000, groupLatest: 5 });
+    const missing = peer.session.info(["nope"]);
+    const m = await nextBidi(peer);
+    await take(m.reader, 7);
+    await m.writer.abort(Object.assign(new Error("not found"), { streamErrorCode: 13 }));
+    await assert.rejects(missing, (e: unknown) => e instanceof MoqError && e.code === ErrorCode.NotFound);
+    peer.session.close();
+  });
 });
 
 describe("two sessions", () => {
@@ -423,7 +439,9 @@ describe("two sessions", () => {
     track.close();
     assert.deepEqual(await ann.next(), { path: ["room", "alice"], active: false });
     await sub.ended;
-    client.close(0, "bye");
-    assert.equal((await server.closed).code, 0);
+    client.close(64 + 1, "bye");
+    const reason = await server.closed;
+    assert.equal(reason.code, 65);
+    assert.equal(reason.message, "bye");
   });
 });
