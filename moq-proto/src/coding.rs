@@ -144,39 +144,22 @@ impl<'a> Input<'a> {
     }
 
     /// A QUIC varint (WIRE.md §3.1); non-minimal encodings are accepted.
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let rest = &self.buf[self.pos..];
-        let Some(&first) = rest.first() else {
-            return Err(DecodeError::Short { needed: 1 });
-        };
-        let len = 1usize << (first >> 6);
-        if rest.len() < len {
-            return Err(DecodeError::Short {
-                needed: len - rest.len(),
-            });
+        match varint_prefix(rest) {
+            Some((value, len)) => {
+                self.pos += len;
+                Ok(value)
+            }
+            None => {
+                let needed = match rest.first() {
+                    Some(&first) => (1usize << (first >> 6)) - rest.len(),
+                    None => 1,
+                };
+                Err(DecodeError::Short { needed })
+            }
         }
-        let value = match len {
-            1 => u64::from(first),
-            2 => u64::from(u16::from_be_bytes([first & 0x3f, rest[1]])),
-            4 => u64::from(u32::from_be_bytes([
-                first & 0x3f,
-                rest[1],
-                rest[2],
-                rest[3],
-            ])),
-            _ => u64::from_be_bytes([
-                first & 0x3f,
-                rest[1],
-                rest[2],
-                rest[3],
-                rest[4],
-                rest[5],
-                rest[6],
-                rest[7],
-            ]),
-        };
-        self.pos += len;
-        Ok(value)
     }
 
     /// A varint length, checked against `max` before anything is read or allocated.
@@ -201,6 +184,35 @@ impl<'a> Input<'a> {
             Err(_) => Err(DecodeError::InvalidString),
         }
     }
+}
+
+/// A whole varint at the start of `buf` and its length, or `None` if `buf` is too short.
+#[inline]
+pub(crate) fn varint_prefix(buf: &[u8]) -> Option<(u64, usize)> {
+    let first = *buf.first()?;
+    let len = 1usize << (first >> 6);
+    let bytes = buf.get(..len)?;
+    let value = match len {
+        1 => u64::from(first),
+        2 => u64::from(u16::from_be_bytes([first & 0x3f, bytes[1]])),
+        4 => u64::from(u32::from_be_bytes([
+            first & 0x3f,
+            bytes[1],
+            bytes[2],
+            bytes[3],
+        ])),
+        _ => u64::from_be_bytes([
+            first & 0x3f,
+            bytes[1],
+            bytes[2],
+            bytes[3],
+            bytes[4],
+            bytes[5],
+            bytes[6],
+            bytes[7],
+        ]),
+    };
+    Some((value, len))
 }
 
 /// The number of bytes of the shortest varint encoding of `value` (1, 2, 4 or 8).

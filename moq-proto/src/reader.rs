@@ -164,7 +164,9 @@ enum GroupState {
 /// ```
 #[derive(Clone, Debug)]
 pub struct GroupReader {
-    chunks: VecDeque<Bytes>,
+    /// The chunk being read (possibly empty); later chunks wait in `queue`.
+    current: Bytes,
+    queue: VecDeque<Bytes>,
     state: GroupState,
     partial: [u8; PARTIAL_CAP],
     partial_len: usize,
@@ -186,7 +188,8 @@ impl GroupReader {
     /// Like [`new`](GroupReader::new), with limits.
     pub fn with_config(config: ReaderConfig) -> Self {
         Self {
-            chunks: VecDeque::new(),
+            current: Bytes::new(),
+            queue: VecDeque::new(),
             state: GroupState::StreamType,
             partial: [0; PARTIAL_CAP],
             partial_len: 0,
@@ -203,33 +206,54 @@ impl GroupReader {
     }
 
     /// Adds the next chunk of the stream. Empty chunks are ignored.
+    #[inline]
     pub fn push(&mut self, chunk: Bytes) {
-        if !chunk.is_empty() {
-            self.chunks.push_back(chunk);
+        if chunk.is_empty() {
+            return;
+        }
+        if self.current.is_empty() && self.queue.is_empty() {
+            self.current = chunk;
+        } else {
+            self.queue.push_back(chunk);
         }
     }
 
     /// Bytes pushed but not yet returned (including header bytes carried across chunks).
     pub fn buffered(&self) -> usize {
-        self.partial_len + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        self.partial_len + self.current.len() + self.queue.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Makes `current` non-empty if any input is left; false if there is none.
+    #[inline]
+    fn fill(&mut self) -> bool {
+        while self.current.is_empty() {
+            match self.queue.pop_front() {
+                Some(chunk) => self.current = chunk,
+                None => return false,
+            }
+        }
+        true
     }
 
     /// The next event, or `Ok(None)` if more input is needed.
     #[allow(clippy::should_implement_trait)]
+    #[inline]
     pub fn next(&mut self) -> Result<Option<GroupEvent>, ReadError> {
+        // The per-frame work (payload slices, frame ends, frame headers inside one chunk) is
+        // small and inlined into the caller; everything else goes through `next_slow`.
         match self.state {
             GroupState::Payload {
                 declared,
                 remaining,
             } => {
-                let Some(front) = self.chunks.front_mut() else {
+                if !self.fill() {
                     return Ok(None);
-                };
+                }
                 // Hand out the chunk itself, or a slice of it: never a copy.
-                let data = if front.len() as u64 <= remaining {
-                    self.chunks.pop_front().expect("front exists")
+                let data = if self.current.len() as u64 <= remaining {
+                    std::mem::take(&mut self.current)
                 } else {
-                    front.split_to(remaining as usize)
+                    self.current.split_to(remaining as usize)
                 };
                 let remaining = remaining - data.len() as u64;
                 self.state = match remaining {
@@ -245,27 +269,48 @@ impl GroupReader {
                 self.state = GroupState::FrameHeader;
                 Ok(Some(GroupEvent::FrameEnd))
             }
-            GroupState::FrameHeader => {
-                let Some(frame) = self.header::<Frame>()? else {
-                    return Ok(None);
-                };
-                if frame.size > self.max_frame_size {
-                    let err = DecodeError::LimitExceeded {
-                        limit: Limit::FrameSize,
-                        value: frame.size,
-                        max: self.max_frame_size,
-                    };
-                    return Err(self.fail(err.into()));
+            GroupState::FrameHeader if self.partial_len == 0 => {
+                // A frame header is one varint (WIRE.md §5.13); decode it in place if whole.
+                match crate::coding::varint_prefix(&self.current) {
+                    Some((size, used)) => {
+                        self.current.advance(used);
+                        self.frame_start(size)
+                    }
+                    None => self.next_slow(),
                 }
-                self.state = match frame.size {
-                    0 => GroupState::FrameEnd,
-                    size => GroupState::Payload {
-                        declared: size,
-                        remaining: size,
-                    },
-                };
-                Ok(Some(GroupEvent::FrameStart { size: frame.size }))
             }
+            _ => self.next_slow(),
+        }
+    }
+
+    #[inline]
+    fn frame_start(&mut self, size: u64) -> Result<Option<GroupEvent>, ReadError> {
+        if size > self.max_frame_size {
+            let err = DecodeError::LimitExceeded {
+                limit: Limit::FrameSize,
+                value: size,
+                max: self.max_frame_size,
+            };
+            return Err(self.fail(err.into()));
+        }
+        self.state = match size {
+            0 => GroupState::FrameEnd,
+            size => GroupState::Payload {
+                declared: size,
+                remaining: size,
+            },
+        };
+        Ok(Some(GroupEvent::FrameStart { size }))
+    }
+
+    #[cold]
+    fn next_slow(&mut self) -> Result<Option<GroupEvent>, ReadError> {
+        match self.state {
+            GroupState::Payload { .. } | GroupState::FrameEnd => self.next(),
+            GroupState::FrameHeader => match self.header::<Frame>()? {
+                Some(frame) => self.frame_start(frame.size),
+                None => Ok(None),
+            },
             GroupState::Header => {
                 let Some(group) = self.header::<Group>()? else {
                     return Ok(None);
@@ -279,7 +324,7 @@ impl GroupReader {
                     return Ok(None);
                 }
                 self.state = GroupState::Header;
-                self.next()
+                self.next_slow()
             }
             GroupState::Failed(ref err) => Err(err.clone()),
         }
@@ -296,10 +341,7 @@ impl GroupReader {
     /// If pushed input is still unread: call [`next`](GroupReader::next) until it returns
     /// `Ok(None)` first.
     pub fn finish(&mut self) -> Result<(), ReadError> {
-        assert!(
-            self.chunks.is_empty(),
-            "GroupReader::finish with unread input"
-        );
+        assert!(!self.fill(), "GroupReader::finish with unread input");
         let err = match self.state {
             GroupState::FrameHeader if self.partial_len == 0 => return Ok(()),
             GroupState::FrameEnd => return Ok(()),
@@ -329,9 +371,10 @@ impl GroupReader {
     /// are decoded in place; the bytes of a split one are gathered in `partial`.
     fn header<T: Decode>(&mut self) -> Result<Option<T>, ReadError> {
         loop {
-            let Some(front) = self.chunks.front_mut() else {
+            if !self.fill() {
                 return Ok(None);
-            };
+            }
+            let front = &mut self.current;
             let kept = self.partial_len;
             let result = if kept == 0 {
                 T::decode(front)
@@ -346,9 +389,6 @@ impl GroupReader {
                     // were too short.
                     front.advance(used - kept);
                     self.partial_len = 0;
-                    if front.is_empty() {
-                        self.chunks.pop_front();
-                    }
                     return Ok(Some(value));
                 }
                 Err(DecodeError::Short { .. }) => {
@@ -366,7 +406,7 @@ impl GroupReader {
                         self.partial[..take].copy_from_slice(front);
                     }
                     self.partial_len = kept + take;
-                    self.chunks.pop_front();
+                    self.current = Bytes::new();
                 }
                 Err(err) => return Err(self.fail(err.into())),
             }

@@ -46,7 +46,12 @@ fn replay_fuzz_corpus() {
             let path = file.expect("entry").path();
             let data = fs::read(&path).expect("readable");
             let result = std::panic::catch_unwind(|| check(&target, &data));
-            assert!(result.is_ok(), "{target}: {} ({} bytes) fails", path.display(), data.len());
+            assert!(
+                result.is_ok(),
+                "{target}: {} ({} bytes) fails",
+                path.display(),
+                data.len()
+            );
             files += 1;
         }
     }
