@@ -15,6 +15,7 @@ export {
   Subscription,
   TrackWriter,
   connect,
+  sendOrder,
   type Announcement,
   type ConnectOptions,
   type PublishOptions,

@@ -787,7 +787,9 @@ export class Session {
     const serveGroup = async (group: GroupWriter): Promise<void> => {
       let stream: Sender | undefined;
       try {
-        stream = new Sender(await this.transport.createUnidirectionalStream());
+        stream = new Sender(
+          await this.transport.createUnidirectionalStream({ sendOrder: sendOrder(sub.priority, sub.groupOrder, group.sequence) }),
+        );
         await stream.write(
           encode((w) => {
             w.varint(0);
@@ -973,6 +975,17 @@ export class Session {
     this.announcedSet.clear();
     for (const hook of [...this.closeHooks]) hook();
   }
+}
+
+/**
+ * The WebTransport `sendOrder` of a group stream (higher is sent first): the
+ * subscriber's track priority first, then within the track the newest group
+ * first for descending order or the oldest first for ascending order (the
+ * drafts' meaning, §7.4). Purely local; nothing of it is on the wire.
+ */
+export function sendOrder(priority: number, order: GroupOrder, sequence: number): number {
+  const seq = sequence % 0x1000000;
+  return (priority + 128) * 0x1000000 + (order === "desc" ? seq : 0xffffff - seq);
 }
 
 function trackInfo(track: TrackWriter): Info {

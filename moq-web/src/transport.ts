@@ -16,7 +16,8 @@ export interface WebTransportLike {
   readonly ready: Promise<unknown>;
   readonly closed: Promise<unknown>;
   createBidirectionalStream(): Promise<BidiStream>;
-  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
+  /** `sendOrder`: streams with a higher value are sent first (browsers that support it). */
+  createUnidirectionalStream(options?: { sendOrder?: number }): Promise<WritableStream<Uint8Array>>;
   readonly incomingBidirectionalStreams: ReadableStream<BidiStream>;
   readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
   close(info?: { closeCode?: number; reason?: string }): void;

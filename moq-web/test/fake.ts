@@ -58,8 +58,12 @@ export class FakeTransport implements WebTransportLike {
     return mine;
   }
 
-  async createUnidirectionalStream(): Promise<WritableStream<Uint8Array>> {
+  /** The options of every uni stream this endpoint opened, in order. */
+  readonly uniOptions: ({ sendOrder?: number } | undefined)[] = [];
+
+  async createUnidirectionalStream(options?: { sendOrder?: number }): Promise<WritableStream<Uint8Array>> {
     if (this.closeInfo) throw new Error("session closed");
+    this.uniOptions.push(options);
     const p = pipe();
     this.peer.uniController.enqueue(p.readable);
     return p.writable;

@@ -12,6 +12,7 @@ import {
   Session,
   StreamReader,
   encode,
+  sendOrder,
   writeAnnounce,
   type BidiStream,
 } from "../src/index.js";
@@ -314,6 +315,11 @@ describe("publisher", () => {
     g6.close();
     assert.equal(await second.atEnd(), true, "group 6 FIN");
 
+    // Descending order: the newer group is sent first.
+    const orders = peer.client.uniOptions.map((o) => o?.sendOrder ?? -1);
+    assert.equal(orders.length, 2);
+    assert.ok(orders[1]! > orders[0]!, `sendOrder ${orders.join(",")}`);
+
     // Unsubscribe (FIN): the publisher FINs its side and opens no more groups.
     await s.writer.close();
     assert.equal(await s.reader.atEnd(), true);
@@ -410,6 +416,16 @@ describe("publisher", () => {
     await m.writer.abort(Object.assign(new Error("not found"), { streamErrorCode: 13 }));
     await assert.rejects(missing, (e: unknown) => e instanceof MoqError && e.code === ErrorCode.NotFound);
     peer.session.close();
+  });
+});
+
+describe("sendOrder", () => {
+  it("puts priority first, then the group order", () => {
+    assert.ok(sendOrder(1, "desc", 0) > sendOrder(0, "desc", 1000));
+    assert.ok(sendOrder(0, "desc", 6) > sendOrder(0, "desc", 5));
+    assert.ok(sendOrder(0, "asc", 5) > sendOrder(0, "asc", 6));
+    assert.ok(sendOrder(-128, "asc", 0) >= 0);
+    assert.ok(Number.isSafeInteger(sendOrder(127, "desc", 2 ** 40)));
   });
 });
 
