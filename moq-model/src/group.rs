@@ -3,7 +3,7 @@
 //! A group's frames live in an append-only list of fixed-size segments whose slots are set
 //! once; consumers read complete frames from it without taking the group's lock, and take the
 //! lock only to wait (or for frames written in chunks, whose state lives behind it). A frame
-//! costs no allocation of its own; a segment is allocated every 16 frames.
+//! costs no allocation of its own; a segment is allocated every 32 frames.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

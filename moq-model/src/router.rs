@@ -16,6 +16,13 @@ pub struct Router {
     pub capacity: usize,
 }
 
+impl Default for Router {
+    /// A queue of 32 requests.
+    fn default() -> Self {
+        Self { capacity: 32 }
+    }
+}
+
 impl Router {
     /// A router whose queue holds at most `capacity` requests.
     pub fn new(capacity: usize) -> Self {
