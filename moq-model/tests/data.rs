@@ -542,3 +542,37 @@ fn long_groups_mix_whole_and_chunked_frames() {
     // Thousands of list segments are dropped here (iteratively, see `Segment`'s Drop).
     drop((whole_reader, frame_reader));
 }
+
+#[test]
+fn handles_and_futures_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: T) {}
+    send_sync::<TrackProducer>();
+    send_sync::<TrackConsumer>();
+    send_sync::<moq_model::GroupProducer>();
+    send_sync::<moq_model::GroupConsumer>();
+    send_sync::<moq_model::FrameProducer>();
+    send_sync::<moq_model::FrameConsumer>();
+    send_sync::<moq_model::BroadcastProducer>();
+    send_sync::<moq_model::BroadcastConsumer>();
+    send_sync::<moq_model::AnnouncedProducer>();
+    send_sync::<moq_model::AnnouncedConsumer>();
+    send_sync::<moq_model::RouterProducer>();
+    send_sync::<moq_model::RouterConsumer>();
+    send_sync::<moq_model::RouterRequest>();
+    send_sync::<Error>();
+
+    let (mut producer, mut consumer) = track("send");
+    let mut group = producer.append_group().consume();
+    let (mut frame_producer, mut frame) = Frame::new(1).produce();
+    send(producer.unused());
+    send(producer.unused_owned());
+    send(consumer.closed());
+    send(group.closed());
+    send(group.read_frame());
+    send(group.next_frame());
+    send(frame.read_chunk());
+    send(frame.read_all());
+    send(consumer.next_group());
+    frame_producer.write("x").unwrap();
+}
