@@ -70,11 +70,39 @@
 //!     send.finish()
 //! }
 //! ```
+#![cfg_attr(
+    feature = "memory",
+    doc = r#"
+With the in-memory transport (feature `memory`):
+
+```
+# #[tokio::main(flavor = "current_thread")]
+# async fn main() {
+use bytes::Bytes;
+use moq_session::transport::{memory, Connection, RecvStream, SendStream};
+
+let (client, server) = memory::pair(memory::Config::default());
+
+let mut send = client.open_uni().await.unwrap();
+send.write(Bytes::from_static(b"hello")).await.unwrap();
+send.finish().unwrap();
+
+let mut recv = server.accept_uni().await.unwrap();
+assert_eq!(recv.id(), send.id());
+assert_eq!(recv.read().await.unwrap().as_deref(), Some(&b"hello"[..]));
+assert_eq!(recv.read().await.unwrap(), None);
+# }
+```
+"#
+)]
 
 use std::future::Future;
 
 use bytes::{Buf, Bytes};
 use moq_proto::ErrorCode;
+
+#[cfg(feature = "memory")]
+pub mod memory;
 
 /// A failure reported by a transport, with the protocol code it carries.
 ///
