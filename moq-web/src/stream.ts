@@ -22,10 +22,20 @@ export interface StreamReaderOptions {
   maxMessageSize?: number;
 }
 
-/** Reads messages and raw bytes from a stream, a chunk at a time. */
+/**
+ * Reads messages and raw bytes from a stream, a chunk at a time.
+ *
+ * Chunks are kept as the stream delivered them. A message is decoded in place
+ * when it lies inside one chunk; only a message that straddles chunks is copied,
+ * and then only the bytes it needs (grown geometrically), so raw bytes after it
+ * (frame payloads) are still handed out as views of the delivered chunks.
+ */
 export class StreamReader {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** The unconsumed start of the data: a view of a chunk, or a small copy. */
   private buf: Uint8Array = EMPTY;
+  /** Later chunks, untouched. */
+  private readonly queue: Uint8Array[] = [];
   private finished = false;
   readonly maxMessageSize: number;
 
@@ -36,11 +46,13 @@ export class StreamReader {
 
   /** Bytes received but not consumed yet. */
   get buffered(): number {
-    return this.buf.length;
+    let n = this.buf.length;
+    for (const c of this.queue) n += c.length;
+    return n;
   }
 
-  /** Pull one more chunk into the buffer; false when the stream has ended (FIN). */
-  private async fill(): Promise<boolean> {
+  /** Read one more non-empty chunk into the queue; false when the stream has ended (FIN). */
+  private async pull(): Promise<boolean> {
     if (this.finished) return false;
     for (;;) {
       let result: ReadableStreamReadResult<Uint8Array>;
@@ -53,13 +65,30 @@ export class StreamReader {
         this.finished = true;
         return false;
       }
-      const chunk = result.value;
-      if (chunk.length === 0) continue;
-      // Only the incomplete message stays buffered, so this copy is bounded
-      // by the message size limit.
-      this.buf = this.buf.length === 0 ? chunk : concatBytes([this.buf, chunk]);
+      if (result.value.length === 0) continue;
+      this.queue.push(result.value);
       return true;
     }
+  }
+
+  /**
+   * Move queued bytes into `buf`: a whole chunk when `buf` is empty (no copy),
+   * otherwise at least `want` bytes (and at least as many as `buf` holds).
+   * False when nothing is queued.
+   */
+  private grow(want: number): boolean {
+    const next = this.queue[0];
+    if (next === undefined) return false;
+    if (this.buf.length === 0) {
+      this.buf = next;
+      this.queue.shift();
+      return true;
+    }
+    const n = Math.min(next.length, Math.max(want, this.buf.length));
+    this.buf = concatBytes([this.buf, next.subarray(0, n)]);
+    if (n === next.length) this.queue.shift();
+    else this.queue[0] = next.subarray(n);
+    return true;
   }
 
   /**
@@ -78,6 +107,7 @@ export class StreamReader {
    * start gives `undefined` (an optional trailing message, §3.11).
    */
   async readMaybe<T>(read: (c: Cursor) => T): Promise<T | undefined> {
+    let needed = 1;
     for (;;) {
       if (this.buf.length > 0) {
         const r = decode(this.buf, read);
@@ -88,8 +118,10 @@ export class StreamReader {
         if (this.buf.length >= this.maxMessageSize) {
           throw new DecodeError("limit_exceeded", `message larger than ${this.maxMessageSize} bytes`);
         }
+        needed = r.needed;
       }
-      if (!(await this.fill())) {
+      if (this.grow(needed)) continue;
+      if (!(await this.pull())) {
         if (this.buf.length === 0) return undefined;
         throw new DecodeError("need_more", "stream ended inside a message");
       }
@@ -101,7 +133,10 @@ export class StreamReader {
    * `undefined` at the end of the stream.
    */
   async bytes(max: number): Promise<Uint8Array | undefined> {
-    if (this.buf.length === 0 && !(await this.fill())) return undefined;
+    if (this.buf.length === 0 && !this.grow(1)) {
+      if (!(await this.pull())) return undefined;
+      this.grow(1);
+    }
     const n = Math.min(max, this.buf.length);
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);
@@ -110,13 +145,14 @@ export class StreamReader {
 
   /** True once the stream has ended and every byte was consumed. */
   async atEnd(): Promise<boolean> {
-    if (this.buf.length > 0) return false;
-    return !(await this.fill());
+    if (this.buffered > 0) return false;
+    return !(await this.pull());
   }
 
   /** Stop reading: cancel the stream (STOP_SENDING with `code`). */
   async cancel(code: number = ErrorCode.Cancel, reason?: string): Promise<void> {
     this.buf = EMPTY;
+    this.queue.length = 0;
     this.finished = true;
     try {
       await this.reader.cancel(makeAbortReason(code, reason));

@@ -152,6 +152,36 @@ describe("GroupReader", () => {
     }
   });
 
+  it("copies at most a few bytes when a frame header straddles two chunks", async () => {
+    const frame = payload(5000, 10);
+    const b = groupBytes(0, 1, [frame, frame]);
+    // Cut inside the first frame's 2-byte size, and inside the second's.
+    const cut1 = 4;
+    const cut2 = 3 + 2 + 5000 + 1;
+    for (const sizes of [[cut1, cut2 - cut1, 100_000], [cut1, 7, 100_000]]) {
+      const delivered: Uint8Array[] = [];
+      const tapped = chunkedStream(b, sizes).pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            delivered.push(chunk);
+            controller.enqueue(chunk);
+          },
+        }),
+      );
+      const reader = await GroupReader.open(tapped);
+      let copied = 0;
+      let total = 0;
+      while ((await reader.nextFrame()) !== undefined) {
+        for (let piece = await reader.chunk(); piece !== undefined; piece = await reader.chunk()) {
+          total += piece.length;
+          if (!delivered.some((d) => d.buffer === piece.buffer)) copied += piece.length;
+        }
+      }
+      assert.equal(total, 10_000);
+      assert.ok(copied <= 4, `copied ${copied} payload bytes`);
+    }
+  });
+
   it("skips the unread rest of a frame on nextFrame", async () => {
     const reader = await GroupReader.open(chunkedStream(bytes, [7]));
     assert.equal(await reader.nextFrame(), 0);
