@@ -31,7 +31,7 @@
 //!
 //! An unshaped link (no bandwidth limit, no delay: the default) delivers synchronously and
 //! needs no runtime. A shaped link runs one tokio task per direction, so [`pair`] must then
-//! be called inside a tokio runtime. Time is tokio's, so under
+//! be called inside a tokio runtime with the time driver enabled. Time is tokio's, so under
 //! `#[tokio::test(start_paused = true)]` bandwidth and delay are exact and take no wall
 //! time. (Tokio's timers tick in milliseconds: the schedule itself is exact, but a packet
 //! due between two ticks is handed over at the next one.)
@@ -199,7 +199,8 @@ pub struct Stats {
 /// # Panics
 ///
 /// If the link is shaped ([`Config::bandwidth`] or [`Config::delay`] set) and this is
-/// called outside a tokio runtime (the link runs as tasks).
+/// called outside a tokio runtime (the link runs as tasks). The runtime also needs its
+/// time driver, or the link tasks panic when they first sleep.
 pub fn pair(config: Config) -> (Connection, Connection) {
     let shaped = config.shaped();
     let shared = Arc::new(Shared {
@@ -554,9 +555,13 @@ impl super::SendStream for SendStream {
             if let Some(end) = &state.end {
                 return Err(end.error(key.from));
             }
-            match state.finish(key) {
-                true => Ok(()),
-                false => Err(TransportError::ClosedStream),
+            if state.finish(key) {
+                return Ok(());
+            }
+            match state.halves.get(&key).map(|half| half.send) {
+                // Like quinn: a peer's STOP_SENDING is reported by `stopped`, not here.
+                Some(SendState::Stopped(_)) => Ok(()),
+                _ => Err(TransportError::ClosedStream),
             }
         });
         self.shared.notify_link(key.from);
@@ -1233,5 +1238,128 @@ async fn run_link(shared: Arc<Shared>, from: Side) {
             }
             None => shared.links[from].notified().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with(halves: &[(u64, i32, &[usize])]) -> State {
+        let mut state = State {
+            shaped: true,
+            ..State::default()
+        };
+        for &(id, priority, chunks) in halves {
+            let key = HalfKey { id, from: CLIENT };
+            state.halves.insert(
+                key,
+                Half {
+                    priority,
+                    ..Half::default()
+                },
+            );
+            for &len in chunks {
+                state.send(key, Packet::Data(Bytes::from(vec![0; len])));
+            }
+        }
+        state
+    }
+
+    /// The ids and sizes the transmitter would send, in order, until nothing is queued.
+    fn drain(state: &mut State, packet_size: usize) -> Vec<(u64, usize)> {
+        std::iter::from_fn(|| state.next_packet(CLIENT, packet_size))
+            .map(|(key, packet)| match packet {
+                Packet::Data(chunk) => (key.id, chunk.len()),
+                Packet::Fin => (key.id, 0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn highest_priority_first_then_turns() {
+        let mut state = state_with(&[(2, 0, &[1500]), (6, 5, &[700]), (10, 0, &[300, 300])]);
+        state.finish(HalfKey {
+            id: 6,
+            from: CLIENT,
+        });
+        assert_eq!(
+            drain(&mut state, 1000),
+            [(6, 700), (6, 0), (2, 1000), (10, 300), (2, 500), (10, 300)]
+        );
+        assert!(state.sides[CLIENT].link.active.is_empty());
+    }
+
+    #[test]
+    fn packets_are_slices_of_the_written_chunk() {
+        let mut state = state_with(&[]);
+        let key = HalfKey {
+            id: 2,
+            from: CLIENT,
+        };
+        state.halves.insert(key, Half::default());
+        let chunk = Bytes::from(vec![7; 2500]);
+        state.send(key, Packet::Data(chunk.clone()));
+        let mut offset = 0;
+        while let Some((_, Packet::Data(packet))) = state.next_packet(CLIENT, 1000) {
+            assert_eq!(packet.as_ptr(), chunk[offset..].as_ptr());
+            offset += packet.len();
+        }
+        assert_eq!(offset, 2500);
+    }
+
+    #[test]
+    fn stale_halves_leave_the_schedule() {
+        let mut state = state_with(&[(2, 0, &[100]), (6, 0, &[100])]);
+        state.halves.remove(&HalfKey {
+            id: 2,
+            from: CLIENT,
+        });
+        assert_eq!(drain(&mut state, 1000), [(6, 100)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pump_paces_packets_and_delays_arrival() {
+        let config = Config::default()
+            .bandwidth(1000)
+            .packet_size(100)
+            .delay(Duration::from_millis(50));
+        let mut state = state_with(&[(2, 0, &[250])]);
+        let start = Instant::now();
+        let ms = |n| start + Duration::from_millis(n);
+
+        // 100 bytes at 1000 B/s: 100 ms on the wire, then 50 ms of delay.
+        assert_eq!(state.pump(CLIENT, start, &config), Some(ms(100)));
+        assert_eq!(state.pump(CLIENT, ms(100), &config), Some(ms(150)));
+        assert_eq!(state.pump(CLIENT, ms(150), &config), Some(ms(200)));
+        let half = &state.halves[&HalfKey {
+            id: 2,
+            from: CLIENT,
+        }];
+        assert_eq!(half.readable.len(), 1);
+        // The last 50 bytes take 50 ms; nothing is left to send once they arrive.
+        assert_eq!(state.pump(CLIENT, ms(200), &config), Some(ms(250)));
+        assert_eq!(state.pump(CLIENT, ms(250), &config), Some(ms(300)));
+        assert_eq!(state.pump(CLIENT, ms(300), &config), None);
+        let half = &state.halves[&HalfKey {
+            id: 2,
+            from: CLIENT,
+        }];
+        let sizes: Vec<usize> = half.readable.iter().map(Bytes::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(state.sides[CLIENT].stats.bytes_delivered, 250);
+    }
+
+    #[test]
+    fn config_clamps_to_usable_values() {
+        let config = Config::default()
+            .stream_window(0)
+            .packet_size(0)
+            .bandwidth(0);
+        assert_eq!(config.stream_window, 1);
+        assert_eq!(config.packet_size, 1);
+        assert_eq!(config.bandwidth, Some(1));
+        assert!(config.shaped());
+        assert!(!Config::default().shaped());
     }
 }
