@@ -116,14 +116,16 @@ pub enum GroupEvent {
 /// Bytes of a header kept across chunk boundaries; the longest header is two 8-byte varints.
 const PARTIAL_CAP: usize = 16;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a group stream is. Small and `Copy`, so the per-event `match` stays cheap; the error
+/// of the `Failed` state is kept beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum GroupState {
     StreamType,
     Header,
     FrameHeader,
     Payload { declared: u64, remaining: u64 },
     FrameEnd,
-    Failed(ReadError),
+    Failed,
 }
 
 /// Reads a group stream (WIRE.md §4.5) from chunks as they arrive.
@@ -168,6 +170,8 @@ pub struct GroupReader {
     current: Bytes,
     queue: VecDeque<Bytes>,
     state: GroupState,
+    /// The error that put the reader in `GroupState::Failed`.
+    error: Option<ReadError>,
     partial: [u8; PARTIAL_CAP],
     partial_len: usize,
     max_frame_size: u64,
@@ -191,6 +195,7 @@ impl GroupReader {
             current: Bytes::new(),
             queue: VecDeque::new(),
             state: GroupState::StreamType,
+            error: None,
             partial: [0; PARTIAL_CAP],
             partial_len: 0,
             max_frame_size: config.max_frame_size,
@@ -326,7 +331,7 @@ impl GroupReader {
                 self.state = GroupState::Header;
                 self.next_slow()
             }
-            GroupState::Failed(ref err) => Err(err.clone()),
+            GroupState::Failed => Err(self.error.clone().expect("failed with an error")),
         }
     }
 
@@ -352,7 +357,7 @@ impl GroupReader {
                 declared,
                 received: declared - remaining,
             },
-            GroupState::Failed(ref err) => return Err(err.clone()),
+            GroupState::Failed => return Err(self.error.clone().expect("failed with an error")),
             GroupState::StreamType | GroupState::Header | GroupState::FrameHeader => {
                 ReadError::Truncated {
                     buffered: self.partial_len,
@@ -363,7 +368,8 @@ impl GroupReader {
     }
 
     fn fail(&mut self, err: ReadError) -> ReadError {
-        self.state = GroupState::Failed(err.clone());
+        self.state = GroupState::Failed;
+        self.error = Some(err.clone());
         err
     }
 
