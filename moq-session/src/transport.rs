@@ -185,6 +185,29 @@ impl TransportError {
 ///
 /// Clones share the connection. Dropping every clone closes it with
 /// [`ErrorCode::CANCEL`] and an empty reason (see the [module docs](self) for when exactly).
+///
+/// Synchronous methods never wait. Every handle is `Send + 'static` and every future
+/// `Send`, so a session can hand streams to tasks:
+///
+/// ```
+/// use moq_session::transport::{Connection, RecvStream, TransportError};
+///
+/// /// Accepts unidirectional streams until the connection ends, counting their bytes.
+/// async fn count_bytes<C: Connection>(conn: C) -> Result<u64, TransportError> {
+///     let mut total = 0;
+///     loop {
+///         let mut stream = match conn.accept_uni().await {
+///             Ok(stream) => stream,
+///             Err(err) if err.is_connection() => return Ok(total),
+///             Err(err) => return Err(err),
+///         };
+///         // Each stream could as well go to its own task: `stream` is `Send + 'static`.
+///         while let Some(chunk) = stream.read().await? {
+///             total += chunk.len() as u64;
+///         }
+///     }
+/// }
+/// ```
 pub trait Connection: Clone + Send + Sync + 'static {
     /// The sending half of a stream.
     type SendStream: SendStream;
@@ -258,6 +281,26 @@ pub trait Connection: Clone + Send + Sync + 'static {
 /// Dropping a send stream that was neither finished nor reset finishes it: the peer reads
 /// everything written so far, then the end of the stream (WIRE.md §2.4). To abandon the
 /// data instead, call [`reset`](Self::reset) before dropping.
+///
+/// # Example
+///
+/// A cancel-safe way to send a buffer: if the future is dropped, `data` holds exactly
+/// what was not written.
+///
+/// ```
+/// use bytes::Bytes;
+/// use moq_session::transport::{SendStream, TransportError};
+///
+/// async fn send_all<S: SendStream>(
+///     stream: &mut S,
+///     data: &mut Bytes,
+/// ) -> Result<(), TransportError> {
+///     while !data.is_empty() {
+///         stream.write_some(data).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
 pub trait SendStream: Send + 'static {
     /// The stream id (shared with the other half of a bidirectional stream).
     fn id(&self) -> u64;
@@ -345,6 +388,30 @@ pub trait SendStream: Send + 'static {
 ///
 /// Dropping a receive stream before it was read to the end (and while the peer has not
 /// reset it) stops it with [`ErrorCode::CANCEL`]: STOP_SENDING 0 on the wire (WIRE.md §2.4).
+///
+/// # Example
+///
+/// Reading a whole stream, bounded; a peer that sends too much is stopped with a code.
+///
+/// ```
+/// use moq_proto::ErrorCode;
+/// use moq_session::transport::{RecvStream, TransportError};
+///
+/// async fn read_bounded<R: RecvStream>(
+///     stream: &mut R,
+///     limit: usize,
+/// ) -> Result<Option<Vec<u8>>, TransportError> {
+///     let mut all = Vec::new();
+///     while let Some(chunk) = stream.read().await? {
+///         if all.len() + chunk.len() > limit {
+///             stream.stop(ErrorCode::BOUNDS_EXCEEDED);
+///             return Ok(None);
+///         }
+///         all.extend_from_slice(&chunk);
+///     }
+///     Ok(Some(all))
+/// }
+/// ```
 pub trait RecvStream: Send + 'static {
     /// The stream id (shared with the other half of a bidirectional stream).
     fn id(&self) -> u64;

@@ -196,6 +196,28 @@ pub struct Stats {
 ///
 /// The client opens even-numbered streams, the server odd ones.
 ///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use bytes::Bytes;
+/// use moq_session::transport::memory::{self, Config};
+/// use moq_session::transport::{Connection, RecvStream, SendStream};
+///
+/// let (client, server) = memory::pair(Config::default());
+/// let (mut request, mut response) = client.open_bi().await.unwrap();
+/// request.write(Bytes::from_static(b"ping")).await.unwrap();
+///
+/// let (mut reply, mut incoming) = server.accept_bi().await.unwrap();
+/// assert_eq!(incoming.read().await.unwrap().as_deref(), Some(&b"ping"[..]));
+/// reply.write(Bytes::from_static(b"pong")).await.unwrap();
+/// drop(reply); // dropping a send stream finishes it
+///
+/// assert_eq!(response.read().await.unwrap().as_deref(), Some(&b"pong"[..]));
+/// assert_eq!(response.read().await.unwrap(), None);
+/// assert_eq!((request.id(), client.stats().bi_opened), (0, 1));
+/// # }
+/// ```
+///
 /// # Panics
 ///
 /// If the link is shaped ([`Config::bandwidth`] or [`Config::delay`] set) and this is
@@ -236,6 +258,36 @@ pub fn pair(config: Config) -> (Connection, Connection) {
 /// Dropping the last clone closes the connection with [`ErrorCode::CANCEL`] and an empty
 /// reason; the peer's [`closed`](crate::transport::Connection::closed) sees
 /// [`TransportError::ClosedByPeer`].
+///
+/// # Example
+///
+/// Faults injected from the test side, by stream id:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use bytes::Bytes;
+/// use moq_proto::ErrorCode;
+/// use moq_session::transport::memory::{self, Config};
+/// use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
+///
+/// let (client, server) = memory::pair(Config::default());
+/// let mut send = client.open_uni().await.unwrap();
+/// send.write(Bytes::from_static(b"group")).await.unwrap();
+/// let mut recv = server.accept_uni().await.unwrap();
+///
+/// // The server stops the stream (as if whoever holds `recv` had called `stop`).
+/// assert!(server.stop_stream(send.id(), ErrorCode::NOT_FOUND));
+/// assert_eq!(send.stopped().await, Ok(Some(ErrorCode::NOT_FOUND)));
+/// assert_eq!(server.stats().stops, 1);
+///
+/// // Then the network goes away under both sides.
+/// client.lose("unplugged");
+/// let lost = TransportError::ConnectionLost("unplugged".into());
+/// assert_eq!(server.closed().await, lost);
+/// assert_eq!(recv.read().await, Err(lost));
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     inner: Arc<ConnectionInner>,
