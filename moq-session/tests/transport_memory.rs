@@ -896,3 +896,146 @@ fn handles_are_send_sync_static() {
     stream::<memory::SendStream>();
     stream::<memory::RecvStream>();
 }
+
+/// A small deterministic generator, so that the soak test repeats exactly.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fate {
+    Finish,
+    /// The writer resets after writing this many bytes.
+    Reset(usize),
+    /// The reader stops after reading at least this many bytes.
+    Stop(usize),
+}
+
+#[test]
+fn soak_many_streams_with_random_fates_on_a_shaped_link() {
+    paused(async {
+        let window = 3000;
+        let config = Config::default()
+            .bandwidth(1_000_000)
+            .delay(Duration::from_millis(5))
+            .packet_size(500)
+            .stream_window(window)
+            .max_streams_uni(5);
+        let (client, server) = memory::pair(config);
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let plans: Arc<Mutex<std::collections::HashMap<u64, (Bytes, Fate)>>> = Arc::default();
+
+        let streams = 60;
+        let mut writers = Vec::new();
+        for n in 0..streams {
+            let data = bytes(rng.below(20_000) as usize, n as u8);
+            let cut = rng.below(data.len() as u64 + 1) as usize;
+            let fate = match rng.below(10) {
+                0..=6 => Fate::Finish,
+                7 | 8 => Fate::Reset(cut),
+                _ => Fate::Stop(cut),
+            };
+            let priority = rng.below(3) as i32;
+            let step = 1 + rng.below(4000) as usize;
+            let client = client.clone();
+            let plans = plans.clone();
+            writers.push(tokio::spawn(async move {
+                let mut send = client.open_uni().await.unwrap();
+                send.set_priority(priority);
+                plans
+                    .lock()
+                    .unwrap()
+                    .insert(send.id(), (data.clone(), fate));
+                let end = match fate {
+                    Fate::Reset(cut) => cut,
+                    _ => data.len(),
+                };
+                let mut rest = data.slice(..end);
+                while !rest.is_empty() {
+                    let chunk = rest.split_to(rest.len().min(step));
+                    match send.write(chunk).await {
+                        Ok(()) => {}
+                        Err(TransportError::StreamStopped(code)) => {
+                            assert!(matches!(fate, Fate::Stop(_)), "{fate:?}");
+                            assert_eq!(code, ErrorCode::app(n).unwrap());
+                            return;
+                        }
+                        Err(err) => panic!("{fate:?}: {err}"),
+                    }
+                }
+                match fate {
+                    Fate::Reset(_) => send.reset(ErrorCode::app(n).unwrap()),
+                    _ => send.finish().unwrap(),
+                }
+                let stopped = send.stopped().await.unwrap();
+                match fate {
+                    Fate::Stop(_) => assert!(
+                        stopped.is_none() || stopped == ErrorCode::app(n),
+                        "{stopped:?}"
+                    ),
+                    _ => assert_eq!(stopped, None),
+                }
+            }));
+        }
+
+        let mut readers = Vec::new();
+        for _ in 0..streams {
+            let mut recv = server.accept_uni().await.unwrap();
+            let (data, fate) = plans.lock().unwrap()[&recv.id()].clone();
+            let n = ErrorCode(((recv.id() - 2) / 4) as u32 + ErrorCode::APP_BASE);
+            readers.push(tokio::spawn(async move {
+                let mut received = Vec::new();
+                let result = loop {
+                    if let Fate::Stop(at) = fate
+                        && received.len() >= at
+                    {
+                        recv.stop(n);
+                        break Ok(None);
+                    }
+                    match recv.read().await {
+                        Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+                        Ok(None) => break Ok(Some(())),
+                        Err(err) => break Err(err),
+                    }
+                };
+                // Whatever happened, what arrived is a prefix of what was written.
+                assert_eq!(received, data[..received.len()], "{fate:?}");
+                match fate {
+                    Fate::Finish => {
+                        assert_eq!(result, Ok(Some(())));
+                        assert_eq!(received.len(), data.len());
+                    }
+                    Fate::Reset(cut) => {
+                        assert!(received.len() <= cut);
+                        // A reset after a complete delivery may still be seen as the end.
+                        assert!(
+                            result == Err(TransportError::StreamReset(n))
+                                || (result == Ok(Some(())) && received.len() == cut),
+                            "{result:?}"
+                        );
+                    }
+                    Fate::Stop(_) => assert!(result.is_ok(), "{result:?}"),
+                }
+            }));
+        }
+        for task in writers.into_iter().chain(readers) {
+            task.await.unwrap();
+        }
+
+        let stats = client.stats();
+        assert_eq!(stats.uni_opened, u64::from(streams));
+        assert!(stats.max_stream_buffered <= window);
+        // Every stream was released: a full set of new ones opens at once.
+        for _ in 0..5 {
+            let mut open = pin!(client.open_uni());
+            assert!(poll_once(open.as_mut()).is_ready());
+        }
+    })
+}
