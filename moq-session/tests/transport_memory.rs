@@ -680,6 +680,44 @@ fn a_stream_read_to_the_end_stays_ended_after_close() {
 }
 
 #[test]
+fn a_fate_learnt_before_the_end_survives_it() {
+    paused(async {
+        let (client, server) = memory::pair(Config::default());
+        let mut stopped = client.open_uni().await.unwrap();
+        stopped.write(Bytes::from_static(b"a")).await.unwrap();
+        let mut delivered = client.open_uni().await.unwrap();
+        delivered.write(Bytes::from_static(b"b")).await.unwrap();
+        delivered.finish().unwrap();
+        let (open, _open_recv) = client.open_bi().await.unwrap();
+
+        server
+            .accept_uni()
+            .await
+            .unwrap()
+            .stop(ErrorCode::NOT_FOUND);
+        server.close(ErrorCode::app(1).unwrap(), "bye");
+
+        assert_eq!(stopped.stopped().await, Ok(Some(ErrorCode::NOT_FOUND)));
+        assert_eq!(delivered.stopped().await, Ok(None));
+        assert_eq!(
+            open.stopped().await,
+            Err(TransportError::ClosedByPeer {
+                code: ErrorCode::app(1).unwrap(),
+                reason: "bye".into()
+            })
+        );
+        // Operations fail with the connection error, whatever the stream's state.
+        assert!(
+            stopped
+                .write(Bytes::from_static(b"c"))
+                .await
+                .unwrap_err()
+                .is_connection()
+        );
+    })
+}
+
+#[test]
 fn dropping_a_recv_stream_stops_it_with_code_zero() {
     paused(async {
         let (client, server) = memory::pair(Config::default());

@@ -1164,15 +1164,20 @@ impl State {
         self.end(End::Closed { by, code, reason });
     }
 
-    /// Ends the connection: wakes everything and drops all stream state.
+    /// Ends the connection: wakes everything and drops all buffered data. The stream
+    /// states stay, so that a fate learnt before the end (a stop, a full delivery) is still
+    /// what `stopped` reports.
     fn end(&mut self, end: End) {
         if self.end.is_some() {
             return;
         }
         self.end = Some(end);
-        for (_, mut half) in self.halves.drain() {
+        for half in self.halves.values_mut() {
             self.pending_wakes.append(&mut half.send_wakers);
             self.pending_wakes.append(&mut half.recv_wakers);
+            half.queued = VecDeque::new();
+            half.fin_queued = false;
+            half.readable = VecDeque::new();
         }
         self.streams.clear();
         for side in &mut self.sides {
