@@ -421,3 +421,44 @@ fn group_drop_code_bounds() {
         matches!(GroupDrop::decode(&bytes), Err(DecodeError::BoundsExceeded { value, .. }) if value == 1 << 32)
     );
 }
+
+/// A message type that counts how often it is decoded, to see the reader's retry policy.
+#[derive(Debug, PartialEq)]
+struct Counted(String);
+
+thread_local! {
+    static DECODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Decode for Counted {
+    fn decode_from(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        DECODES.with(|d| d.set(d.get() + 1));
+        Ok(Self(input.read()?))
+    }
+}
+
+#[test]
+fn message_reader_does_not_rescan_while_waiting() {
+    // A 4000-byte string fed one byte at a time: the reader retries only when the bytes the
+    // decoder asked for have arrived (after the length prefix, then at the end), not per byte.
+    let text = "m".repeat(4000);
+    let bytes = text.to_bytes();
+    let mut reader = MessageReader::new();
+    DECODES.with(|d| d.set(0));
+    let mut got = None;
+    for (i, b) in bytes.iter().enumerate() {
+        reader.push(&[*b]);
+        if let Some(msg) = reader.next::<Counted>().unwrap() {
+            assert_eq!(i, bytes.len() - 1);
+            got = Some(msg);
+        }
+    }
+    assert_eq!(got, Some(Counted(text)));
+    let decodes = DECODES.with(|d| d.get());
+    assert!(
+        decodes <= 4,
+        "{decodes} decode attempts for {} pushes",
+        bytes.len()
+    );
+    assert_eq!(reader.buffered(), 0);
+}
