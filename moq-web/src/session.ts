@@ -3,7 +3,7 @@
  * announcements and publishing, both directions at once (WIRE.md §4).
  */
 
-import { encode, pathHasPrefix, pathKey, type Path } from "./codec.js";
+import { concatBytes, encode, pathHasPrefix, pathKey, type Path } from "./codec.js";
 import { DecodeError, ErrorCode, MoqError } from "./error.js";
 import {
   VERSION,
@@ -800,8 +800,13 @@ export class Session {
         for (;;) {
           while (next < group.frames.length) {
             const payload = group.frames[next++]!;
-            await stream.write(encode((w) => w.varint(payload.length)));
-            if (payload.length > 0) await stream.write(payload);
+            const header = encode((w) => w.varint(payload.length));
+            // Small frames go out in one write (one packet rather than two).
+            if (payload.length <= 16384) await stream.write(concatBytes([header, payload]));
+            else {
+              await stream.write(header);
+              await stream.write(payload);
+            }
           }
           if (group.error) {
             await stream.reset(group.error.code);
