@@ -123,7 +123,7 @@ enum GroupState {
     StreamType,
     Header,
     FrameHeader,
-    Payload { declared: u64, remaining: u64 },
+    Payload { remaining: u64 },
     FrameEnd,
     Failed,
 }
@@ -172,6 +172,8 @@ pub struct GroupReader {
     state: GroupState,
     /// The error that put the reader in `GroupState::Failed`.
     error: Option<ReadError>,
+    /// The declared size of the current frame.
+    frame_size: u64,
     partial: [u8; PARTIAL_CAP],
     partial_len: usize,
     max_frame_size: u64,
@@ -196,6 +198,7 @@ impl GroupReader {
             queue: VecDeque::new(),
             state: GroupState::StreamType,
             error: None,
+            frame_size: 0,
             partial: [0; PARTIAL_CAP],
             partial_len: 0,
             max_frame_size: config.max_frame_size,
@@ -247,11 +250,8 @@ impl GroupReader {
         // The per-frame work (payload slices, frame ends, frame headers inside one chunk) is
         // small and inlined into the caller; everything else goes through `next_slow`.
         match self.state {
-            GroupState::Payload {
-                declared,
-                remaining,
-            } => {
-                if !self.fill() {
+            GroupState::Payload { remaining } => {
+                if self.current.is_empty() && !self.fill() {
                     return Ok(None);
                 }
                 // Hand out the chunk itself, or a slice of it: never a copy.
@@ -263,10 +263,7 @@ impl GroupReader {
                 let remaining = remaining - data.len() as u64;
                 self.state = match remaining {
                     0 => GroupState::FrameEnd,
-                    _ => GroupState::Payload {
-                        declared,
-                        remaining,
-                    },
+                    _ => GroupState::Payload { remaining },
                 };
                 Ok(Some(GroupEvent::Payload(data)))
             }
@@ -298,12 +295,10 @@ impl GroupReader {
             };
             return Err(self.fail(err.into()));
         }
+        self.frame_size = size;
         self.state = match size {
             0 => GroupState::FrameEnd,
-            size => GroupState::Payload {
-                declared: size,
-                remaining: size,
-            },
+            size => GroupState::Payload { remaining: size },
         };
         Ok(Some(GroupEvent::FrameStart { size }))
     }
@@ -350,12 +345,9 @@ impl GroupReader {
         let err = match self.state {
             GroupState::FrameHeader if self.partial_len == 0 => return Ok(()),
             GroupState::FrameEnd => return Ok(()),
-            GroupState::Payload {
-                declared,
-                remaining,
-            } => ReadError::WrongSize {
-                declared,
-                received: declared - remaining,
+            GroupState::Payload { remaining } => ReadError::WrongSize {
+                declared: self.frame_size,
+                received: self.frame_size - remaining,
             },
             GroupState::Failed => return Err(self.error.clone().expect("failed with an error")),
             GroupState::StreamType | GroupState::Header | GroupState::FrameHeader => {
