@@ -137,6 +137,8 @@ async function doConnect(): Promise<void> {
       setStatus(`closed: ${describeError(reason)}`, reason.code === 0 ? "idle" : "error");
     });
     watchTracks();
+    // `?connect&track=a/b` subscribes at once (handy for links and scripted tests).
+    if (new URLSearchParams(location.search).has("track") && ui.subPath.value !== "") void doSubscribe();
   } catch (e) {
     setStatus(`failed: ${describeError(e)}`, "error");
     ui.connect.disabled = false;
