@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{DecodeError, Limit};
-use crate::limits::{MAX_PATH_BYTES, MAX_PATH_PARTS, MAX_STRING_LEN};
+use crate::limits::{MAX_EXTENSION_SIZE, MAX_PATH_BYTES, MAX_PATH_PARTS, MAX_STRING_LEN};
 use crate::{GroupOrder, Path};
 
 /// The largest value a QUIC varint can hold: 2^62 - 1.
@@ -344,6 +344,16 @@ impl Encode for Bytes {
 
     fn encoded_len(&self) -> usize {
         varint_len(self.len() as u64) + self.len()
+    }
+}
+
+/// Varint length, then the raw bytes (WIRE.md §3.6). The only byte strings on the wire are
+/// extension payloads, so the length is capped at
+/// [`MAX_EXTENSION_SIZE`](crate::limits::MAX_EXTENSION_SIZE).
+impl Decode for Bytes {
+    fn decode_from(input: &mut Input<'_>) -> Result<Self, DecodeError> {
+        let len = input.length(Limit::ExtensionSize, MAX_EXTENSION_SIZE)?;
+        Ok(Bytes::copy_from_slice(input.take(len)?))
     }
 }
 

@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::coding::{Decode, Encode, Input, encode_varint, varint_len};
 use crate::error::{DecodeError, Limit};
-use crate::limits::{MAX_EXTENSION_SIZE, MAX_EXTENSIONS};
+use crate::limits::MAX_EXTENSIONS;
 
 /// Setup extensions (parameters): a map from a varint id to an opaque payload (WIRE.md §3.10).
 ///
@@ -115,12 +115,11 @@ impl Decode for Extensions {
         let mut entries: Vec<(u64, Bytes)> = Vec::with_capacity(count);
         for _ in 0..count {
             let id = input.varint()?;
-            let len = input.length(Limit::ExtensionSize, MAX_EXTENSION_SIZE)?;
-            let payload = input.take(len)?;
+            let payload: Bytes = input.read()?;
             if entries.iter().any(|(k, _)| *k == id) {
                 return Err(DecodeError::DuplicateParameter { id });
             }
-            entries.push((id, Bytes::copy_from_slice(payload)));
+            entries.push((id, payload));
         }
         Ok(Self(entries))
     }

@@ -175,6 +175,9 @@ proptest! {
     fn paths(v in path()) { roundtrip(v)?; }
 
     #[test]
+    fn byte_strings(v in vec(any::<u8>(), 0..100)) { roundtrip(Bytes::from(v))?; }
+
+    #[test]
     fn durations(v in duration()) { roundtrip(v)?; }
 
     #[test]
