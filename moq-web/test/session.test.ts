@@ -419,6 +419,114 @@ describe("publisher", () => {
   });
 });
 
+describe("lifecycle", () => {
+  it("a closed session fails pending subscriptions and announcements, and refuses new ones", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    const ann = peer.session.announced([]);
+    await nextBidi(peer);
+    await nextBidi(peer);
+    peer.session.close(64 + 7, "going away");
+    await assert.rejects(sub.nextGroup(), (e: unknown) => e instanceof MoqError && e.code === 71);
+    await assert.rejects(sub.info, (e: unknown) => e instanceof MoqError && e.code === 71);
+    await assert.rejects(ann.next(), (e: unknown) => e instanceof MoqError && e.code === 71);
+    assert.equal(peer.client.closeInfo?.closeCode, 71);
+    assert.equal(peer.client.closeInfo?.reason, "going away");
+    assert.throws(() => peer.session.subscribe(["t"]), MoqError);
+    assert.throws(() => peer.session.publish(["t"]), MoqError);
+  });
+
+  it("ending an announce interest sends FIN and STOP_SENDING 0", async () => {
+    const peer = await rawServer();
+    const ann = peer.session.announced(["x"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 4);
+    await s.writer.write(unhex("010101" + "79"));
+    assert.deepEqual(await ann.next(), { path: ["x", "y"], active: true });
+    ann.close();
+    assert.equal(await s.reader.atEnd(), true);
+    assert.equal(await rejectionCode(s.writer.closed), ErrorCode.Cancel);
+    assert.equal(await ann.next(), undefined);
+    peer.session.close();
+  });
+
+  it("breaking out of for-await unsubscribes", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 10);
+    await s.writer.write(unhex("80010000"));
+    const uni = (await peer.server.createUnidirectionalStream()).getWriter();
+    await uni.write(unhex("0000010161"));
+    await uni.close();
+    for await (const group of sub) {
+      assert.equal(group.sequence, 1);
+      break;
+    }
+    assert.equal(await s.reader.atEnd(), true, "FIN after break");
+    peer.session.close();
+  });
+
+  it("refuses to publish a path twice and to go back in sequence", async () => {
+    const peer = await rawServer();
+    const track = peer.session.publish(["a", "b"]);
+    assert.throws(() => peer.session.publish(["a", "b"]), (e: unknown) => e instanceof MoqError && e.code === ErrorCode.Duplicate);
+    track.appendGroup(10);
+    assert.throws(() => track.appendGroup(10), RangeError);
+    assert.equal(track.appendGroup().sequence, 11);
+    track.close();
+    // Once closed, the path may be published again.
+    peer.session.publish(["a", "b"]).close();
+    peer.session.close();
+  });
+});
+
+describe("publisher, more", () => {
+  it("a group stream stopped by the subscriber is reported with GroupDrop code 4", async () => {
+    const peer = await rawServer();
+    const track = peer.session.publish(["t"]);
+    const s = await openBidi(peer, "02 00 01 01 74 80 01 00 00 00");
+    assert.equal(await take(s.reader, 4), "80010000");
+    const g = track.appendGroup(3);
+    g.writeFrame("a");
+    const uni = await nextUni(peer);
+    assert.equal(await take(uni, 5), "0000030161");
+    await uni.cancel(ErrorCode.NotFound);
+    g.writeFrame("b"); // the write fails on the stopped stream
+    assert.equal(await take(s.reader, 3), "030004");
+    peer.session.close();
+  });
+
+  it("serves two subscriptions of one track independently", async () => {
+    const peer = await rawServer();
+    const track = peer.session.publish(["t"]);
+    const g0 = track.appendGroup();
+    g0.writeFrame("first");
+    const a = await openBidi(peer, "02 05 01 01 74 80 01 00 00 00");
+    assert.equal(await take(a.reader, 4), "80010000");
+    const ua = await nextUni(peer);
+    assert.equal(await take(ua, 9), "000500" + "056669727374");
+    const b = await openBidi(peer, "02 06 01 01 74 80 00 00 00 00");
+    assert.equal(await take(b.reader, 4), "80010000");
+    const ub = await nextUni(peer);
+    assert.equal(await take(ub, 9), "000600" + "056669727374");
+    g0.writeFrame("x");
+    assert.equal(await take(ua, 2), "0178");
+    assert.equal(await take(ub, 2), "0178");
+    // One unsubscribes; the other keeps getting groups.
+    await a.writer.close();
+    assert.equal(await a.reader.atEnd(), true);
+    assert.equal(await rejectionCode(ua.bytes(1)), ErrorCode.Cancel, "open group reset with Cancel");
+    track.writeGroup("next");
+    assert.equal(await ub.atEnd(), true, "group 0 closed by the new group");
+    const ub2 = await nextUni(peer);
+    assert.equal(await take(ub2, 8), "000601" + "046e657874");
+    assert.equal(await ub2.atEnd(), true);
+    assert.equal(await within(peer.uni.read(), 30), "timeout", "nothing for the unsubscribed one");
+    peer.session.close();
+  });
+});
+
 describe("sendOrder", () => {
   it("puts priority first, then the group order", () => {
     assert.ok(sendOrder(1, "desc", 0) > sendOrder(0, "desc", 1000));
