@@ -89,6 +89,13 @@ export interface SubscribeOptions {
   min?: number | null;
   /** Last group wanted (default none = open-ended). */
   max?: number | null;
+  /**
+   * Deliver only ever-newer groups (default false: every group, in arrival
+   * order). A group older than one already delivered is stopped (code 0), and
+   * when several groups are waiting, `nextGroup` returns the newest and stops
+   * the others. `Subscription.skipped` counts them. Suits live media.
+   */
+  latestOnly?: boolean;
 }
 
 /** Options of {@link Session.publish}. */
@@ -266,8 +273,12 @@ export class Subscription implements AsyncIterable<GroupReader> {
   private reader: StreamReader | undefined;
   private sender: Sender | undefined;
   private closedByUs = false;
-  /** GroupDrop messages received from the publisher. */
+  /** GroupDrop messages received from the publisher (the most recent 1000). */
   readonly drops: GroupDrop[] = [];
+  /** Groups stopped without being delivered (only with `latestOnly`). */
+  skipped = 0;
+  /** Highest group sequence delivered so far. */
+  private newest = -1;
 
   constructor(
     private readonly session: Session,
@@ -275,6 +286,8 @@ export class Subscription implements AsyncIterable<GroupReader> {
     readonly id: number,
     /** Track path. */
     readonly path: Path,
+    /** See {@link SubscribeOptions.latestOnly}. */
+    readonly latestOnly = false,
   ) {}
 
   /** The publisher's Info: resolves when it arrives; rejects if the subscription fails first. */
@@ -310,6 +323,7 @@ export class Subscription implements AsyncIterable<GroupReader> {
         const drop = await this.reader.readMaybe(readGroupDrop);
         if (drop === undefined) break;
         this.drops.push(drop);
+        if (this.drops.length > 1000) this.drops.shift();
       }
       // The publisher ended the subscription (FIN): finish our side too (§12).
       this.finish(undefined);
@@ -325,7 +339,41 @@ export class Subscription implements AsyncIterable<GroupReader> {
 
   /** @internal A group stream for this subscription arrived. */
   deliver(group: GroupReader): void {
+    if (this.latestOnly && group.sequence <= this.newest) {
+      this.skip(group);
+      return;
+    }
     if (!this.groups.push(group)) void group.cancel(ErrorCode.Cancel);
+  }
+
+  private skip(group: GroupReader): void {
+    this.skipped++;
+    void group.cancel(ErrorCode.Cancel);
+  }
+
+  private async nextResult(): Promise<IteratorResult<GroupReader, undefined>> {
+    for (;;) {
+      const r = await this.groups.next();
+      if (r.done) return r;
+      if (!this.latestOnly) {
+        this.newest = Math.max(this.newest, r.value.sequence);
+        return r;
+      }
+      // Skip ahead to the newest waiting group.
+      let best = r.value;
+      for (const g of this.groups.drain()) {
+        if (g.sequence > best.sequence) {
+          this.skip(best);
+          best = g;
+        } else this.skip(g);
+      }
+      if (best.sequence <= this.newest) {
+        this.skip(best);
+        continue;
+      }
+      this.newest = best.sequence;
+      return { value: best, done: false };
+    }
   }
 
   private finish(error: MoqError | undefined): void {
@@ -340,13 +388,13 @@ export class Subscription implements AsyncIterable<GroupReader> {
 
   /** The next group, or `undefined` when the subscription has ended. */
   async nextGroup(): Promise<GroupReader | undefined> {
-    const r = await this.groups.next();
+    const r = await this.nextResult();
     return r.done ? undefined : r.value;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<GroupReader> {
     return {
-      next: () => this.groups.next(),
+      next: () => this.nextResult(),
       return: async () => {
         this.close();
         return { value: undefined, done: true };
@@ -869,7 +917,7 @@ export class Session {
   subscribe(path: Path, options: SubscribeOptions = {}): Subscription {
     if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
     const id = this.nextSubscribeId++;
-    const sub = new Subscription(this, id, [...path]);
+    const sub = new Subscription(this, id, [...path], options.latestOnly ?? false);
     this.subscriptions.set(id, sub);
     void sub.run(this.transport, {
       id,

@@ -527,6 +527,56 @@ describe("publisher, more", () => {
   });
 });
 
+describe("latestOnly", () => {
+  it("skips ahead to the newest waiting group and stops older ones", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"], { latestOnly: true });
+    const s = await nextBidi(peer);
+    await take(s.reader, 10);
+    await s.writer.write(unhex("80010000"));
+    const open = async (seq: number) => {
+      const w = (await peer.server.createUnidirectionalStream()).getWriter();
+      await w.write(unhex("0000" + seq.toString(16).padStart(2, "0") + "0161"));
+      await w.close();
+      return w;
+    };
+    const w3 = await open(3);
+    const w5 = await open(5);
+    const w4 = await open(4);
+    await sleep(10);
+    const g = await sub.nextGroup();
+    assert.equal(g?.sequence, 5);
+    assert.equal(sub.skipped, 2);
+    // These streams were complete (FIN) before they were stopped.
+    await Promise.all([w3.closed, w4.closed, w5.closed]);
+    // Older than what was delivered: stopped on arrival.
+    const late = (await peer.server.createUnidirectionalStream()).getWriter();
+    await late.write(unhex("000002"));
+    assert.equal(await rejectionCode(late.closed), ErrorCode.Cancel);
+    assert.equal(sub.skipped, 3);
+    await open(9);
+    assert.equal((await sub.nextGroup())?.sequence, 9);
+    peer.session.close();
+  });
+
+  it("delivers every group in arrival order by default", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 10);
+    for (const seq of [3, 5, 4]) {
+      const w = (await peer.server.createUnidirectionalStream()).getWriter();
+      await w.write(unhex("0000" + seq.toString(16).padStart(2, "0")));
+      await w.close();
+    }
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push((await sub.nextGroup())?.sequence);
+    assert.deepEqual(got, [3, 5, 4]);
+    assert.equal(sub.skipped, 0);
+    peer.session.close();
+  });
+});
+
 describe("sendOrder", () => {
   it("puts priority first, then the group order", () => {
     assert.ok(sendOrder(1, "desc", 0) > sendOrder(0, "desc", 1000));
