@@ -11,6 +11,7 @@ export * from "./transport.js";
 export {
   Announced,
   GroupWriter,
+  STRAGGLER_GRACE_MS,
   Session,
   Subscription,
   TrackWriter,

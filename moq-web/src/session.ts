@@ -261,6 +261,9 @@ export class TrackWriter {
   }
 }
 
+/** How long group streams are still accepted after the publisher ended a subscription. */
+export const STRAGGLER_GRACE_MS = 200;
+
 /**
  * A subscription: an async iterator of the track's groups as their streams
  * arrive (in arrival order; each group's frames are read incrementally with
@@ -326,6 +329,10 @@ export class Subscription implements AsyncIterable<GroupReader> {
         if (this.drops.length > 1000) this.drops.shift();
       }
       // The publisher ended the subscription (FIN): finish our side too (§12).
+      // Its last group streams may still be on the way (streams are not ordered
+      // with each other), so keep accepting them for a moment.
+      if (!this.closedByUs) void this.sender.finish();
+      await new Promise((resolve) => setTimeout(resolve, STRAGGLER_GRACE_MS));
       this.finish(undefined);
     } catch (e) {
       const err = streamError(e);

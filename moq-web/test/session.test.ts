@@ -235,9 +235,14 @@ describe("subscriber", () => {
     await take(s.reader, 10);
     await s.writer.write(unhex("80010000"));
     await s.writer.close();
+    assert.equal(await s.reader.atEnd(), true, "our side is finished too");
+    // A group stream that arrives just after the FIN is still delivered.
+    const uni = (await peer.server.createUnidirectionalStream()).getWriter();
+    await uni.write(unhex("000009"));
+    await uni.close();
+    assert.equal((await sub.nextGroup())?.sequence, 9);
     await sub.ended;
     assert.equal(await sub.nextGroup(), undefined);
-    assert.equal(await s.reader.atEnd(), true, "our side is finished too");
     peer.session.close();
   });
 });
