@@ -1,0 +1,262 @@
+//! The transport over a raw QUIC connection (ALPN `moqf-02`, WIRE.md §2.1).
+//!
+//! MoQ bytes start at the first byte of each QUIC stream. Stream resets and STOP_SENDING
+//! carry the WebTransport-mapped code, the connection close the plain one (WIRE.md §2.4).
+
+use bytes::{Buf, Bytes};
+use moq_proto::ErrorCode;
+use moq_session::transport::{self, TransportError};
+
+use crate::codes::{
+    LocalClose, close_code_to_wire, connection_error, stream_code_from_wire, stream_code_to_wire,
+};
+
+/// A raw QUIC connection (ALPN `moqf-02`) implementing [`transport::Connection`].
+///
+/// A cheap handle: clones share the connection. When every clone and every stream is
+/// dropped, quinn closes the connection with code 0 and no reason.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    conn: quinn::Connection,
+    local: LocalClose,
+}
+
+impl Connection {
+    /// Wraps an established quinn connection.
+    ///
+    /// The connection should have negotiated ALPN `moqf-02` ([`moq_proto::ALPN`]); this is
+    /// not checked.
+    pub fn new(conn: quinn::Connection) -> Self {
+        Self {
+            conn,
+            local: LocalClose::default(),
+        }
+    }
+
+    /// The underlying quinn connection (for statistics, addresses, RTT).
+    ///
+    /// Closing it directly bypasses the code translation: use
+    /// [`close`](transport::Connection::close).
+    pub fn quinn(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    fn error(&self, err: &quinn::ConnectionError) -> TransportError {
+        connection_error(err, &self.local, || None)
+    }
+
+    fn send_stream(&self, stream: quinn::SendStream) -> SendStream {
+        SendStream {
+            stream,
+            conn: self.clone(),
+        }
+    }
+
+    fn recv_stream(&self, stream: quinn::RecvStream) -> RecvStream {
+        RecvStream {
+            stream,
+            conn: self.clone(),
+            state: RecvState::Open,
+        }
+    }
+}
+
+impl transport::Connection for Connection {
+    type SendStream = SendStream;
+    type RecvStream = RecvStream;
+
+    async fn open_bi(&self) -> Result<(SendStream, RecvStream), TransportError> {
+        // quinn's open is cancel-safe: the stream exists only once the future resolves.
+        let (send, recv) = self.conn.open_bi().await.map_err(|e| self.error(&e))?;
+        Ok((self.send_stream(send), self.recv_stream(recv)))
+    }
+
+    async fn open_uni(&self) -> Result<SendStream, TransportError> {
+        let send = self.conn.open_uni().await.map_err(|e| self.error(&e))?;
+        Ok(self.send_stream(send))
+    }
+
+    async fn accept_bi(&self) -> Result<(SendStream, RecvStream), TransportError> {
+        let (send, recv) = self.conn.accept_bi().await.map_err(|e| self.error(&e))?;
+        Ok((self.send_stream(send), self.recv_stream(recv)))
+    }
+
+    async fn accept_uni(&self) -> Result<RecvStream, TransportError> {
+        let recv = self.conn.accept_uni().await.map_err(|e| self.error(&e))?;
+        Ok(self.recv_stream(recv))
+    }
+
+    fn close(&self, code: ErrorCode, reason: &str) {
+        // quinn would overwrite the reason of a connection the peer already closed.
+        if self.conn.close_reason().is_none() && self.local.set(code, reason) {
+            // WIRE.md §2.4: a raw QUIC connection close carries the plain code.
+            self.conn
+                .close(close_code_to_wire(code, false), reason.as_bytes());
+        }
+    }
+
+    async fn closed(&self) -> TransportError {
+        let err = self.conn.closed().await;
+        self.error(&err)
+    }
+}
+
+/// The sending half of a raw QUIC stream.
+///
+/// Dropping it without [`finish`](transport::SendStream::finish) or
+/// [`reset`](transport::SendStream::reset) finishes it (quinn's behaviour).
+#[derive(Debug)]
+pub struct SendStream {
+    stream: quinn::SendStream,
+    conn: Connection,
+}
+
+impl SendStream {
+    fn write_error(&self, err: quinn::WriteError) -> TransportError {
+        write_error(err, |e| self.conn.error(e))
+    }
+}
+
+/// Translates a quinn write error; `conn` translates a connection error.
+pub(crate) fn write_error(
+    err: quinn::WriteError,
+    conn: impl FnOnce(&quinn::ConnectionError) -> TransportError,
+) -> TransportError {
+    match err {
+        quinn::WriteError::Stopped(code) => {
+            TransportError::StreamStopped(stream_code_from_wire(code))
+        }
+        quinn::WriteError::ConnectionLost(e) => conn(&e),
+        quinn::WriteError::ClosedStream => TransportError::ClosedStream,
+        quinn::WriteError::ZeroRttRejected => {
+            TransportError::ConnectionLost("0-RTT rejected".into())
+        }
+    }
+}
+
+/// Translates a quinn read error; `conn` translates a connection error.
+pub(crate) fn read_error(
+    err: quinn::ReadError,
+    conn: impl FnOnce(&quinn::ConnectionError) -> TransportError,
+) -> TransportError {
+    match err {
+        quinn::ReadError::Reset(code) => TransportError::StreamReset(stream_code_from_wire(code)),
+        quinn::ReadError::ConnectionLost(e) => conn(&e),
+        quinn::ReadError::ClosedStream | quinn::ReadError::IllegalOrderedRead => {
+            TransportError::ClosedStream
+        }
+        quinn::ReadError::ZeroRttRejected => {
+            TransportError::ConnectionLost("0-RTT rejected".into())
+        }
+    }
+}
+
+/// The id of a quinn stream as the trait reports it.
+pub(crate) fn stream_id(id: quinn::StreamId) -> u64 {
+    quinn::VarInt::from(id).into_inner()
+}
+
+impl transport::SendStream for SendStream {
+    fn id(&self) -> u64 {
+        stream_id(self.stream.id())
+    }
+
+    async fn write_some(&mut self, buf: &mut Bytes) -> Result<usize, TransportError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Zero-copy: quinn keeps slices of the (reference-counted) chunk. `write_chunks`
+        // takes data only in the poll that resolves, so dropping this future writes nothing
+        // and `buf` is advanced only by what was taken.
+        let mut chunks = [buf.clone()];
+        let written = self
+            .stream
+            .write_chunks(&mut chunks)
+            .await
+            .map_err(|e| self.write_error(e))?;
+        buf.advance(written.bytes);
+        Ok(written.bytes)
+    }
+
+    fn set_priority(&self, priority: i32) {
+        // Same sign as quinn: higher is sent first.
+        let _ = self.stream.set_priority(priority);
+    }
+
+    fn finish(&mut self) -> Result<(), TransportError> {
+        if let Some(err) = self.conn.conn.close_reason() {
+            return Err(self.conn.error(&err));
+        }
+        self.stream
+            .finish()
+            .map_err(|_| TransportError::ClosedStream)
+    }
+
+    fn reset(&mut self, code: ErrorCode) {
+        // WIRE.md §2.4: RESET_STREAM carries the mapped code, on raw QUIC too.
+        let _ = self.stream.reset(stream_code_to_wire(code));
+    }
+
+    async fn stopped(&self) -> Result<Option<ErrorCode>, TransportError> {
+        match self.stream.stopped().await {
+            Ok(code) => Ok(code.map(stream_code_from_wire)),
+            Err(quinn::StoppedError::ConnectionLost(e)) => Err(self.conn.error(&e)),
+            Err(quinn::StoppedError::ZeroRttRejected) => {
+                Err(TransportError::ConnectionLost("0-RTT rejected".into()))
+            }
+        }
+    }
+}
+
+/// Where a receive stream stands, as far as the trait's contract needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvState {
+    /// Still reading.
+    Open,
+    /// Read to the end: every later read is `None`.
+    Finished,
+    /// Stopped by this side: every later read fails with `ClosedStream`.
+    Stopped,
+}
+
+/// The receiving half of a raw QUIC stream.
+///
+/// Dropping it before the end was read sends STOP_SENDING with code 0 (quinn's behaviour,
+/// which is the implicit stop of WIRE.md §2.4).
+#[derive(Debug)]
+pub struct RecvStream {
+    stream: quinn::RecvStream,
+    conn: Connection,
+    state: RecvState,
+}
+
+impl transport::RecvStream for RecvStream {
+    fn id(&self) -> u64 {
+        stream_id(self.stream.id())
+    }
+
+    async fn read(&mut self) -> Result<Option<Bytes>, TransportError> {
+        match self.state {
+            RecvState::Open => {}
+            RecvState::Finished => return Ok(None),
+            RecvState::Stopped => return Err(TransportError::ClosedStream),
+        }
+        // quinn's `read_chunk` consumes data only in the poll that resolves: cancel-safe.
+        match self.stream.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => Ok(Some(chunk.bytes)),
+            Ok(None) => {
+                self.state = RecvState::Finished;
+                Ok(None)
+            }
+            Err(err) => Err(read_error(err, |e| self.conn.error(e))),
+        }
+    }
+
+    fn stop(&mut self, code: ErrorCode) {
+        if self.state == RecvState::Open {
+            self.state = RecvState::Stopped;
+            // WIRE.md §2.4: STOP_SENDING carries the mapped code, on raw QUIC too.
+            let _ = self.stream.stop(stream_code_to_wire(code));
+        }
+    }
+}

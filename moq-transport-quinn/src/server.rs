@@ -1,0 +1,291 @@
+//! The server endpoint: one UDP port for raw QUIC and WebTransport.
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moq_proto::ErrorCode;
+use tokio::task::JoinSet;
+use url::Url;
+
+use crate::codes::close_code_to_wire;
+use crate::connection::{Connection, TransportKind};
+use crate::error::{AcceptError, ConfigError};
+use crate::settings::TransportSettings;
+use crate::tls::{self, Certificate, Fingerprint};
+use crate::{quic, webtransport};
+
+/// How a [`Server`] listens.
+///
+/// ```
+/// use moq_transport_quinn::{Certificate, ServerConfig};
+///
+/// let cert = Certificate::self_signed(["localhost"]).unwrap();
+/// let config = ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().unwrap());
+/// assert_eq!(config.certificates.len(), 1);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The local UDP address. Default `[::]:443`.
+    pub bind: SocketAddr,
+    /// The certificates, chosen by the SNI of each connection: the first whose leaf is
+    /// valid for the requested name, else the last one.
+    pub certificates: Vec<Certificate>,
+    /// The bound on a connection's handshake (QUIC and TLS, and for WebTransport the
+    /// HTTP/3 SETTINGS and CONNECT request). Default 10 s.
+    pub handshake_timeout: Duration,
+    /// QUIC transport settings.
+    pub transport: TransportSettings,
+}
+
+impl ServerConfig {
+    /// A configuration serving these certificates (see [`Certificate::from_pem_files`] and
+    /// [`Certificate::self_signed`]).
+    pub fn new(certificates: Vec<Certificate>) -> Self {
+        Self {
+            bind: SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 443),
+            certificates,
+            handshake_timeout: Duration::from_secs(10),
+            transport: TransportSettings::default(),
+        }
+    }
+
+    /// Sets [`bind`](Self::bind).
+    pub fn with_bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets [`transport`](Self::transport).
+    pub fn with_transport(mut self, transport: TransportSettings) -> Self {
+        self.transport = transport;
+        self
+    }
+}
+
+/// A server endpoint accepting raw QUIC (ALPN `moqf-02`) and WebTransport (ALPN `h3`) on
+/// one UDP port; the ALPN each client negotiates picks the transport (WIRE.md §2.3).
+///
+/// Handshakes run concurrently in background tasks; [`accept`](Self::accept) yields the
+/// connections whose handshake completed, as [`Request`]s to accept or reject. Dropping the
+/// server abandons handshakes in progress; established connections live on.
+#[derive(Debug)]
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    fingerprints: Vec<Fingerprint>,
+    handshakes: JoinSet<Option<Request>>,
+    timeout: Duration,
+}
+
+impl Server {
+    /// Binds the socket. Must be called within a tokio runtime.
+    pub fn new(config: ServerConfig) -> Result<Self, ConfigError> {
+        let tls = tls::server_config(&config.certificates)?;
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| ConfigError::Tls(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        server.transport_config(Arc::new(config.transport.to_quinn()));
+        let endpoint =
+            quinn::Endpoint::server(server, config.bind).map_err(|e| ConfigError::Bind {
+                addr: config.bind,
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            endpoint,
+            fingerprints: config
+                .certificates
+                .iter()
+                .map(Certificate::fingerprint)
+                .collect(),
+            handshakes: JoinSet::new(),
+            timeout: config.handshake_timeout,
+        })
+    }
+
+    /// The local address of the socket (with the port chosen if the bind said 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The SHA-256 fingerprints of the certificates' leaves, in configuration order: what a
+    /// browser pins with `serverCertificateHashes`, or a client with
+    /// [`Trust::Fingerprints`](crate::Trust::Fingerprints).
+    pub fn fingerprints(&self) -> &[Fingerprint] {
+        &self.fingerprints
+    }
+
+    /// The next connection whose handshake completed, or `None` once the endpoint is
+    /// closed. Connections whose handshake fails are logged and skipped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a completed handshake is kept for the next call.
+    pub async fn accept(&mut self) -> Option<Request> {
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let incoming = incoming?;
+                    let timeout = self.timeout;
+                    self.handshakes.spawn(async move {
+                        match tokio::time::timeout(timeout, handshake(incoming)).await {
+                            Ok(request) => request,
+                            Err(_) => {
+                                tracing::debug!("handshake timed out");
+                                None
+                            }
+                        }
+                    });
+                }
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(request)) = done {
+                        return Some(request);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every connection at once (code 0) and stops accepting.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"");
+    }
+
+    /// Waits until every connection of this endpoint is closed and its close was sent.
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Runs one connection's handshake: QUIC and TLS, then for `h3` the HTTP/3 SETTINGS and
+/// the CONNECT request (not yet answered).
+async fn handshake(incoming: quinn::Incoming) -> Option<Request> {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(%remote, "QUIC handshake failed: {e}");
+            return None;
+        }
+    };
+    let data = conn
+        .handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?;
+    let server_name = data.server_name;
+    let inner = match data.protocol.as_deref() {
+        Some(alpn) if alpn == moq_proto::ALPN => RequestInner::Quic(conn),
+        Some(alpn) if alpn == web_transport_quinn::ALPN.as_bytes() => {
+            match web_transport_quinn::Request::accept(conn.clone()).await {
+                Ok(request) => RequestInner::WebTransport(Box::new(request)),
+                Err(e) => {
+                    tracing::debug!(%remote, "WebTransport CONNECT failed: {e}");
+                    conn.close(0u32.into(), b"bad WebTransport handshake");
+                    return None;
+                }
+            }
+        }
+        _ => {
+            conn.close(0u32.into(), b"unsupported ALPN");
+            return None;
+        }
+    };
+    Some(Request { inner, server_name })
+}
+
+/// A connection whose handshake completed, waiting to be accepted or rejected.
+///
+/// For WebTransport the client's CONNECT request has arrived but is not yet answered, so
+/// the application can decide by [`url`](Self::url). Dropping the request closes the
+/// connection.
+#[derive(Debug)]
+pub struct Request {
+    inner: RequestInner,
+    server_name: Option<String>,
+}
+
+enum RequestInner {
+    Quic(quinn::Connection),
+    WebTransport(Box<web_transport_quinn::Request>),
+}
+
+impl std::fmt::Debug for RequestInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Quic(conn) => f.debug_tuple("Quic").field(&conn.remote_address()).finish(),
+            Self::WebTransport(request) => f
+                .debug_tuple("WebTransport")
+                .field(&request.url.as_str())
+                .finish(),
+        }
+    }
+}
+
+impl Request {
+    /// Which transport the client chose (by ALPN).
+    pub fn kind(&self) -> TransportKind {
+        match self.inner {
+            RequestInner::Quic(_) => TransportKind::Quic,
+            RequestInner::WebTransport(_) => TransportKind::WebTransport,
+        }
+    }
+
+    /// The URL of a WebTransport CONNECT request (any path is accepted; what it means is
+    /// up to the application); `None` on raw QUIC, which carries no URL.
+    pub fn url(&self) -> Option<&Url> {
+        match &self.inner {
+            RequestInner::Quic(_) => None,
+            RequestInner::WebTransport(request) => Some(&request.url),
+        }
+    }
+
+    /// The host name the client asked for in TLS (SNI), if it sent one.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// The client's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.quic().remote_address()
+    }
+
+    fn quic(&self) -> &quinn::Connection {
+        match &self.inner {
+            RequestInner::Quic(conn) => conn,
+            RequestInner::WebTransport(request) => request.conn(),
+        }
+    }
+
+    /// Accepts the session: for WebTransport, answers the CONNECT request with 200.
+    pub async fn accept(self) -> Result<Connection, AcceptError> {
+        match self.inner {
+            RequestInner::Quic(conn) => Ok(Connection::Quic(quic::Connection::new(conn))),
+            RequestInner::WebTransport(request) => {
+                let conn = request.conn().clone();
+                match request.ok().await {
+                    Ok(session) => Ok(Connection::WebTransport(webtransport::Connection::new(
+                        session,
+                    ))),
+                    Err(e) => {
+                        conn.close(close_code_to_wire(ErrorCode::TRANSPORT, true), b"");
+                        Err(AcceptError::WebTransport(e.to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rejects the session: closes the connection with this protocol code and reason
+    /// (plain on raw QUIC, mapped on WebTransport, WIRE.md §2.4).
+    pub fn reject(self, code: ErrorCode, reason: &str) {
+        let webtransport = self.kind() == TransportKind::WebTransport;
+        self.quic()
+            .close(close_code_to_wire(code, webtransport), reason.as_bytes());
+    }
+}

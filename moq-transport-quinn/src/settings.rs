@@ -1,0 +1,112 @@
+//! QUIC transport settings, sized for MoQ's one-stream-per-group traffic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::VarInt;
+use quinn::congestion::{BbrConfig, CubicConfig};
+
+/// The congestion controller of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Congestion {
+    /// BBR (quinn's implementation, marked experimental by quinn): paces to the measured
+    /// bottleneck bandwidth instead of filling buffers, which keeps queueing delay low for
+    /// live media. The published relay uses it too.
+    #[default]
+    Bbr,
+    /// CUBIC: the conservative loss-based choice (quinn's default).
+    Cubic,
+}
+
+/// QUIC transport settings shared by [`ClientConfig`](crate::ClientConfig) and
+/// [`ServerConfig`](crate::ServerConfig).
+///
+/// The defaults are sized for a session that opens one unidirectional stream per group
+/// (WIRE.md §7.2) and may carry frames of up to 16 MiB; `docs/transport.md` explains each.
+///
+/// | setting | default | quinn's default |
+/// |---|---|---|
+/// | [`idle_timeout`](Self::idle_timeout) | 10 s | 30 s |
+/// | [`keep_alive`](Self::keep_alive) | 4 s | none |
+/// | [`max_concurrent_uni_streams`](Self::max_concurrent_uni_streams) | 1024 | 100 |
+/// | [`max_concurrent_bidi_streams`](Self::max_concurrent_bidi_streams) | 256 | 100 |
+/// | [`stream_receive_window`](Self::stream_receive_window) | 16 MiB | 1.25 MB |
+/// | [`receive_window`](Self::receive_window) | 64 MiB | unlimited |
+/// | [`send_window`](Self::send_window) | 16 MiB | 10 MB |
+/// | [`congestion`](Self::congestion) | BBR | CUBIC |
+/// | [`mtu_discovery`](Self::mtu_discovery) | on | on |
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportSettings {
+    /// Close the connection after this long without hearing from the peer. Also the bound
+    /// on how long a vanished peer holds its subscriptions.
+    pub idle_timeout: Duration,
+    /// Send a PING this often when otherwise idle, so quiet tracks do not time out. Must be
+    /// well below [`idle_timeout`](Self::idle_timeout); `None` disables it.
+    pub keep_alive: Option<Duration>,
+    /// How many unidirectional streams the peer may have open at once: one per group in
+    /// flight, across all subscriptions. quinn's 100 stalls a busy session.
+    pub max_concurrent_uni_streams: u32,
+    /// How many bidirectional streams the peer may have open at once: one per
+    /// subscription, announcement interest, fetch and info request.
+    pub max_concurrent_bidi_streams: u32,
+    /// Bytes the peer may send on one stream ahead of what has been read: a 16 MiB frame
+    /// can be in flight whole at high bandwidth-delay products.
+    pub stream_receive_window: u32,
+    /// Bytes the peer may send on all streams together ahead of what has been read: the
+    /// memory one connection may make this side buffer.
+    pub receive_window: u32,
+    /// Bytes this side buffers for sending (written but not yet acknowledged) on one
+    /// connection; writes wait when it is full.
+    pub send_window: u32,
+    /// The congestion controller.
+    pub congestion: Congestion,
+    /// Probe for a path MTU above QUIC's 1200 bytes (quinn detects black holes and falls
+    /// back). Larger packets mean fewer packets and less CPU per byte of media.
+    pub mtu_discovery: bool,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(10),
+            keep_alive: Some(Duration::from_secs(4)),
+            max_concurrent_uni_streams: 1024,
+            max_concurrent_bidi_streams: 256,
+            stream_receive_window: 16 << 20,
+            receive_window: 64 << 20,
+            send_window: 16 << 20,
+            congestion: Congestion::Bbr,
+            mtu_discovery: true,
+        }
+    }
+}
+
+impl TransportSettings {
+    /// The quinn transport configuration for these settings.
+    pub fn to_quinn(&self) -> quinn::TransportConfig {
+        let mut config = quinn::TransportConfig::default();
+        // An idle timeout above the QUIC maximum (2^62 ms) is clamped to it.
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .unwrap_or_else(|_| quinn::IdleTimeout::from(VarInt::MAX));
+        config
+            .max_idle_timeout(Some(idle))
+            .keep_alive_interval(self.keep_alive)
+            .max_concurrent_uni_streams(self.max_concurrent_uni_streams.into())
+            .max_concurrent_bidi_streams(self.max_concurrent_bidi_streams.into())
+            .stream_receive_window(self.stream_receive_window.into())
+            .receive_window(self.receive_window.into())
+            .send_window(self.send_window.into());
+        match self.congestion {
+            Congestion::Bbr => config.congestion_controller_factory(Arc::new(BbrConfig::default())),
+            Congestion::Cubic => {
+                config.congestion_controller_factory(Arc::new(CubicConfig::default()))
+            }
+        };
+        if !self.mtu_discovery {
+            config.mtu_discovery_config(None);
+        }
+        config
+    }
+}
