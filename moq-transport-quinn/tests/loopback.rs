@@ -1,0 +1,625 @@
+//! The transport trait over real loopback QUIC, on both transports: streams, data, codes,
+//! close, drop semantics, priority and scale.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use common::{KINDS, Pair, pattern};
+use moq_proto::ErrorCode;
+use moq_session::transport::{Connection as _, RecvStream as _, SendStream as _, TransportError};
+use moq_transport_quinn::{RecvStream, TransportKind, TransportSettings};
+
+/// Reads a stream to its end.
+async fn read_all(recv: &mut RecvStream) -> Result<Vec<u8>, TransportError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = recv.read().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn open_and_accept_streams_in_both_directions() {
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+
+        // Client-opened bidirectional stream: request and response.
+        let (mut send, mut recv) = pair.client_conn.open_bi().await.unwrap();
+        send.write(Bytes::from_static(b"ping")).await.unwrap();
+        send.finish().unwrap();
+        let (mut peer_send, mut peer_recv) = pair.server_conn.accept_bi().await.unwrap();
+        assert_eq!(peer_recv.id(), send.id(), "{kind}");
+        assert_eq!(peer_send.id(), recv.id(), "{kind}");
+        assert_eq!(read_all(&mut peer_recv).await.unwrap(), b"ping", "{kind}");
+        peer_send.write(Bytes::from_static(b"pong")).await.unwrap();
+        peer_send.finish().unwrap();
+        assert_eq!(read_all(&mut recv).await.unwrap(), b"pong", "{kind}");
+
+        // Server-opened bidirectional stream.
+        let (mut send, mut recv) = pair.server_conn.open_bi().await.unwrap();
+        send.write(Bytes::from_static(b"from server"))
+            .await
+            .unwrap();
+        send.finish().unwrap();
+        let (mut peer_send, mut peer_recv) = pair.client_conn.accept_bi().await.unwrap();
+        assert_eq!(peer_recv.id(), send.id(), "{kind}");
+        assert_eq!(read_all(&mut peer_recv).await.unwrap(), b"from server");
+        peer_send.write(Bytes::from_static(b"ack")).await.unwrap();
+        peer_send.finish().unwrap();
+        assert_eq!(read_all(&mut recv).await.unwrap(), b"ack", "{kind}");
+
+        // Unidirectional streams both ways.
+        let mut send = pair.client_conn.open_uni().await.unwrap();
+        send.write(Bytes::from_static(b"uni up")).await.unwrap();
+        send.finish().unwrap();
+        let mut recv = pair.server_conn.accept_uni().await.unwrap();
+        assert_eq!(recv.id(), send.id(), "{kind}");
+        assert_eq!(read_all(&mut recv).await.unwrap(), b"uni up", "{kind}");
+
+        let mut send = pair.server_conn.open_uni().await.unwrap();
+        send.write(Bytes::from_static(b"uni down")).await.unwrap();
+        send.finish().unwrap();
+        let mut recv = pair.client_conn.accept_uni().await.unwrap();
+        assert_eq!(recv.id(), send.id(), "{kind}");
+        assert_eq!(read_all(&mut recv).await.unwrap(), b"uni down", "{kind}");
+
+        pair.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_mebibytes_arrive_byte_exact_then_fin() {
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+        let data = Bytes::from(pattern(16 << 20, 7));
+
+        let writer = {
+            let data = data.clone();
+            let conn = pair.client_conn.clone();
+            tokio::spawn(async move {
+                let mut send = conn.open_uni().await.unwrap();
+                // Uneven chunk sizes, written with write_some to exercise partial writes.
+                let mut offset = 0;
+                let mut size = 1;
+                while offset < data.len() {
+                    let end = (offset + size).min(data.len());
+                    let mut chunk = data.slice(offset..end);
+                    while !chunk.is_empty() {
+                        let before = chunk.len();
+                        let n = send.write_some(&mut chunk).await.unwrap();
+                        assert!(n > 0 && n <= before);
+                        assert_eq!(chunk.len(), before - n);
+                    }
+                    offset = end;
+                    size = (size * 3 + 1) % 300_000 + 1;
+                }
+                send.finish().unwrap();
+                send.stopped().await
+            })
+        };
+
+        let mut recv = pair.server_conn.accept_uni().await.unwrap();
+        let received = read_all(&mut recv).await.unwrap();
+        assert_eq!(received.len(), data.len(), "{kind}");
+        assert!(received == data, "{kind}: bytes differ");
+        // After the end: None again, not an error.
+        assert_eq!(recv.read().await.unwrap(), None, "{kind}");
+        // Finished and fully received: the sender's stopped() reports no stop.
+        assert_eq!(writer.await.unwrap().unwrap(), None, "{kind}");
+
+        pair.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn reset_and_stop_carry_their_codes() {
+    let app = ErrorCode::app(100).unwrap();
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+
+        for code in [ErrorCode::NOT_FOUND, ErrorCode::CANCEL, app] {
+            // Reset: the reader sees StreamReset with the code.
+            let mut send = pair.client_conn.open_uni().await.unwrap();
+            send.write(Bytes::from_static(b"partial")).await.unwrap();
+            let mut recv = pair.server_conn.accept_uni().await.unwrap();
+            send.reset(code);
+            let err = loop {
+                match recv.read().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("{kind}: a reset stream read to its end"),
+                    Err(err) => break err,
+                }
+            };
+            assert_eq!(err, TransportError::StreamReset(code), "{kind}");
+            // Resetting twice does nothing.
+            send.reset(ErrorCode::DECODE);
+
+            // Stop: the writer's stopped() and writes see StreamStopped with the code.
+            let (mut send, _recv) = pair.server_conn.open_bi().await.unwrap();
+            send.write(Bytes::from_static(b"x")).await.unwrap();
+            let (_peer_send, mut peer_recv) = pair.client_conn.accept_bi().await.unwrap();
+            peer_recv.stop(code);
+            assert_eq!(send.stopped().await.unwrap(), Some(code), "{kind}");
+            let err = loop {
+                match send.write(Bytes::from_static(b"more")).await {
+                    Ok(()) => tokio::task::yield_now().await,
+                    Err(err) => break err,
+                }
+            };
+            assert_eq!(err, TransportError::StreamStopped(code), "{kind}");
+            // Reading a stopped stream is a local error.
+            assert_eq!(
+                peer_recv.read().await,
+                Err(TransportError::ClosedStream),
+                "{kind}"
+            );
+        }
+
+        // Writing after finish is a local error.
+        let mut send = pair.client_conn.open_uni().await.unwrap();
+        send.finish().unwrap();
+        assert_eq!(
+            send.write(Bytes::from_static(b"late")).await,
+            Err(TransportError::ClosedStream),
+            "{kind}"
+        );
+        assert_eq!(send.finish(), Err(TransportError::ClosedStream), "{kind}");
+
+        pair.finish().await;
+    }
+}
+
+/// The exact values on the wire, seen by a plain quinn peer: stream codes are mapped on
+/// raw QUIC too, the connection close is plain on raw QUIC and mapped on WebTransport.
+#[tokio::test]
+async fn wire_codes_as_a_plain_quinn_peer_sees_them() {
+    // Raw QUIC: the client side is read through the bare quinn connection.
+    let pair = Pair::new(TransportKind::Quic).await;
+    let raw = pair.client_conn.quic().clone();
+
+    let mut send = pair.server_conn.open_uni().await.unwrap();
+    send.write(Bytes::from_static(b"abc")).await.unwrap();
+    let mut raw_recv = raw.accept_uni().await.unwrap();
+    send.reset(ErrorCode::NOT_FOUND);
+    let err = loop {
+        match raw_recv.read_chunk(usize::MAX, true).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("reset stream ended cleanly"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(
+        err,
+        quinn::ReadError::Reset(quinn::VarInt::from_u64(0x52e4_a40f_a8e8).unwrap())
+    );
+
+    let mut raw_send = raw.open_uni().await.unwrap();
+    raw_send.write_all(b"abc").await.unwrap();
+    let mut recv = pair.server_conn.accept_uni().await.unwrap();
+    recv.stop(ErrorCode::DECODE);
+    assert_eq!(
+        raw_send.stopped().await.unwrap(),
+        Some(quinn::VarInt::from_u64(0x52e4_a40f_a8e0).unwrap())
+    );
+
+    // A dropped receive stream stops with a plain 0, which reads back as CANCEL.
+    let mut raw_send = raw.open_uni().await.unwrap();
+    raw_send.write_all(b"abc").await.unwrap();
+    drop(pair.server_conn.accept_uni().await.unwrap());
+    assert_eq!(
+        raw_send.stopped().await.unwrap(),
+        Some(quinn::VarInt::from_u32(0))
+    );
+
+    pair.server_conn.close(ErrorCode::NOT_FOUND, "gone");
+    match raw.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, quinn::VarInt::from_u32(13));
+            assert_eq!(&close.reason[..], b"gone");
+        }
+        other => panic!("unexpected close {other:?}"),
+    }
+    pair.finish().await;
+}
+
+/// The same over WebTransport, seen by a plain web-transport-quinn client: stream codes
+/// arrive mapped exactly once (the client library maps them back), a rejected session is
+/// closed with the mapped code, and a session close sends the capsule with the plain code,
+/// answered by a QUIC close with the mapped one.
+#[tokio::test]
+async fn webtransport_wire_codes_as_a_plain_client_sees_them() {
+    let mut server = common::server(TransportSettings::default());
+    let addr = server.local_addr().unwrap();
+    let endpoint = quinn::Endpoint::client(common::loopback()).unwrap();
+    let config = common::raw_client_config(b"h3");
+    let url =
+        moq_transport_quinn::Url::parse(&common::url(TransportKind::WebTransport, addr, "/wire"))
+            .unwrap();
+    let open = |url: moq_transport_quinn::Url| {
+        let endpoint = endpoint.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let conn = endpoint
+                .connect_with(config, addr, "localhost")
+                .unwrap()
+                .await
+                .unwrap();
+            let request = web_transport_quinn::proto::ConnectRequest::new(url);
+            let session = web_transport_quinn::Session::connect(conn.clone(), request).await;
+            (conn, session)
+        })
+    };
+
+    // Rejected: the QUIC close carries the mapped code and the reason.
+    let connecting = open(url.clone());
+    server
+        .accept()
+        .await
+        .unwrap()
+        .reject(ErrorCode::NOT_FOUND, "no");
+    let (conn, session) = connecting.await.unwrap();
+    assert!(session.is_err());
+    match conn.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(
+                close.error_code,
+                quinn::VarInt::from_u64(0x52e4_a40f_a8e8).unwrap()
+            );
+            assert_eq!(&close.reason[..], b"no");
+        }
+        other => panic!("unexpected close {other:?}"),
+    }
+
+    // Accepted: stream codes.
+    let connecting = open(url);
+    let server_conn = server.accept().await.unwrap().accept().await.unwrap();
+    let (conn, session) = connecting.await.unwrap();
+    let session = session.unwrap();
+
+    let mut send = server_conn.open_uni().await.unwrap();
+    send.write(Bytes::from_static(b"abc")).await.unwrap();
+    let mut recv = session.accept_uni().await.unwrap();
+    send.reset(ErrorCode::NOT_FOUND);
+    let err = loop {
+        match recv.read_chunk(usize::MAX, true).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("reset stream ended cleanly"),
+            Err(err) => break err,
+        }
+    };
+    // Mapped once: the client maps it back to 13 (twice would not map back at all).
+    assert!(
+        matches!(err, web_transport_quinn::ReadError::Reset(13)),
+        "{err:?}"
+    );
+
+    let mut send = session.open_uni().await.unwrap();
+    send.write_all(b"abc").await.unwrap();
+    let mut recv = server_conn.accept_uni().await.unwrap();
+    recv.stop(ErrorCode::DECODE);
+    assert_eq!(send.stopped().await.unwrap(), Some(5));
+
+    // The session close: the client reads the capsule's plain code and reason, then closes
+    // the QUIC connection with the mapped code (unless this side's wait for that ran out
+    // first on a very slow machine, in which case this side closed it with the same code).
+    server_conn.close(ErrorCode::NOT_FOUND, "gone");
+    match session.closed().await {
+        web_transport_quinn::SessionError::WebTransportError(
+            web_transport_quinn::WebTransportError::Closed(code, reason),
+        ) => {
+            assert_eq!(code, 13);
+            assert_eq!(reason, "gone");
+        }
+        other => panic!("unexpected session end {other:?}"),
+    }
+    match server_conn.quic().closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(
+                close.error_code,
+                quinn::VarInt::from_u64(0x52e4_a40f_a8e8).unwrap()
+            );
+            assert_eq!(&close.reason[..], b"gone");
+        }
+        quinn::ConnectionError::LocallyClosed => {}
+        other => panic!("unexpected close {other:?}"),
+    }
+
+    drop((conn, session, server_conn));
+    endpoint.close(0u32.into(), b"");
+    server.close();
+    endpoint.wait_idle().await;
+    server.wait_idle().await;
+}
+
+/// A peer that closes the QUIC connection itself with the mapped code (the way
+/// web-transport-quinn 0.3 peers do, instead of sending the session close capsule) is seen
+/// as closing the session. Its code and reason come through only if the adapter sees the
+/// close before web-transport-quinn closes the connection locally in reaction (see the
+/// `webtransport` module docs); otherwise the close reads as CANCEL. Never as a local close
+/// or a lost connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_quic_level_close_from_the_peer() {
+    for _ in 0..5 {
+        let pair = Pair::new(TransportKind::WebTransport).await;
+        pair.client_conn.quic().close(
+            quinn::VarInt::from_u64(ErrorCode::NOT_FOUND.to_webtransport()).unwrap(),
+            b"quic close",
+        );
+        let err = pair.server_conn.closed().await;
+        let full = TransportError::ClosedByPeer {
+            code: ErrorCode::NOT_FOUND,
+            reason: "quic close".into(),
+        };
+        let lost = TransportError::ClosedByPeer {
+            code: ErrorCode::CANCEL,
+            reason: String::new(),
+        };
+        assert!(err == full || err == lost, "{err:?}");
+        pair.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn close_reaches_the_peer_with_code_and_reason() {
+    let code = ErrorCode::app(7).unwrap();
+    for kind in KINDS {
+        for client_closes in [true, false] {
+            let pair = Pair::new(kind).await;
+            let (closer, peer) = if client_closes {
+                (&pair.client_conn, &pair.server_conn)
+            } else {
+                (&pair.server_conn, &pair.client_conn)
+            };
+            // Something pending on the peer when the close arrives.
+            let (mut pending_send, _pending_recv) = peer.open_bi().await.unwrap();
+            pending_send.write(Bytes::from_static(b"x")).await.unwrap();
+            let accept = {
+                let peer = peer.clone();
+                tokio::spawn(async move { peer.accept_uni().await })
+            };
+
+            closer.close(code, "bye now");
+            let expected = TransportError::ClosedByPeer {
+                code,
+                reason: "bye now".into(),
+            };
+            assert_eq!(peer.closed().await, expected, "{kind}");
+            assert_eq!(accept.await.unwrap().unwrap_err(), expected, "{kind}");
+            assert_eq!(peer.open_uni().await.unwrap_err(), expected, "{kind}");
+            let _ = pending_send.stopped().await;
+            assert_eq!(pending_send.finish(), Err(expected.clone()), "{kind}");
+
+            let local = TransportError::ClosedLocally {
+                code,
+                reason: "bye now".into(),
+            };
+            assert_eq!(closer.closed().await, local, "{kind}");
+            assert_eq!(closer.open_bi().await.unwrap_err(), local, "{kind}");
+            // A second close changes nothing.
+            closer.close(ErrorCode::DECODE, "again");
+            assert_eq!(closer.closed().await, local, "{kind}");
+
+            pair.finish().await;
+        }
+    }
+}
+
+/// A browser (and web-transport-quinn's own close) ends a WebTransport session with a
+/// CLOSE_WEBTRANSPORT_SESSION capsule carrying the plain code.
+#[tokio::test]
+async fn webtransport_session_close_capsule_is_understood() {
+    let pair = Pair::new(TransportKind::WebTransport).await;
+    let moq_transport_quinn::Connection::WebTransport(client) = &pair.client_conn else {
+        panic!("not WebTransport");
+    };
+    client.session().close(13, b"capsule");
+    assert_eq!(
+        pair.server_conn.closed().await,
+        TransportError::ClosedByPeer {
+            code: ErrorCode::NOT_FOUND,
+            reason: "capsule".into()
+        }
+    );
+    pair.finish().await;
+}
+
+#[tokio::test]
+async fn dropping_streams_stops_or_finishes_them() {
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+
+        // Dropping a receive stream before its end: the writer sees a stop with CANCEL.
+        let mut send = pair.client_conn.open_uni().await.unwrap();
+        send.write(Bytes::from_static(b"unread")).await.unwrap();
+        let recv = pair.server_conn.accept_uni().await.unwrap();
+        drop(recv);
+        assert_eq!(
+            send.stopped().await.unwrap(),
+            Some(ErrorCode::CANCEL),
+            "{kind}"
+        );
+
+        // Dropping a send stream without finish: the reader gets the data, then the end.
+        let mut send = pair.client_conn.open_uni().await.unwrap();
+        send.write(Bytes::from_static(b"then dropped"))
+            .await
+            .unwrap();
+        drop(send);
+        let mut recv = pair.server_conn.accept_uni().await.unwrap();
+        assert_eq!(
+            read_all(&mut recv).await.unwrap(),
+            b"then dropped",
+            "{kind}"
+        );
+
+        pair.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn dropping_every_handle_closes_with_cancel() {
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+        let Pair {
+            server,
+            client,
+            server_conn,
+            client_conn,
+            ..
+        } = pair;
+        drop(client_conn);
+        let err = server_conn.closed().await;
+        assert_eq!(
+            err,
+            TransportError::ClosedByPeer {
+                code: ErrorCode::CANCEL,
+                reason: String::new()
+            },
+            "{kind}"
+        );
+        drop(server_conn);
+        client.close();
+        server.close();
+        client.wait_idle().await;
+        server.wait_idle().await;
+    }
+}
+
+/// Two streams with megabytes queued behind a congestion window: the higher-priority one
+/// is delivered first. Everything is written before the connection task gets to run (one
+/// thread, no await point yields while quinn has buffer space), so both backlogs compete
+/// from the start.
+#[tokio::test(flavor = "current_thread")]
+async fn higher_priority_stream_completes_first() {
+    const SIZE: usize = 4 << 20;
+    for kind in KINDS {
+        for high_first in [true, false] {
+            let pair = Pair::with_settings(kind, TransportSettings::default()).await;
+            let order = Arc::new(Mutex::new(Vec::new()));
+
+            let mut low = pair.client_conn.open_uni().await.unwrap();
+            let mut high = pair.client_conn.open_uni().await.unwrap();
+            low.set_priority(-5);
+            high.set_priority(5);
+            let (first, second) = if high_first {
+                (&mut high, &mut low)
+            } else {
+                (&mut low, &mut high)
+            };
+            first.write(Bytes::from(pattern(SIZE, 1))).await.unwrap();
+            second.write(Bytes::from(pattern(SIZE, 2))).await.unwrap();
+            let high_id = high.id();
+            high.finish().unwrap();
+            low.finish().unwrap();
+
+            let mut readers = Vec::new();
+            for _ in 0..2 {
+                let mut recv = pair.server_conn.accept_uni().await.unwrap();
+                let order = order.clone();
+                readers.push(tokio::spawn(async move {
+                    let data = read_all(&mut recv).await.unwrap();
+                    assert_eq!(data.len(), SIZE);
+                    order.lock().unwrap().push(recv.id());
+                }));
+            }
+            for reader in readers {
+                reader.await.unwrap();
+            }
+            let order = order.lock().unwrap().clone();
+            assert_eq!(
+                order[0], high_id,
+                "{kind}: the high-priority stream finished second (written first: {high_first})"
+            );
+            pair.finish().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_uni_streams_on_one_connection() {
+    const STREAMS: usize = 1000;
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+        let conn = pair.client_conn.clone();
+        let opener = tokio::spawn(async move {
+            // All open at once (the default limit is 1024), each finished after its payload.
+            let mut streams = Vec::new();
+            for i in 0..STREAMS {
+                let mut send = conn.open_uni().await.unwrap();
+                send.write(Bytes::from(format!("stream {i}")))
+                    .await
+                    .unwrap();
+                streams.push(send);
+            }
+            for mut send in streams {
+                send.finish().unwrap();
+            }
+        });
+        let mut seen = vec![false; STREAMS];
+        for _ in 0..STREAMS {
+            let mut recv = pair.server_conn.accept_uni().await.unwrap();
+            let text = String::from_utf8(read_all(&mut recv).await.unwrap()).unwrap();
+            let i: usize = text.strip_prefix("stream ").unwrap().parse().unwrap();
+            assert!(!seen[i], "{kind}: stream {i} twice");
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "{kind}");
+        opener.await.unwrap();
+        pair.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_connections() {
+    const CONNECTIONS: usize = 50;
+    for kind in KINDS {
+        let mut server = common::server(TransportSettings::default());
+        let client = common::client(&server, TransportSettings::default());
+        let url = common::url(kind, server.local_addr().unwrap(), "/many");
+
+        let echo = tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let request = server.accept().await.unwrap();
+                tasks.push(tokio::spawn(async move {
+                    let conn = request.accept().await.unwrap();
+                    let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+                    let data = read_all(&mut recv).await.unwrap();
+                    send.write(Bytes::from(data)).await.unwrap();
+                    send.finish().unwrap();
+                    conn.closed().await
+                }));
+            }
+            for task in tasks {
+                let closed = task.await.unwrap();
+                assert_eq!(closed.code(), ErrorCode::CANCEL);
+            }
+            server
+        });
+
+        let mut clients = Vec::new();
+        for i in 0..CONNECTIONS {
+            let client = client.clone();
+            let url = url.clone();
+            clients.push(tokio::spawn(async move {
+                let conn = client.connect(&url).await.unwrap();
+                let (mut send, mut recv) = conn.open_bi().await.unwrap();
+                let message = format!("connection {i}");
+                send.write(Bytes::from(message.clone())).await.unwrap();
+                send.finish().unwrap();
+                assert_eq!(read_all(&mut recv).await.unwrap(), message.as_bytes());
+                conn.close(ErrorCode::CANCEL, "done");
+            }));
+        }
+        for task in clients {
+            task.await.unwrap();
+        }
+        let server = echo.await.unwrap();
+        client.close();
+        server.close();
+        client.wait_idle().await;
+        server.wait_idle().await;
+    }
+}
