@@ -24,7 +24,10 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tokio::sync::Notify;
 
@@ -248,27 +251,23 @@ impl<M: Model> Drop for FanOut<M> {
     }
 }
 
-fn fan_out<M: Model>(c: &mut Criterion, consumers: &[usize]) {
-    let mut bench = c.benchmark_group("model/fan_out");
-    for &n in consumers {
-        let mut fan_out = FanOut::<M>::new(n);
-        // Settle first (waiter lists, buffers), then count allocations.
-        fan_out.run(5);
-        let allocs = fan_out.allocations_per_frame(50);
-        println!(
-            "model/fan_out/{}/{n}: {allocs:.2} allocs/frame (written frame, all threads)",
-            M::NAME
-        );
-        bench.throughput(Throughput::Elements((FAN_OUT_FRAMES * n) as u64));
-        bench.bench_with_input(BenchmarkId::new(M::NAME, n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                fan_out.run(iters);
-                start.elapsed()
-            });
+fn fan_out<M: Model>(bench: &mut BenchmarkGroup<'_, WallTime>, n: usize) {
+    let mut fan_out = FanOut::<M>::new(n);
+    // Settle first (waiter lists, buffers), then count allocations.
+    fan_out.run(5);
+    let allocs = fan_out.allocations_per_frame(50);
+    println!(
+        "model/fan_out/{}/{n}: {allocs:.2} allocs/frame (written frame, all threads)",
+        M::NAME
+    );
+    bench.throughput(Throughput::Elements((FAN_OUT_FRAMES * n) as u64));
+    bench.bench_with_input(BenchmarkId::new(M::NAME, n), &n, |b, _| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            fan_out.run(iters);
+            start.elapsed()
         });
-    }
-    bench.finish();
+    });
 }
 
 fn late_join<M: Model>(c: &mut Criterion) {
@@ -310,8 +309,13 @@ fn benches(c: &mut Criterion) {
 
     write_read::<Ours>(c);
     write_read::<Baseline>(c);
-    fan_out::<Ours>(c, &consumers);
-    fan_out::<Baseline>(c, &consumers);
+    // Both implementations back to back for each size, so that they see the same machine.
+    let mut bench = c.benchmark_group("model/fan_out");
+    for &n in &consumers {
+        fan_out::<Ours>(&mut bench, n);
+        fan_out::<Baseline>(&mut bench, n);
+    }
+    bench.finish();
     late_join::<Ours>(c);
     late_join::<Baseline>(c);
 }

@@ -250,7 +250,9 @@ pub(crate) struct GroupShared {
     /// the fields next to it on every read.
     pub(crate) bytes: OwnLine<AtomicUsize>,
     /// Set when the group is aborted, so lock-free reads can step aside for the error.
-    aborted: AtomicBool,
+    /// Read on every lock-free read, so kept off the line of the lock the producer takes on
+    /// every write.
+    aborted: OwnLine<AtomicBool>,
     head: Arc<Segment>,
     pub(crate) state: Lock<GroupState>,
 }
@@ -261,7 +263,7 @@ impl GroupShared {
         Self {
             sequence,
             bytes: OwnLine(AtomicUsize::new(0)),
-            aborted: AtomicBool::new(false),
+            aborted: OwnLine(AtomicBool::new(false)),
             state: Lock::new(GroupState {
                 len: 0,
                 tail: head.clone(),
@@ -294,7 +296,7 @@ impl GroupShared {
             return;
         }
         state.end = Some(Err(error));
-        self.aborted.store(true, Ordering::Release);
+        self.aborted.0.store(true, Ordering::Release);
         for frame in &mut state.chunked {
             if frame.status == FrameStatus::Open {
                 frame.status = FrameStatus::Failed(error);
@@ -313,7 +315,7 @@ impl GroupShared {
     }
 
     fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Acquire)
+        self.aborted.0.load(Ordering::Acquire)
     }
 }
 
