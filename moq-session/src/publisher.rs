@@ -1,0 +1,542 @@
+//! The publisher side: the peer's control streams (announce, subscribe, fetch, info) and
+//! the group streams we send.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{BoxFuture, Either, select};
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
+use moq_model::{Announced, GroupConsumer, Track, TrackConsumer};
+use moq_proto::{
+    Announce, AnnounceInterest, ErrorCode, Fetch, Frame, Group, GroupDrop, GroupOrder, Info,
+    InfoRequest, StreamBi, StreamUni, Subscribe, SubscribeUpdate,
+};
+
+use crate::session::Shared;
+use crate::stream::{Cancel, Reader, Sender, abort};
+use crate::transport::{Connection, RecvStream, SendStream};
+use crate::{Error, SessionConfig};
+
+/// The QUIC stream priority of a group stream (quinn's meaning: higher is sent first).
+///
+/// The track priority is the top byte, so any group of a higher-priority track goes before
+/// any group of a lower one; within a track the low 24 bits order the groups by sequence:
+/// newest first for [`GroupOrder::Descending`] (live), oldest first for
+/// [`GroupOrder::Ascending`]. (WIRE.md §7.4 quotes a formula with the two orders swapped;
+/// with "higher first" this is the one that sends newest-first for descending.)
+///
+/// ```
+/// use moq_proto::GroupOrder;
+/// use moq_session::group_priority;
+///
+/// // Descending: a newer group outranks an older one.
+/// assert!(group_priority(0, GroupOrder::Descending, 8) > group_priority(0, GroupOrder::Descending, 7));
+/// // Ascending: an older group outranks a newer one.
+/// assert!(group_priority(0, GroupOrder::Ascending, 7) > group_priority(0, GroupOrder::Ascending, 8));
+/// // Track priority dominates the sequence.
+/// assert!(group_priority(1, GroupOrder::Ascending, 1 << 23) > group_priority(0, GroupOrder::Descending, 0xff_ffff));
+/// assert!(group_priority(-1, GroupOrder::Descending, 0xff_ffff) < group_priority(0, GroupOrder::Descending, 0));
+/// ```
+pub fn group_priority(track_priority: i8, order: GroupOrder, sequence: u64) -> i32 {
+    let low = (sequence & 0xff_ffff) as i32;
+    let low = match order {
+        GroupOrder::Descending => low,
+        GroupOrder::Ascending => 0xff_ffff - low,
+    };
+    (i32::from(track_priority) << 24) | low
+}
+
+/// Control streams go before any group stream, so that Info reaches the subscriber before
+/// the first group (WIRE.md §7.3).
+pub(crate) const CONTROL_PRIORITY: i32 = i32::MAX;
+
+/// Serves one bidirectional stream the peer opened, by its type (WIRE.md §4.1).
+pub(crate) async fn run_bi<C: Connection>(
+    conn: C,
+    shared: Arc<Shared>,
+    send: C::SendStream,
+    recv: C::RecvStream,
+) {
+    let mut send = Sender::new(send);
+    let mut reader = Reader::new(recv, shared.config.reader());
+    send.set_priority(CONTROL_PRIORITY);
+    let kind = match reader.next::<StreamBi>().await {
+        Ok(Some(kind)) => kind,
+        Ok(None) => return send.finish(),
+        // An unknown type is a decode error: reset+stop 5, the session goes on (§4.1).
+        Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    match kind {
+        // §4.2: a second session stream is reset+stopped with 10; the session continues.
+        StreamBi::Session => abort(&mut send, &mut reader, ErrorCode::UNEXPECTED_STREAM),
+        StreamBi::Announce => serve_announce(shared, send, reader).await,
+        StreamBi::Subscribe => serve_subscribe(conn, shared, send, reader).await,
+        StreamBi::Fetch => serve_fetch(shared, send, reader).await,
+        StreamBi::Info => serve_info(shared, send, reader).await,
+    }
+}
+
+/// Decrements a counter of the shared state when dropped.
+struct Counted {
+    shared: Arc<Shared>,
+    which: fn(&mut crate::session::State) -> &mut usize,
+}
+
+impl Counted {
+    /// Counts one more unless the counter is at `max`.
+    fn acquire(
+        shared: &Arc<Shared>,
+        max: usize,
+        which: fn(&mut crate::session::State) -> &mut usize,
+    ) -> Option<Self> {
+        let mut state = shared.lock();
+        let count = which(&mut state);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            shared: shared.clone(),
+            which,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        let count = (self.which)(&mut state);
+        *count = count.saturating_sub(1);
+    }
+}
+
+/// §4.3: write Active for every current match, then the changes, until the subscriber
+/// ends the stream.
+async fn serve_announce<S: SendStream, R: RecvStream>(
+    shared: Arc<Shared>,
+    mut send: Sender<S>,
+    mut reader: Reader<R>,
+) {
+    let Some(_count) = Counted::acquire(&shared, shared.config.max_announce_streams, |s| {
+        &mut s.announce_streams
+    }) else {
+        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
+    };
+    let interest = match reader.required::<AnnounceInterest>().await {
+        Ok(interest) => interest,
+        Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    let prefix = interest.prefix;
+    let mut consumer = shared.lock().announced.consume(prefix.clone());
+    loop {
+        let event = {
+            let next = std::pin::pin!(consumer.next());
+            let closed = std::pin::pin!(reader.closed());
+            match select(next, closed).await {
+                Either::Left((event, _)) => event,
+                // The subscriber ended its side (or reset it): we are done too.
+                Either::Right((Ok(()), _)) => return send.finish(),
+                Either::Right((Err(_), _)) => return send.reset(ErrorCode::CANCEL),
+            }
+        };
+        let message = match event {
+            Ok(Some(Announced::Active(path))) => path
+                .strip_prefix(&prefix)
+                .map(|suffix| Announce::Active { suffix }),
+            Ok(Some(Announced::Ended(path))) => path
+                .strip_prefix(&prefix)
+                .map(|suffix| Announce::Ended { suffix }),
+            Ok(None) => return send.finish(),
+            Err(err) => return abort(&mut send, &mut reader, err.code()),
+        };
+        if let Some(message) = message
+            && send.write_message(&message).await.is_err()
+        {
+            return abort(&mut send, &mut reader, ErrorCode::TRANSPORT);
+        }
+    }
+}
+
+/// §4.6: Info then FIN; unknown → reset+stop 13.
+async fn serve_info<S: SendStream, R: RecvStream>(
+    shared: Arc<Shared>,
+    mut send: Sender<S>,
+    mut reader: Reader<R>,
+) {
+    let request = match reader.required::<InfoRequest>().await {
+        Ok(request) => request,
+        Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    let Some(track) = shared.published(&request.path) else {
+        return abort(&mut send, &mut reader, ErrorCode::NOT_FOUND);
+    };
+    if send.write_message(&info(&track)).await.is_ok() {
+        send.finish();
+    }
+}
+
+fn info(track: &TrackConsumer) -> Info {
+    let description = track.info();
+    Info {
+        track_priority: description.priority,
+        group_order: description.group_order,
+        group_expires: description.group_expires,
+        // §5.8: 0 when there is no group yet.
+        group_latest: track.latest().unwrap_or(0),
+    }
+}
+
+/// §4.7 with the draft-02 meaning: the cached group's stream contents after the Group
+/// header (frame headers and payloads), from byte `offset`, then FIN. Unknown track or
+/// group → reset+stop 13.
+async fn serve_fetch<S: SendStream, R: RecvStream>(
+    shared: Arc<Shared>,
+    mut send: Sender<S>,
+    mut reader: Reader<R>,
+) {
+    let fetch = match reader.required::<Fetch>().await {
+        Ok(fetch) => fetch,
+        Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    let Some(mut group) = shared
+        .published(&fetch.path)
+        .and_then(|track| track.group(fetch.group))
+    else {
+        return abort(&mut send, &mut reader, ErrorCode::NOT_FOUND);
+    };
+    send.set_priority(i32::from(fetch.priority) << 24);
+    let mut skip = fetch.offset;
+    let result: Result<(), ErrorCode> = async {
+        while let Some(mut frame) = group.next_frame().await.map_err(|e| e.code())? {
+            let header = Frame {
+                size: frame.size() as u64,
+            };
+            let header = moq_proto::Encode::to_bytes(&header);
+            write_skipping(&mut send, header, &mut skip).await?;
+            while let Some(chunk) = frame.read_chunk().await.map_err(|e| e.code())? {
+                write_skipping(&mut send, chunk, &mut skip).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => send.finish(),
+        Err(code) => abort(&mut send, &mut reader, code),
+    }
+}
+
+async fn write_skipping<S: SendStream>(
+    send: &mut Sender<S>,
+    mut bytes: bytes::Bytes,
+    skip: &mut u64,
+) -> Result<(), ErrorCode> {
+    let len = bytes.len() as u64;
+    if *skip >= len {
+        *skip -= len;
+        return Ok(());
+    }
+    let _ = bytes.split_to(*skip as usize);
+    *skip = 0;
+    send.write(bytes).await.map_err(|_| ErrorCode::TRANSPORT)
+}
+
+/// Finds the track for a subscription: published tracks and broadcasts, then the router.
+async fn resolve(shared: &Shared, subscribe: &Subscribe) -> Result<TrackConsumer, ErrorCode> {
+    if let Some(track) = shared.published(&subscribe.path) {
+        return Ok(track);
+    }
+    let router = shared.lock().router.clone();
+    let Some(router) = router else {
+        return Err(ErrorCode::NOT_FOUND);
+    };
+    let mut track = Track::new(subscribe.path.clone());
+    track.priority = subscribe.priority;
+    track.group_order = subscribe.group_order;
+    track.group_expires = subscribe.group_expires;
+    router.subscribe(track).await.map_err(|e| e.code())
+}
+
+/// How a group stream ended, for the serving loop.
+struct Sent {
+    sequence: u64,
+    result: Result<(), ErrorCode>,
+}
+
+/// A group stream being sent.
+struct InFlight {
+    sequence: u64,
+    started: Instant,
+    cancel: Arc<Cancel>,
+}
+
+/// §4.4: resolve, Info, then the latest group from its first frame and every newer group,
+/// each on its own stream with a priority from [`group_priority`]; GroupDrop for every group
+/// not delivered; FIN as soon as the subscriber FINs.
+async fn serve_subscribe<C: Connection>(
+    conn: C,
+    shared: Arc<Shared>,
+    mut send: Sender<C::SendStream>,
+    mut reader: Reader<C::RecvStream>,
+) {
+    let Some(_count) =
+        Counted::acquire(&shared, shared.config.max_subscriptions, |s| &mut s.serving)
+    else {
+        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
+    };
+    let subscribe = match reader.required::<Subscribe>().await {
+        Ok(subscribe) => subscribe,
+        Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    let track = match resolve(&shared, &subscribe).await {
+        Ok(track) => track,
+        Err(code) => return abort(&mut send, &mut reader, code),
+    };
+    // §7.3: the Info is written before the first group stream is opened.
+    let info = info(&track);
+    if send.write_message(&info).await.is_err() {
+        return abort(&mut send, &mut reader, ErrorCode::TRANSPORT);
+    }
+    // The smaller non-zero expiry of the publisher and the subscriber wins (§7.5).
+    let expires = match (info.group_expires, subscribe.group_expires) {
+        (Duration::ZERO, theirs) => theirs,
+        (ours, Duration::ZERO) => ours,
+        (ours, theirs) => ours.min(theirs),
+    };
+    let serving = Serving {
+        conn,
+        shared: shared.clone(),
+        id: subscribe.id,
+        priority: subscribe.priority,
+        order: subscribe.group_order,
+        expires,
+        config: shared.config.clone(),
+    };
+    serving.run(track, send, reader).await;
+}
+
+struct Serving<C> {
+    conn: C,
+    shared: Arc<Shared>,
+    id: u64,
+    priority: i8,
+    order: GroupOrder,
+    expires: Duration,
+    config: SessionConfig,
+}
+
+enum Event {
+    Update(Result<Option<SubscribeUpdate>, Error>),
+    Group(Result<Option<GroupConsumer>, moq_model::Error>),
+    Sent(Sent),
+    Done,
+}
+
+impl<C: Connection> Serving<C> {
+    async fn run(
+        self,
+        track: TrackConsumer,
+        mut send: Sender<C::SendStream>,
+        mut reader: Reader<C::RecvStream>,
+    ) {
+        // The latest group first, from its first frame; then only newer ones.
+        let latest = track.latest();
+        let first = latest.and_then(|sequence| track.group(sequence));
+        let mut next_sequence = latest.map_or(0, |latest| latest + 1);
+
+        let mut groups = Box::pin(stream::unfold(track, |mut track| async move {
+            let next = track.next_group().await;
+            Some((next, track))
+        }));
+        let mut sends: FuturesUnordered<BoxFuture<'static, Sent>> = FuturesUnordered::new();
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut track_done = false;
+
+        if let Some(group) = first {
+            self.start(group, &mut sends, &mut in_flight);
+        }
+        loop {
+            let event = poll_fn(|cx| {
+                // `Reader::next` is cancel-safe, so a fresh future per poll loses nothing.
+                let update = std::pin::pin!(reader.next::<SubscribeUpdate>());
+                if let Poll::Ready(update) = update.poll(cx) {
+                    return Poll::Ready(Event::Update(update));
+                }
+                if let Poll::Ready(Some(sent)) = sends.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Sent(sent));
+                }
+                if !track_done && let Poll::Ready(Some(group)) = groups.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Group(group));
+                }
+                if track_done && sends.is_empty() {
+                    return Poll::Ready(Event::Done);
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                // §5.7: updates are accepted (5-field layout) and not applied.
+                Event::Update(Ok(Some(_))) => {}
+                // The subscriber FINed: no new group streams, reset the open ones, FIN ours.
+                Event::Update(Ok(None)) => {
+                    for flight in &in_flight {
+                        flight.cancel.cancel(ErrorCode::CANCEL);
+                    }
+                    send.finish();
+                    return;
+                }
+                Event::Update(Err(err)) => {
+                    for flight in &in_flight {
+                        flight.cancel.cancel(ErrorCode::CANCEL);
+                    }
+                    match err {
+                        Error::Transport(_) => send.reset(ErrorCode::CANCEL),
+                        err => abort(&mut send, &mut reader, err.code()),
+                    }
+                    return;
+                }
+                Event::Group(Ok(Some(group))) => {
+                    if group.sequence() < next_sequence {
+                        continue;
+                    }
+                    next_sequence = group.sequence() + 1;
+                    self.expire(&in_flight);
+                    self.start(group, &mut sends, &mut in_flight);
+                }
+                Event::Group(Ok(None)) => track_done = true,
+                Event::Group(Err(err)) => {
+                    for flight in &in_flight {
+                        flight.cancel.cancel(err.code());
+                    }
+                    abort(&mut send, &mut reader, err.code());
+                    return;
+                }
+                Event::Sent(sent) => {
+                    in_flight.retain(|flight| flight.sequence != sent.sequence);
+                    if let Err(code) = sent.result {
+                        // §4.5: every group not delivered is followed by a GroupDrop.
+                        let drop = GroupDrop {
+                            sequence: sent.sequence,
+                            count: 0,
+                            code,
+                        };
+                        self.shared.lock().group_drops_sent += 1;
+                        if send.write_message(&drop).await.is_err() {
+                            return;
+                        }
+                    }
+                    self.expire(&in_flight);
+                }
+                Event::Done => {
+                    send.finish();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Cancels the group streams that outlived the expiry while a newer one exists.
+    fn expire(&self, in_flight: &VecDeque<InFlight>) {
+        if self.expires.is_zero() || in_flight.len() < 2 {
+            return;
+        }
+        let now = self.config.now();
+        let newest = in_flight.iter().map(|f| f.sequence).max().unwrap_or(0);
+        for flight in in_flight {
+            if flight.sequence < newest && now.duration_since(flight.started) >= self.expires {
+                flight.cancel.cancel(ErrorCode::CANCEL);
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        group: GroupConsumer,
+        sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
+        in_flight: &mut VecDeque<InFlight>,
+    ) {
+        // Past the cap, the oldest stream in flight is given up (GroupDrop 11).
+        while in_flight.len() >= self.config.max_group_streams {
+            let Some(oldest) = in_flight.pop_front() else {
+                break;
+            };
+            oldest.cancel.cancel(ErrorCode::BOUNDS_EXCEEDED);
+        }
+        let cancel = Arc::new(Cancel::default());
+        let sequence = group.sequence();
+        in_flight.push_back(InFlight {
+            sequence,
+            started: self.config.now(),
+            cancel: cancel.clone(),
+        });
+        let priority = group_priority(self.priority, self.order, sequence);
+        sends.push(Box::pin(send_group(
+            self.conn.clone(),
+            self.shared.clone(),
+            self.id,
+            group,
+            priority,
+            cancel,
+        )));
+    }
+}
+
+/// Sends one group on its own unidirectional stream (§4.5): header, then each frame's size
+/// and its payload chunks as the model holds them (no copy), then FIN. Resets the stream
+/// with the reason if the group fails or the send is cancelled.
+async fn send_group<C: Connection>(
+    conn: C,
+    shared: Arc<Shared>,
+    id: u64,
+    mut group: GroupConsumer,
+    priority: i32,
+    cancel: Arc<Cancel>,
+) -> Sent {
+    let sequence = group.sequence();
+    let _count = Counted::acquire(&shared, usize::MAX, |s| &mut s.group_streams_out);
+    let work = async {
+        let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
+        let mut out = Sender::with_cancel(stream, cancel.clone());
+        out.set_priority(priority);
+        out.encode(&StreamUni::Group);
+        out.encode(&Group {
+            subscribe: id,
+            sequence,
+        });
+        loop {
+            match group.next_frame().await {
+                Ok(Some(mut frame)) => {
+                    out.encode(&Frame {
+                        size: frame.size() as u64,
+                    });
+                    loop {
+                        match frame.read_chunk().await {
+                            Ok(Some(chunk)) => {
+                                out.write(chunk).await.map_err(|_| ErrorCode::TRANSPORT)?
+                            }
+                            Ok(None) => break,
+                            Err(err) => {
+                                out.reset(err.code());
+                                return Err(err.code());
+                            }
+                        }
+                    }
+                }
+                Ok(None) => {
+                    out.flush().await.map_err(|_| ErrorCode::TRANSPORT)?;
+                    out.finish();
+                    return Ok(());
+                }
+                Err(err) => {
+                    out.reset(err.code());
+                    return Err(err.code());
+                }
+            }
+        }
+    };
+    let result = cancel.run(work).await;
+    Sent { sequence, result }
+}

@@ -1,0 +1,878 @@
+//! [`Session`] (the handle) and [`SessionDriver`] (the future that runs it), and the state
+//! they share.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
+use moq_model::{
+    AnnouncedConsumer, AnnouncedProducer, BroadcastConsumer, RouterConsumer, Track, TrackConsumer,
+    TrackProducer,
+};
+use moq_proto::{
+    ErrorCode, Extensions, Info, Path, SessionClient, SessionServer, StreamBi, Subscribe, Version,
+};
+
+use crate::stream::{Reader, Sender, abort};
+use crate::transport::{Connection, RecvStream, SendStream, TransportError};
+use crate::{Error, SessionConfig, publisher, subscriber};
+
+/// A MoQ Transfork session: one connection, over which both sides may publish and
+/// subscribe.
+///
+/// Created by [`connect`](Session::connect) (client) or [`accept`](Session::accept)
+/// (server), together with its [`SessionDriver`], the future that does the work and that
+/// the application runs on its executor. `Session` is a cheap handle: clones share the
+/// session.
+///
+/// # Drop
+///
+/// Dropping the last handle closes the connection with code 0 ([`ErrorCode::CANCEL`]); the
+/// driver then completes.
+#[derive(Clone)]
+pub struct Session {
+    handle: Arc<Handle>,
+}
+
+/// Closes the session when the last [`Session`] clone goes.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared
+            .close(Error::Closed(ErrorCode::CANCEL), ErrorCode::CANCEL, "");
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts of what a session holds right now (for tests, metrics and leak checks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Our subscriptions that are live (one per distinct path).
+    pub subscriptions: usize,
+    /// Subscriptions of the peer we are serving.
+    pub serving: usize,
+    /// Announce streams of the peer we are serving.
+    pub announce_streams: usize,
+    /// Our announce interests that are live.
+    pub announced: usize,
+    /// Group streams being received.
+    pub group_streams_in: usize,
+    /// Group streams being sent.
+    pub group_streams_out: usize,
+    /// Tracks and broadcasts published.
+    pub published: usize,
+    /// Futures the driver is running (streams, accept loops, watchers).
+    pub tasks: usize,
+    /// Subscribe ids used so far (the next id).
+    pub next_subscribe_id: u64,
+    /// `GroupDrop`s received on our subscriptions.
+    pub group_drops_received: u64,
+    /// `GroupDrop`s sent on subscriptions we serve.
+    pub group_drops_sent: u64,
+}
+
+/// The future that runs a session: the handshake is done, and it accepts the peer's
+/// streams, serves them, and runs the streams our [`Session`] handles open.
+///
+/// Spawn it on the executor of your choice (`tokio::spawn(driver)`); the session does
+/// nothing while it is not polled. It completes when the session ends: `Ok(())` when it was
+/// closed locally ([`Session::close`] or dropping every handle), the reason otherwise.
+/// Dropping it closes the session with code 0.
+#[must_use = "a session does nothing unless its driver is polled"]
+pub struct SessionDriver {
+    shared: Arc<Shared>,
+    tasks: FuturesUnordered<BoxFuture<'static, ()>>,
+    done: bool,
+}
+
+impl fmt::Debug for SessionDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionDriver")
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operations that need the concrete connection type, behind a trait object so that
+/// [`Session`] is not generic.
+pub(crate) trait Ops: Send + Sync + 'static {
+    fn close(&self, code: ErrorCode, reason: &str);
+    fn subscribe(
+        &self,
+        shared: Arc<Shared>,
+        message: Subscribe,
+        unused: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, ()>;
+    fn announced(
+        &self,
+        shared: Arc<Shared>,
+        id: u64,
+        prefix: Path,
+        unused: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, ()>;
+    fn info(&self, shared: Arc<Shared>, path: Path) -> BoxFuture<'static, Result<Info, Error>>;
+}
+
+struct Ops_<C>(C);
+
+impl<C: Connection> Ops for Ops_<C> {
+    fn close(&self, code: ErrorCode, reason: &str) {
+        self.0.close(code, reason);
+    }
+
+    fn subscribe(
+        &self,
+        shared: Arc<Shared>,
+        message: Subscribe,
+        unused: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(subscriber::run_subscribe(
+            self.0.clone(),
+            shared,
+            message,
+            unused,
+        ))
+    }
+
+    fn announced(
+        &self,
+        shared: Arc<Shared>,
+        id: u64,
+        prefix: Path,
+        unused: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(subscriber::run_announced(
+            self.0.clone(),
+            shared,
+            id,
+            prefix,
+            unused,
+        ))
+    }
+
+    fn info(&self, shared: Arc<Shared>, path: Path) -> BoxFuture<'static, Result<Info, Error>> {
+        Box::pin(subscriber::request_info(self.0.clone(), shared, path))
+    }
+}
+
+/// What the handles, the driver and every task share.
+pub(crate) struct Shared {
+    pub(crate) config: SessionConfig,
+    ops: Box<dyn Ops>,
+    state: Mutex<State>,
+    driver: AtomicWaker,
+    tasks: AtomicUsize,
+}
+
+/// One of our subscriptions.
+pub(crate) struct Sub {
+    pub(crate) path: Path,
+    pub(crate) producer: TrackProducer,
+    /// Group streams being received for it.
+    pub(crate) groups: usize,
+    /// The publisher's view of the track, once its Info arrived.
+    pub(crate) info: Option<Info>,
+}
+
+/// A published track or broadcast; `generation` tells a re-publication apart.
+pub(crate) struct Published<T> {
+    pub(crate) generation: u64,
+    pub(crate) value: T,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) closed: Option<Error>,
+    closed_wakers: Vec<Waker>,
+    spawn: Vec<BoxFuture<'static, ()>>,
+
+    // Publishing.
+    pub(crate) tracks: HashMap<Path, Published<TrackConsumer>>,
+    pub(crate) broadcasts: HashMap<Path, Published<BroadcastConsumer>>,
+    next_generation: u64,
+    pub(crate) router: Option<RouterConsumer>,
+    pub(crate) announced: AnnouncedProducer,
+    pub(crate) serving: usize,
+    pub(crate) announce_streams: usize,
+    pub(crate) group_streams_out: usize,
+    pub(crate) group_drops_sent: u64,
+
+    // Subscribing.
+    next_id: u64,
+    pub(crate) subs: HashMap<u64, Sub>,
+    pub(crate) sub_paths: HashMap<Path, u64>,
+    next_announced: u64,
+    pub(crate) announced_in: HashMap<u64, AnnouncedProducer>,
+    pub(crate) group_streams_in: usize,
+    pub(crate) group_drops_received: u64,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `task` on the driver. Dropped at once if the session is closed.
+    pub(crate) fn spawn(&self, task: BoxFuture<'static, ()>) {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            drop(state);
+            drop(task);
+            return;
+        }
+        state.spawn.push(task);
+        drop(state);
+        self.driver.wake();
+    }
+
+    /// Ends the session: records why, closes the connection with `code`, wakes the driver
+    /// (which aborts every subscription with the error and drops every stream).
+    pub(crate) fn close(&self, error: Error, code: ErrorCode, reason: &str) {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return;
+        }
+        state.closed = Some(error);
+        let wakers = std::mem::take(&mut state.closed_wakers);
+        drop(state);
+        self.ops.close(code, reason);
+        for waker in wakers {
+            waker.wake();
+        }
+        self.driver.wake();
+    }
+
+    /// Closes the session because of `error` seen on the connection or the session stream
+    /// (WIRE.md §4.2: FIN → 0, reset or connection error → 4, decode → 5).
+    pub(crate) fn fail(&self, error: Error) {
+        let code = error.code();
+        let reason = error.to_string();
+        self.close(error, code, &reason);
+    }
+
+    pub(crate) fn closed_error(&self) -> Option<Error> {
+        self.lock().closed.clone()
+    }
+
+    /// The track published under `path`, directly or in a broadcast; no router.
+    pub(crate) fn published(&self, path: &Path) -> Option<TrackConsumer> {
+        let state = self.lock();
+        if let Some(published) = state.tracks.get(path) {
+            return Some(published.value.clone());
+        }
+        // The longest matching broadcast prefix wins.
+        let mut best: Option<(usize, TrackConsumer)> = None;
+        for (prefix, published) in &state.broadcasts {
+            if prefix.len() >= best.as_ref().map_or(0, |(len, _)| *len)
+                && let Some(name) = path.strip_prefix(prefix)
+                && let Ok(track) = published.value.track(&name)
+            {
+                best = Some((prefix.len(), track));
+            }
+        }
+        best.map(|(_, track)| track)
+    }
+}
+
+impl Session {
+    /// Connects as the client over `conn` with the default [`SessionConfig`]: opens the
+    /// session stream and runs the handshake (WIRE.md §4.2).
+    ///
+    /// Fails if the server refuses the version (its reset, code 9, arrives as
+    /// [`Error::Transport`]), answers with another version ([`Error::Version`]), or the
+    /// connection fails. On failure the session stream is reset and stopped with the
+    /// error's code; closing the connection is left to the caller.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropping the future abandons the handshake half-way (the session
+    /// stream is reset); close the connection then.
+    pub async fn connect<C: Connection>(conn: C) -> Result<(Session, SessionDriver), Error> {
+        Self::connect_with(conn, SessionConfig::default()).await
+    }
+
+    /// [`connect`](Self::connect) with a configuration.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe, as [`connect`](Self::connect).
+    pub async fn connect_with<C: Connection>(
+        conn: C,
+        config: SessionConfig,
+    ) -> Result<(Session, SessionDriver), Error> {
+        let (send, recv) = conn.open_bi().await?;
+        let mut send = Sender::new(send);
+        let mut reader = Reader::new(recv, config.reader());
+        send.encode(&StreamBi::Session);
+        send.encode(&SessionClient {
+            versions: vec![Version::CURRENT],
+            extensions: Extensions::new(),
+        });
+        let result = match send.flush().await {
+            Ok(()) => reader.required::<SessionServer>().await,
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(server) if server.version == Version::CURRENT => {}
+            Ok(server) => {
+                abort(&mut send, &mut reader, ErrorCode::VERSION);
+                return Err(Error::Version(vec![server.version]));
+            }
+            Err(err) => {
+                abort(&mut send, &mut reader, err.code());
+                return Err(err);
+            }
+        }
+        Ok(Self::start(conn, config, send, reader))
+    }
+
+    /// Accepts a session as the server over `conn` with the default [`SessionConfig`]:
+    /// takes the first bidirectional stream, which must be the session stream, and answers
+    /// the handshake (WIRE.md §4.2).
+    ///
+    /// A client that does not offer version `0xff0bad02` gets its session stream reset and
+    /// stopped with code 9, and this fails with [`Error::Version`]. A first stream of
+    /// another type fails with [`Error::UnexpectedStream`] (nothing is sent).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe until the client's first stream is accepted; after that, dropping the
+    /// future abandons the handshake (the stream is reset).
+    pub async fn accept<C: Connection>(conn: C) -> Result<(Session, SessionDriver), Error> {
+        Self::accept_with(conn, SessionConfig::default()).await
+    }
+
+    /// [`accept`](Self::accept) with a configuration.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`accept`](Self::accept).
+    pub async fn accept_with<C: Connection>(
+        conn: C,
+        config: SessionConfig,
+    ) -> Result<(Session, SessionDriver), Error> {
+        let (send, recv) = conn.accept_bi().await?;
+        let mut send = Sender::new(send);
+        let mut reader = Reader::new(recv, config.reader());
+        let client = async {
+            match reader.required::<StreamBi>().await? {
+                StreamBi::Session => reader.required::<SessionClient>().await,
+                _ => Err(Error::UnexpectedStream),
+            }
+        }
+        .await;
+        let client = match client {
+            Ok(client) => client,
+            Err(Error::UnexpectedStream) => {
+                // WIRE.md §4.2 step 2: nothing is written, the stream is just dropped.
+                send.finish();
+                return Err(Error::UnexpectedStream);
+            }
+            Err(err) => {
+                abort(&mut send, &mut reader, err.code());
+                return Err(err);
+            }
+        };
+        if !client.versions.contains(&Version::CURRENT) {
+            // WIRE.md §4.2 step 3: reset and stop the session stream with 9.
+            abort(&mut send, &mut reader, ErrorCode::VERSION);
+            return Err(Error::Version(client.versions));
+        }
+        let server = SessionServer {
+            version: Version::CURRENT,
+            extensions: Extensions::new(),
+        };
+        if let Err(err) = send.write_message(&server).await {
+            abort(&mut send, &mut reader, err.code());
+            return Err(err);
+        }
+        Ok(Self::start(conn, config, send, reader))
+    }
+
+    fn start<C: Connection>(
+        conn: C,
+        config: SessionConfig,
+        send: Sender<C::SendStream>,
+        reader: Reader<C::RecvStream>,
+    ) -> (Session, SessionDriver) {
+        let shared = Arc::new(Shared {
+            config,
+            ops: Box::new(Ops_(conn.clone())),
+            state: Mutex::new(State::default()),
+            driver: AtomicWaker::new(),
+            tasks: AtomicUsize::new(0),
+        });
+        let tasks = FuturesUnordered::new();
+        tasks
+            .push(Box::pin(run_session_stream(shared.clone(), send, reader))
+                as BoxFuture<'static, ()>);
+        tasks.push(Box::pin(accept_bi(conn.clone(), shared.clone())));
+        tasks.push(Box::pin(accept_uni(conn.clone(), shared.clone())));
+        tasks.push(Box::pin(watch_closed(conn, shared.clone())));
+        let session = Session {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+            }),
+        };
+        let driver = SessionDriver {
+            shared,
+            tasks,
+            done: false,
+        };
+        (session, driver)
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Publishes a track: the peer can subscribe to it by its path, and it is announced
+    /// (WIRE.md §7.7) until its producer ends, when it is announced as ended and no longer
+    /// found.
+    ///
+    /// [`moq_model::Error::Duplicate`] if a track with that path is published and live;
+    /// the session's error if it is closed.
+    pub fn publish(&self, track: TrackConsumer) -> Result<(), Error> {
+        let shared = self.shared();
+        let path = track.path().clone();
+        let generation = {
+            let mut state = shared.lock();
+            if let Some(err) = &state.closed {
+                return Err(err.clone());
+            }
+            if state.tracks.contains_key(&path) {
+                return Err(moq_model::Error::Duplicate.into());
+            }
+            let generation = state.next_generation;
+            state.next_generation += 1;
+            state.tracks.insert(
+                path.clone(),
+                Published {
+                    generation,
+                    value: track.clone(),
+                },
+            );
+            state.announced.announce(path.clone());
+            generation
+        };
+        let watcher = shared.clone();
+        shared.spawn(Box::pin(async move {
+            let _ = track.closed().await;
+            drop(track);
+            let mut state = watcher.lock();
+            if state
+                .tracks
+                .get(&path)
+                .is_some_and(|p| p.generation == generation)
+            {
+                state.tracks.remove(&path);
+                state.announced.unannounce(&path);
+            }
+        }));
+        Ok(())
+    }
+
+    /// Publishes a broadcast: the peer can subscribe to any of its tracks (the broadcast's
+    /// path joined with the track's name). The broadcast's own path is announced while its
+    /// producer lives (its tracks are not announced one by one).
+    ///
+    /// [`moq_model::Error::Duplicate`] if a broadcast with that path is published.
+    pub fn publish_broadcast(&self, broadcast: BroadcastConsumer) -> Result<(), Error> {
+        let shared = self.shared();
+        let path = broadcast.path().clone();
+        let generation = {
+            let mut state = shared.lock();
+            if let Some(err) = &state.closed {
+                return Err(err.clone());
+            }
+            if state.broadcasts.contains_key(&path) {
+                return Err(moq_model::Error::Duplicate.into());
+            }
+            let generation = state.next_generation;
+            state.next_generation += 1;
+            state.broadcasts.insert(
+                path.clone(),
+                Published {
+                    generation,
+                    value: broadcast.clone(),
+                },
+            );
+            state.announced.announce(path.clone());
+            generation
+        };
+        let watcher = shared.clone();
+        shared.spawn(Box::pin(async move {
+            broadcast.closed().await;
+            let mut state = watcher.lock();
+            if state
+                .broadcasts
+                .get(&path)
+                .is_some_and(|p| p.generation == generation)
+            {
+                state.broadcasts.remove(&path);
+                state.announced.unannounce(&path);
+            }
+        }));
+        Ok(())
+    }
+
+    /// Announces the paths `announced` reports (e.g. what a relay can route) to the peer's
+    /// announce streams, as they change. Paths are one set per session: a path announced
+    /// here and by [`publish`](Self::publish) is reported once, and ended by whichever ends
+    /// it first. When `announced` ends, the paths it activated are ended.
+    pub fn announce(&self, mut announced: AnnouncedConsumer) {
+        let shared = self.shared().clone();
+        self.shared().spawn(Box::pin(async move {
+            let mut mine = std::collections::HashSet::new();
+            while let Ok(Some(event)) = announced.next().await {
+                let mut state = shared.lock();
+                match event {
+                    moq_model::Announced::Active(path) => {
+                        state.announced.announce(path.clone());
+                        mine.insert(path);
+                    }
+                    moq_model::Announced::Ended(path) => {
+                        state.announced.unannounce(&path);
+                        mine.remove(&path);
+                    }
+                }
+            }
+            let mut state = shared.lock();
+            for path in mine {
+                state.announced.unannounce(&path);
+            }
+        }));
+    }
+
+    /// Answers the peer's subscriptions to paths nobody published here by asking `router`
+    /// (WIRE.md §4.4 step 3): the request carries the path and the subscriber's priority,
+    /// order and expiry; a rejection resets the peer's subscription with the error's code.
+    /// Replaces a router set before.
+    pub fn route(&self, router: RouterConsumer) {
+        self.shared().lock().router = Some(router);
+    }
+
+    /// Subscribes to `track` (its path, and our priority, group order and expiry), and
+    /// returns a consumer at once; groups arrive as the publisher sends them.
+    ///
+    /// Subscribing to a path we already subscribe to shares that subscription (a new
+    /// consumer of it, from its latest group). When the last consumer of a subscription is
+    /// dropped, it ends (WIRE.md §4.4: FIN and STOP_SENDING 0). Failures (the publisher
+    /// does not know the path: [`moq_model::Error::NotFound`]; a reset with its code; the
+    /// session closed) reach the consumers as errors. Past
+    /// [`SessionConfig::max_subscriptions`] the track is aborted with
+    /// [`moq_model::Error::BoundsExceeded`].
+    pub fn subscribe(&self, track: Track) -> TrackConsumer {
+        let shared = self.shared();
+        let mut state = shared.lock();
+        if let Some(err) = &state.closed {
+            let error = err.to_model();
+            drop(state);
+            let (producer, consumer) = track.produce();
+            producer.abort(error);
+            return consumer;
+        }
+        if let Some(sub) = state
+            .sub_paths
+            .get(&track.path)
+            .and_then(|id| state.subs.get(id))
+        {
+            return sub.producer.consume();
+        }
+        if state.subs.len() >= shared.config.max_subscriptions {
+            drop(state);
+            let (producer, consumer) = track.produce();
+            producer.abort(moq_model::Error::BoundsExceeded);
+            return consumer;
+        }
+        // WIRE.md §7.1: ids from 0 upward, never reused; registered before Subscribe is
+        // sent, so group streams that overtake the Info are accepted (§7.3).
+        let id = state.next_id;
+        state.next_id += 1;
+        let message = Subscribe {
+            id,
+            path: track.path.clone(),
+            priority: track.priority,
+            group_order: track.group_order,
+            group_expires: track.group_expires,
+            group_min: None,
+            group_max: None,
+        };
+        let (producer, consumer) = track.produce();
+        let unused = Box::pin(producer.unused_owned());
+        state.sub_paths.insert(message.path.clone(), id);
+        state.subs.insert(
+            id,
+            Sub {
+                path: message.path.clone(),
+                producer,
+                groups: 0,
+                info: None,
+            },
+        );
+        drop(state);
+        let task = shared.ops.subscribe(shared.clone(), message, unused);
+        shared.spawn(task);
+        consumer
+    }
+
+    /// Follows the paths the peer announces under `prefix` (the empty path for all): opens
+    /// an announce stream (WIRE.md §4.3) and returns its consumer at once.
+    ///
+    /// The stream ends when the last consumer is dropped. A peer that repeats an active
+    /// path or ends an unknown one fails the consumers with
+    /// [`moq_model::Error::Duplicate`] / [`moq_model::Error::NotFound`] (the stream is reset
+    /// with 12 / 13); one that announces more than [`SessionConfig::max_announced`] paths,
+    /// with [`moq_model::Error::BoundsExceeded`].
+    pub fn announced(&self, prefix: impl Into<Path>) -> AnnouncedConsumer {
+        let prefix = prefix.into();
+        let shared = self.shared();
+        let producer = AnnouncedProducer::new();
+        let consumer = producer.consume(prefix.clone());
+        let mut state = shared.lock();
+        if let Some(err) = &state.closed {
+            let error = err.to_model();
+            drop(state);
+            producer.abort(error);
+            return consumer;
+        }
+        let id = state.next_announced;
+        state.next_announced += 1;
+        let unused = Box::pin(producer.unused_owned());
+        state.announced_in.insert(id, producer);
+        drop(state);
+        let task = shared.ops.announced(shared.clone(), id, prefix, unused);
+        shared.spawn(task);
+        consumer
+    }
+
+    /// Asks the peer for its description of the track at `path` (WIRE.md §4.6): priority,
+    /// group order, expiry and latest group. [`Error::Transport`] with a reset code 13 if
+    /// the peer does not know it.
+    ///
+    /// Only send this to peers of this implementation or that answer Info requests
+    /// (0.5.0 answers them).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe in that dropping the future abandons the request (its stream is reset).
+    pub async fn info(&self, path: impl Into<Path>) -> Result<Info, Error> {
+        let shared = self.shared().clone();
+        let request = shared.ops.info(shared.clone(), path.into());
+        request.await
+    }
+
+    /// Closes the session with `code` (reason text: the code's name). Every subscription
+    /// ends with the matching error; the driver completes.
+    pub fn close(&self, code: ErrorCode) {
+        let reason = code.name().unwrap_or("closed");
+        self.shared().close(Error::Closed(code), code, reason);
+    }
+
+    /// Waits until the session has ended and returns why: [`Error::Closed`] when it was
+    /// closed locally, otherwise the peer's close, the lost connection, or the session
+    /// stream's end.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: it only observes.
+    pub async fn closed(&self) -> Error {
+        let shared = self.shared();
+        poll_fn(|cx| {
+            let mut state = shared.lock();
+            match &state.closed {
+                Some(err) => Poll::Ready(err.clone()),
+                None => {
+                    if !state.closed_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        state.closed_wakers.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// What the session holds right now.
+    pub fn stats(&self) -> SessionStats {
+        let shared = self.shared();
+        let state = shared.lock();
+        SessionStats {
+            subscriptions: state.subs.len(),
+            serving: state.serving,
+            announce_streams: state.announce_streams,
+            announced: state.announced_in.len(),
+            group_streams_in: state.group_streams_in,
+            group_streams_out: state.group_streams_out,
+            published: state.tracks.len() + state.broadcasts.len(),
+            tasks: shared.tasks.load(Ordering::Relaxed),
+            next_subscribe_id: state.next_id,
+            group_drops_received: state.group_drops_received,
+            group_drops_sent: state.group_drops_sent,
+        }
+    }
+
+    /// The publisher's description of the track we subscribe to at `path` (its Info), once
+    /// it arrived; `None` before, or if there is no such subscription.
+    pub fn subscription_info(&self, path: &Path) -> Option<Info> {
+        let state = self.shared().lock();
+        let id = state.sub_paths.get(path)?;
+        state.subs.get(id)?.info.clone()
+    }
+}
+
+impl SessionDriver {
+    /// Ends every subscription with the session's error and drops every stream.
+    fn shutdown(&mut self, error: &Error) {
+        let (subs, announced, spawn) = {
+            let mut state = self.shared.lock();
+            state.sub_paths.clear();
+            state.tracks.clear();
+            state.broadcasts.clear();
+            state.router = None;
+            (
+                std::mem::take(&mut state.subs),
+                std::mem::take(&mut state.announced_in),
+                std::mem::take(&mut state.spawn),
+            )
+        };
+        let model = error.to_model();
+        // Abort the tracks before dropping the tasks, so that groups being received end
+        // with the error rather than cleanly.
+        for (_, sub) in subs {
+            sub.producer.abort(model);
+        }
+        for (_, producer) in announced {
+            producer.abort(model);
+        }
+        drop(spawn);
+        self.tasks.clear();
+        self.shared.tasks.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Future for SessionDriver {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(match this.shared.closed_error() {
+                Some(Error::Closed(_)) | None => Ok(()),
+                Some(err) => Err(err),
+            });
+        }
+        this.shared.driver.register(cx.waker());
+        loop {
+            let (closed, spawn) = {
+                let mut state = this.shared.lock();
+                (state.closed.clone(), std::mem::take(&mut state.spawn))
+            };
+            if let Some(error) = closed {
+                drop(spawn);
+                this.shutdown(&error);
+                this.done = true;
+                return Poll::Ready(match error {
+                    Error::Closed(_) => Ok(()),
+                    err => Err(err),
+                });
+            }
+            for task in spawn {
+                this.tasks.push(task);
+            }
+            this.shared.tasks.store(this.tasks.len(), Ordering::Relaxed);
+            match this.tasks.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => continue,
+                Poll::Ready(None) | Poll::Pending => {
+                    let idle = {
+                        let state = this.shared.lock();
+                        state.spawn.is_empty() && state.closed.is_none()
+                    };
+                    if idle {
+                        this.shared.tasks.store(this.tasks.len(), Ordering::Relaxed);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SessionDriver {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared
+                .close(Error::Closed(ErrorCode::CANCEL), ErrorCode::CANCEL, "");
+            let error = Error::Closed(ErrorCode::CANCEL);
+            self.shutdown(&error);
+        }
+    }
+}
+
+/// The session stream after the handshake (WIRE.md §4.2): we never write on it again (0.4
+/// to 0.8 peers parse anything there as Info and die on most bytes), read and ignore
+/// well-formed Info messages, and close the session when it ends: FIN → code 0, reset → 4,
+/// decode error → 5. The send half is held, unfinished, for the life of the session.
+async fn run_session_stream<S: SendStream, R: RecvStream>(
+    shared: Arc<Shared>,
+    send: Sender<S>,
+    mut reader: Reader<R>,
+) {
+    let error = loop {
+        match reader.next::<Info>().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break Error::Cancelled,
+            Err(err) => break err,
+        }
+    };
+    let _keep = send;
+    match error {
+        Error::Cancelled => shared.close(Error::Cancelled, ErrorCode::CANCEL, "cancelled"),
+        err => shared.fail(err),
+    }
+}
+
+/// Accepts the peer's bidirectional streams and serves each as a task.
+async fn accept_bi<C: Connection>(conn: C, shared: Arc<Shared>) {
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let task = publisher::run_bi(conn.clone(), shared.clone(), send, recv);
+        shared.spawn(Box::pin(task));
+    }
+}
+
+/// Accepts the peer's unidirectional (group) streams and reads each as a task.
+async fn accept_uni<C: Connection>(conn: C, shared: Arc<Shared>) {
+    while let Ok(recv) = conn.accept_uni().await {
+        let task = subscriber::run_group(shared.clone(), recv);
+        shared.spawn(Box::pin(task));
+    }
+}
+
+/// Ends the session when the connection ends.
+async fn watch_closed<C: Connection>(conn: C, shared: Arc<Shared>) {
+    let err: TransportError = conn.closed().await;
+    let error = match &err {
+        TransportError::ClosedLocally { code, .. } => Error::Closed(*code),
+        _ => Error::Transport(err),
+    };
+    let code = error.code();
+    shared.close(error, code, "");
+}

@@ -1,0 +1,226 @@
+//! Small wrappers around transport streams: a message reader for control streams, a writer
+//! that encodes messages into a reused buffer and resets the stream if it is dropped
+//! unfinished, and the cancel signal of a group stream.
+
+use std::future::poll_fn;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
+use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfig};
+
+use crate::Error;
+use crate::transport::{RecvStream, SendStream};
+
+/// Reads the messages of a control stream.
+pub(crate) struct Reader<R> {
+    recv: R,
+    buf: MessageReader,
+    fin: bool,
+}
+
+impl<R: RecvStream> Reader<R> {
+    pub(crate) fn new(recv: R, config: ReaderConfig) -> Self {
+        Self {
+            recv,
+            buf: MessageReader::with_config(config),
+            fin: false,
+        }
+    }
+
+    /// The next message; `None` at a clean end of the stream (FIN at a message boundary).
+    ///
+    /// Cancel-safe: bytes read are pushed into the buffer before the next await.
+    pub(crate) async fn next<T: Decode + 'static>(&mut self) -> Result<Option<T>, Error> {
+        loop {
+            if let Some(message) = self.buf.next::<T>()? {
+                return Ok(Some(message));
+            }
+            if self.fin {
+                self.buf.finish()?;
+                return Ok(None);
+            }
+            match self.recv.read().await? {
+                Some(chunk) => self.buf.push(&chunk),
+                None => self.fin = true,
+            }
+        }
+    }
+
+    /// The next message, which must be there: a FIN first is a decode error (code 5).
+    pub(crate) async fn required<T: Decode + 'static>(&mut self) -> Result<T, Error> {
+        match self.next().await? {
+            Some(message) => Ok(message),
+            None => Err(Error::Read(ReadError::Truncated { buffered: 0 })),
+        }
+    }
+
+    /// Waits for the end of the stream, discarding anything that arrives (for streams on
+    /// which the peer has nothing more to say). `Ok` on FIN.
+    pub(crate) async fn closed(&mut self) -> Result<(), Error> {
+        if self.fin {
+            return Ok(());
+        }
+        while self.recv.read().await?.is_some() {}
+        self.fin = true;
+        Ok(())
+    }
+
+    pub(crate) fn stop(&mut self, code: ErrorCode) {
+        self.recv.stop(code);
+    }
+}
+
+/// The sending half of a stream. Messages are encoded into one reused buffer; payload chunks
+/// are written as they are (zero-copy). Dropped before [`finish`](Self::finish) or
+/// [`reset`](Self::reset), the stream is reset (with the cancel code, if any): a truncated
+/// stream is never presented to the peer as complete.
+pub(crate) struct Sender<S: SendStream> {
+    stream: S,
+    buf: BytesMut,
+    done: bool,
+    cancel: Option<std::sync::Arc<Cancel>>,
+}
+
+impl<S: SendStream> Sender<S> {
+    pub(crate) fn new(stream: S) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            done: false,
+            cancel: None,
+        }
+    }
+
+    /// A sender whose drop resets with the code of `cancel` (when set).
+    pub(crate) fn with_cancel(stream: S, cancel: std::sync::Arc<Cancel>) -> Self {
+        let mut sender = Self::new(stream);
+        sender.cancel = Some(cancel);
+        sender
+    }
+
+    pub(crate) fn set_priority(&self, priority: i32) {
+        self.stream.set_priority(priority);
+    }
+
+    /// Appends a message to the pending buffer (written by [`flush`](Self::flush)).
+    pub(crate) fn encode<T: Encode>(&mut self, message: &T) {
+        self.buf.reserve(message.encoded_len());
+        message.encode(&mut self.buf);
+    }
+
+    /// Writes what [`encode`](Self::encode) buffered. The buffer's allocation is reused
+    /// once the transport has let go of the previous bytes.
+    pub(crate) async fn flush(&mut self) -> Result<(), Error> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.buf.split().freeze();
+        self.stream.write(bytes).await?;
+        Ok(())
+    }
+
+    /// Encodes and writes one message.
+    pub(crate) async fn write_message<T: Encode>(&mut self, message: &T) -> Result<(), Error> {
+        self.encode(message);
+        self.flush().await
+    }
+
+    /// Writes a payload chunk as it is.
+    pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
+        self.flush().await?;
+        self.stream.write(chunk).await?;
+        Ok(())
+    }
+
+    pub(crate) fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            let _ = self.stream.finish();
+        }
+    }
+
+    pub(crate) fn reset(&mut self, code: ErrorCode) {
+        if !self.done {
+            self.done = true;
+            self.stream.reset(code);
+        }
+    }
+}
+
+impl<S: SendStream> Drop for Sender<S> {
+    fn drop(&mut self) {
+        let code = self
+            .cancel
+            .as_ref()
+            .and_then(|cancel| cancel.code())
+            .unwrap_or(ErrorCode::CANCEL);
+        self.reset(code);
+    }
+}
+
+/// Resets the send half and stops the receive half of a control stream with `code`
+/// ("reset+stop", WIRE.md §4.8).
+pub(crate) fn abort<S: SendStream, R: RecvStream>(
+    send: &mut Sender<S>,
+    recv: &mut Reader<R>,
+    code: ErrorCode,
+) {
+    send.reset(code);
+    recv.stop(code);
+}
+
+/// Tells a group stream's sending future to stop, with the code to reset it with.
+#[derive(Debug, Default)]
+pub(crate) struct Cancel {
+    set: AtomicBool,
+    code: Mutex<Option<ErrorCode>>,
+    waker: AtomicWaker,
+}
+
+impl Cancel {
+    pub(crate) fn cancel(&self, code: ErrorCode) {
+        let mut slot = self.code.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(code);
+            self.set.store(true, Ordering::Release);
+        }
+        drop(slot);
+        self.waker.wake();
+    }
+
+    pub(crate) fn code(&self) -> Option<ErrorCode> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        *self.code.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<ErrorCode> {
+        if let Some(code) = self.code() {
+            return Poll::Ready(code);
+        }
+        self.waker.register(cx.waker());
+        match self.code() {
+            Some(code) => Poll::Ready(code),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Runs `work` until it completes or the cancel is set (then `Err(code)`).
+    pub(crate) async fn run<T>(
+        &self,
+        work: impl Future<Output = Result<T, ErrorCode>>,
+    ) -> Result<T, ErrorCode> {
+        let mut work = std::pin::pin!(work);
+        poll_fn(|cx| {
+            if let Poll::Ready(code) = self.poll(cx) {
+                return Poll::Ready(Err(code));
+            }
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+}

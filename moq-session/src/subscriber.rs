@@ -1,0 +1,365 @@
+//! The subscriber side: our subscribe, announce and info streams, and the group streams we
+//! receive.
+
+use std::sync::Arc;
+
+use futures_util::future::{BoxFuture, Either, select};
+use moq_model::FrameProducer;
+use moq_proto::{
+    Announce, AnnounceInterest, ErrorCode, GroupDrop, GroupEvent, GroupReader, Info, InfoRequest,
+    Path, ReadError, StreamBi, Subscribe,
+};
+
+use crate::Error;
+use crate::publisher::CONTROL_PRIORITY;
+use crate::session::Shared;
+use crate::stream::{Reader, Sender, abort};
+use crate::transport::{Connection, RecvStream};
+
+/// Runs one of our subscriptions (WIRE.md §4.4) until the publisher ends it, it fails, or
+/// its last consumer goes; then removes it and ends its track (cleanly, or with the error).
+pub(crate) async fn run_subscribe<C: Connection>(
+    conn: C,
+    shared: Arc<Shared>,
+    message: Subscribe,
+    unused: BoxFuture<'static, ()>,
+) {
+    let id = message.id;
+    let result = subscribe(conn, &shared, message, unused).await;
+    let sub = {
+        let mut state = shared.lock();
+        let sub = state.subs.remove(&id);
+        if let Some(sub) = &sub
+            && state.sub_paths.get(&sub.path) == Some(&id)
+        {
+            state.sub_paths.remove(&sub.path);
+        }
+        sub
+    };
+    if let (Some(sub), Err(err)) = (sub, result) {
+        sub.producer.abort(err.to_model());
+    }
+}
+
+async fn subscribe<C: Connection>(
+    conn: C,
+    shared: &Shared,
+    message: Subscribe,
+    mut unused: BoxFuture<'static, ()>,
+) -> Result<(), Error> {
+    let id = message.id;
+    let open = std::pin::pin!(conn.open_bi());
+    let (send, recv) = match select(unused.as_mut(), open).await {
+        // Nobody wants the track any more: nothing was sent yet.
+        Either::Left(((), _)) => return Ok(()),
+        Either::Right((opened, _)) => opened?,
+    };
+    let mut send = Sender::new(send);
+    send.set_priority(CONTROL_PRIORITY);
+    send.encode(&StreamBi::Subscribe);
+    send.encode(&message);
+    send.flush().await?;
+    let mut reader = Reader::new(recv, shared.config.reader());
+    let mut got_info = false;
+    loop {
+        let event = {
+            let info_phase = !got_info;
+            let next = std::pin::pin!(async {
+                if info_phase {
+                    Ok(reader.next::<Info>().await?.map(Either::Left))
+                } else {
+                    Ok(reader.next::<GroupDrop>().await?.map(Either::Right))
+                }
+            });
+            match select(unused.as_mut(), next).await {
+                Either::Left(((), _)) => None,
+                Either::Right((result, _)) => Some(result),
+            }
+        };
+        match event {
+            // Unsubscribe (§4.4): FIN our side and stop theirs with 0.
+            None => {
+                send.finish();
+                reader.stop(ErrorCode::CANCEL);
+                return Ok(());
+            }
+            Some(result) => {
+                let result: Result<_, Error> = result;
+                match result {
+                    Ok(Some(Either::Left(info))) => {
+                        got_info = true;
+                        if let Some(sub) = shared.lock().subs.get_mut(&id) {
+                            sub.info = Some(info);
+                        }
+                    }
+                    Ok(Some(Either::Right(_drop))) => {
+                        shared.lock().group_drops_received += 1;
+                    }
+                    // The publisher ended the subscription: the track ends cleanly.
+                    Ok(None) => {
+                        send.finish();
+                        return Ok(());
+                    }
+                    Err(err) => {
+                        if !matches!(err, Error::Transport(_)) {
+                            abort(&mut send, &mut reader, err.code());
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads one group stream (WIRE.md §4.5) into the track of its subscription.
+///
+/// Unknown subscribe id → STOP_SENDING 13; too many streams in flight for the subscription
+/// → 11; malformed → 5; FIN inside a payload → 14 and the group fails with
+/// [`moq_model::Error::WrongSize`] (never a short frame); a reset reaches the group's
+/// consumers as the reset's code.
+pub(crate) async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R) {
+    let mut reader = GroupReader::with_config(shared.config.reader());
+    let header = loop {
+        match reader.next() {
+            Ok(Some(GroupEvent::Header(header))) => break header,
+            Ok(Some(_)) => unreachable!("the header comes first"),
+            Ok(None) => {}
+            Err(err) => return recv.stop(err.code()),
+        }
+        match recv.read().await {
+            Ok(Some(chunk)) => reader.push(chunk),
+            Ok(None) => {
+                let _ = reader.finish();
+                return;
+            }
+            Err(_) => return,
+        }
+    };
+    let group = {
+        let mut state = shared.lock();
+        let max = shared.config.max_group_streams;
+        let Some(sub) = state.subs.get_mut(&header.subscribe) else {
+            drop(state);
+            // §4.5: unknown id (0.5.0 uses 13).
+            return recv.stop(ErrorCode::NOT_FOUND);
+        };
+        if sub.groups >= max {
+            drop(state);
+            return recv.stop(ErrorCode::BOUNDS_EXCEEDED);
+        }
+        match sub.producer.create_group(header.sequence) {
+            Ok(group) => {
+                sub.groups += 1;
+                state.group_streams_in += 1;
+                group
+            }
+            Err(err) => {
+                drop(state);
+                return recv.stop(err.code());
+            }
+        }
+    };
+    let _count = GroupCount {
+        shared: shared.clone(),
+        id: header.subscribe,
+    };
+    let mut group = Some(group);
+    let mut frame: Option<FrameProducer> = None;
+    let result: Result<(), moq_model::Error> = async {
+        loop {
+            while let Some(event) = reader.next().map_err(|e| read_error(&mut recv, e))? {
+                let current = group.as_mut().expect("group is live");
+                match event {
+                    GroupEvent::FrameStart { size } => {
+                        // `size` is at most `max_frame_size`, checked by the reader.
+                        let producer = current.create_frame(size as usize).inspect_err(|_| {
+                            recv.stop(ErrorCode::CANCEL);
+                        })?;
+                        frame = Some(producer);
+                    }
+                    GroupEvent::Payload(chunk) => {
+                        if let Some(producer) = frame.as_mut() {
+                            producer.write(chunk).inspect_err(|_| {
+                                recv.stop(ErrorCode::CANCEL);
+                            })?;
+                        }
+                    }
+                    GroupEvent::FrameEnd => frame = None,
+                    GroupEvent::Header(_) => unreachable!("one header per stream"),
+                }
+            }
+            match recv.read().await {
+                Ok(Some(chunk)) => reader.push(chunk),
+                Ok(None) => {
+                    return reader.finish().map_err(|e| read_error(&mut recv, e));
+                }
+                Err(err) => return Err(Error::Transport(err).to_model()),
+            }
+        }
+    }
+    .await;
+    let group = group.take().expect("group is live");
+    match result {
+        Ok(()) => group.finish(),
+        Err(err) => {
+            // Abort the group first: its unfinished frame fails with the group's error.
+            group.abort(err);
+            drop(frame);
+        }
+    }
+}
+
+fn read_error<R: RecvStream>(recv: &mut R, err: ReadError) -> moq_model::Error {
+    recv.stop(err.code());
+    Error::Read(err).to_model()
+}
+
+/// Counts a group stream against its subscription while it is read.
+struct GroupCount {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for GroupCount {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.group_streams_in = state.group_streams_in.saturating_sub(1);
+        if let Some(sub) = state.subs.get_mut(&self.id) {
+            sub.groups = sub.groups.saturating_sub(1);
+        }
+    }
+}
+
+/// Runs one of our announce interests (WIRE.md §4.3) until the publisher ends it, it
+/// fails, or its last consumer goes.
+pub(crate) async fn run_announced<C: Connection>(
+    conn: C,
+    shared: Arc<Shared>,
+    id: u64,
+    prefix: Path,
+    unused: BoxFuture<'static, ()>,
+) {
+    let result = announced(conn, &shared, id, prefix, unused).await;
+    let producer = shared.lock().announced_in.remove(&id);
+    if let (Some(producer), Err(err)) = (producer, result) {
+        producer.abort(err.to_model());
+    }
+}
+
+async fn announced<C: Connection>(
+    conn: C,
+    shared: &Shared,
+    id: u64,
+    prefix: Path,
+    mut unused: BoxFuture<'static, ()>,
+) -> Result<(), Error> {
+    let open = std::pin::pin!(conn.open_bi());
+    let (send, recv) = match select(unused.as_mut(), open).await {
+        Either::Left(((), _)) => return Ok(()),
+        Either::Right((opened, _)) => opened?,
+    };
+    let mut send = Sender::new(send);
+    send.set_priority(CONTROL_PRIORITY);
+    send.encode(&StreamBi::Announce);
+    send.encode(&AnnounceInterest {
+        prefix: prefix.clone(),
+    });
+    send.flush().await?;
+    let mut reader = Reader::new(recv, shared.config.reader());
+    let mut active = 0usize;
+    loop {
+        let event = {
+            let next = std::pin::pin!(reader.next::<Announce>());
+            match select(unused.as_mut(), next).await {
+                Either::Left(((), _)) => None,
+                Either::Right((result, _)) => Some(result),
+            }
+        };
+        let message = match event {
+            None => {
+                send.finish();
+                reader.stop(ErrorCode::CANCEL);
+                return Ok(());
+            }
+            Some(Ok(Some(message))) => message,
+            Some(Ok(None)) => {
+                send.finish();
+                return Ok(());
+            }
+            Some(Err(err)) => {
+                if !matches!(err, Error::Transport(_)) {
+                    abort(&mut send, &mut reader, err.code());
+                }
+                return Err(err);
+            }
+        };
+        // §4.3 subscriber checks: Duplicate (12) for an active path announced again,
+        // NotFound (13) for ending a path that is not active.
+        let code = {
+            let mut state = shared.lock();
+            let Some(producer) = state.announced_in.get_mut(&id) else {
+                return Ok(());
+            };
+            match message {
+                Announce::Active { suffix } => {
+                    let path = prefix.join(&suffix);
+                    if producer.is_active(&path) {
+                        Some(ErrorCode::DUPLICATE)
+                    } else if active >= shared.config.max_announced {
+                        Some(ErrorCode::BOUNDS_EXCEEDED)
+                    } else {
+                        producer.announce(path);
+                        active += 1;
+                        None
+                    }
+                }
+                Announce::Ended { suffix } => {
+                    let path = prefix.join(&suffix);
+                    if producer.unannounce(&path) {
+                        active -= 1;
+                        None
+                    } else {
+                        Some(ErrorCode::NOT_FOUND)
+                    }
+                }
+                // Status 2 (0.7+ "live"): nothing to do.
+                Announce::Live => None,
+            }
+        };
+        if let Some(code) = code {
+            abort(&mut send, &mut reader, code);
+            return Err(moq_model::Error::from_code(code).into());
+        }
+    }
+}
+
+/// Sends an InfoRequest and reads the Info (WIRE.md §4.6).
+pub(crate) async fn request_info<C: Connection>(
+    conn: C,
+    shared: Arc<Shared>,
+    path: Path,
+) -> Result<Info, Error> {
+    if let Some(err) = shared.closed_error() {
+        return Err(err);
+    }
+    let (send, recv) = conn.open_bi().await?;
+    let mut send = Sender::new(send);
+    send.set_priority(CONTROL_PRIORITY);
+    send.encode(&StreamBi::Info);
+    send.encode(&InfoRequest { path });
+    send.flush().await?;
+    let mut reader = Reader::new(recv, shared.config.reader());
+    match reader.required::<Info>().await {
+        Ok(info) => {
+            send.finish();
+            Ok(info)
+        }
+        Err(err) => {
+            if !matches!(err, Error::Transport(_)) {
+                abort(&mut send, &mut reader, err.code());
+            }
+            Err(err)
+        }
+    }
+}
