@@ -1,0 +1,267 @@
+//! Announce (WIRE.md §4.3), Info (§4.6) and Fetch (§4.7) streams.
+
+mod session_support;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use moq_model::{Announced, Error as ModelError, Track};
+use moq_proto::{
+    Announce, AnnounceInterest, Encode, ErrorCode, Fetch, Frame, GroupOrder, Info, Path, StreamBi,
+};
+use moq_session::Error;
+use moq_session::transport::memory::Config;
+use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
+use session_support::*;
+
+#[tokio::test(start_paused = true)]
+async fn announcements_follow_publishing() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (alice, consumer) = Track::new(["room", "alice"]).produce();
+    client.publish(consumer).unwrap();
+    let (_other, consumer) = Track::new(["lobby", "x"]).produce();
+    client.publish(consumer).unwrap();
+    let mut announced = server.announced(["room"]);
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Active(["room", "alice"].into()))
+    );
+    let (_bob, consumer) = Track::new(["room", "bob"]).produce();
+    client.publish(consumer).unwrap();
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Active(["room", "bob"].into()))
+    );
+    // The producer goes away: the path ends.
+    drop(alice);
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Ended(["room", "alice"].into()))
+    );
+    assert_eq!(server.stats().announced, 1);
+    assert_eq!(client.stats().announce_streams, 1);
+    // Dropping the consumer ends the stream on both sides.
+    drop(announced);
+    until(|| server.stats().announced == 0 && client.stats().announce_streams == 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn announce_bytes_are_the_reference_ones() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (_track, consumer) = Track::new(["demo", "clock"]).produce();
+    session.publish(consumer).unwrap();
+    // WIRE.md §9: `01 01 04 64656d6f` → `01 01 05 636c6f636b`.
+    let (_send, mut recv) = raw_bi(
+        &client,
+        Bytes::from_static(&[0x01, 0x01, 0x04, b'd', b'e', b'm', b'o']),
+    )
+    .await;
+    let bytes = read_n(&mut recv, 8).await.unwrap();
+    assert_eq!(bytes, [0x01, 0x01, 0x05, b'c', b'l', b'o', b'c', b'k']);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forwarded_announcements_reach_the_peer() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let mut source = moq_model::AnnouncedProducer::new();
+    source.announce(["relay", "a"]);
+    client.announce(source.consume(Path::empty()));
+    let mut announced = server.announced(Path::empty());
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Active(["relay", "a"].into()))
+    );
+    source.unannounce(&["relay", "a"].into());
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Ended(["relay", "a"].into()))
+    );
+}
+
+/// A raw publisher answering our announce interest with `messages`.
+async fn announce_from_raw(messages: &[Announce]) -> (ModelError, ErrorCode) {
+    let (session, client, _server, _stream) = raw_client().await;
+    let mut announced = session.announced(["p"]);
+    let (mut send, mut recv) = soon(client.accept_bi()).await.unwrap();
+    let head = soon(read_n(&mut recv, 4)).await.unwrap();
+    assert_eq!(
+        head,
+        &encode(&[
+            &StreamBi::Announce,
+            &AnnounceInterest {
+                prefix: ["p"].into()
+            }
+        ])[..]
+    );
+    let mut buf = BytesMut::new();
+    for message in messages {
+        message.encode(&mut buf);
+    }
+    send.write(buf.freeze()).await.unwrap();
+    let error = loop {
+        match soon(announced.next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("ended cleanly"),
+            Err(err) => break err,
+        }
+    };
+    let code = reset_code(recv.read().await);
+    (error, code)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_announce_is_reset_with_12() {
+    let active = Announce::Active {
+        suffix: ["x"].into(),
+    };
+    let (error, code) = announce_from_raw(&[active.clone(), active]).await;
+    assert_eq!(error, ModelError::Duplicate);
+    assert_eq!(code, ErrorCode::DUPLICATE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ending_an_unknown_path_is_reset_with_13() {
+    let ended = Announce::Ended {
+        suffix: ["x"].into(),
+    };
+    let (error, code) = announce_from_raw(&[ended]).await;
+    assert_eq!(error, ModelError::NotFound);
+    assert_eq!(code, ErrorCode::NOT_FOUND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_announced_paths_are_bounded() {
+    let (session, client, _server, _stream) =
+        raw_client_with(moq_session::SessionConfig::default().max_announced(3)).await;
+    let mut announced = session.announced(Path::empty());
+    let (mut send, mut recv) = soon(client.accept_bi()).await.unwrap();
+    let _ = read_n(&mut recv, 2).await.unwrap();
+    let mut buf = BytesMut::new();
+    for i in 0..10 {
+        Announce::Active {
+            suffix: [format!("{i}")].into(),
+        }
+        .encode(&mut buf);
+    }
+    send.write(buf.freeze()).await.unwrap();
+    let mut count = 0;
+    let error = loop {
+        match soon(announced.next()).await {
+            Ok(Some(_)) => count += 1,
+            Ok(None) => panic!("ended cleanly"),
+            Err(err) => break err,
+        }
+    };
+    assert!(count <= 3);
+    assert_eq!(error, ModelError::BoundsExceeded);
+    assert_eq!(reset_code(recv.read().await), ErrorCode::BOUNDS_EXCEEDED);
+}
+
+#[tokio::test(start_paused = true)]
+async fn info_describes_the_track() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::build(["demo", "clock"])
+        .priority(1)
+        .group_expires(Duration::from_millis(2000))
+        .produce();
+    client.publish(consumer).unwrap();
+    for _ in 0..6 {
+        track.append_group();
+    }
+    let info = soon(server.info(["demo", "clock"])).await.unwrap();
+    assert_eq!(
+        info,
+        Info {
+            track_priority: 1,
+            group_order: GroupOrder::Descending,
+            group_expires: Duration::from_millis(2000),
+            group_latest: 5,
+        }
+    );
+    match soon(server.info(["nope"])).await {
+        Err(Error::Transport(TransportError::StreamReset(code))) => {
+            assert_eq!(code, ErrorCode::NOT_FOUND)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn info_bytes_are_the_reference_ones() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (mut track, consumer) = Track::build(["demo", "clock"])
+        .priority(1)
+        .group_expires(Duration::from_millis(2000))
+        .produce();
+    session.publish(consumer).unwrap();
+    for _ in 0..6 {
+        track.append_group();
+    }
+    // WIRE.md §9: `04 02 0464656d6f 05636c6f636b` → `81 01 47d0 05` then FIN.
+    let (_send, mut recv) = raw_bi(
+        &client,
+        Bytes::from_static(&[
+            0x04, 0x02, 0x04, b'd', b'e', b'm', b'o', 0x05, b'c', b'l', b'o', b'c', b'k',
+        ]),
+    )
+    .await;
+    assert_eq!(
+        read_all(&mut recv).await.unwrap(),
+        [0x81, 0x01, 0x47, 0xd0, 0x05]
+    );
+}
+
+async fn fetch(
+    client: &moq_session::transport::memory::Connection,
+    fetch: Fetch,
+) -> Result<Vec<u8>, TransportError> {
+    let (_send, mut recv) = raw_bi(client, encode(&[&StreamBi::Fetch, &fetch])).await;
+    read_all(&mut recv).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_returns_the_group_contents_from_the_offset() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (mut track, consumer) = Track::build(["f"])
+        .group_expires(Duration::from_secs(60))
+        .produce();
+    session.publish(consumer).unwrap();
+    let mut group = track.append_group();
+    group.write_frame("hello").unwrap();
+    group.write_frame("").unwrap();
+    group.write_frame("x").unwrap();
+    group.finish();
+    track.append_group().write_frame("newer").unwrap();
+    // Group 0: `05 hello 00 01 x`.
+    let whole = encode(&[&Frame { size: 5 }]);
+    let mut expected = whole.to_vec();
+    expected.extend_from_slice(b"hello");
+    expected.extend_from_slice(&[0x00, 0x01, b'x']);
+    let request = |offset| Fetch {
+        path: ["f"].into(),
+        priority: 0,
+        group: 0,
+        offset,
+    };
+    assert_eq!(fetch(&client, request(0)).await.unwrap(), expected);
+    for offset in 1..=expected.len() as u64 {
+        assert_eq!(
+            fetch(&client, request(offset)).await.unwrap(),
+            expected[offset as usize..],
+            "offset {offset}"
+        );
+    }
+    // Unknown group or track: reset with 13.
+    let mut missing = request(0);
+    missing.group = 48;
+    assert_eq!(
+        reset_code(fetch(&client, missing).await),
+        ErrorCode::NOT_FOUND
+    );
+    let mut missing = request(0);
+    missing.path = ["nope"].into();
+    assert_eq!(
+        reset_code(fetch(&client, missing).await),
+        ErrorCode::NOT_FOUND
+    );
+}
