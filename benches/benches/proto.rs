@@ -174,6 +174,8 @@ fn group_stream_chunks() -> (Vec<Bytes>, usize) {
 }
 
 /// Ours: push each chunk as the stream hands it out, pull events. Returns payload bytes seen.
+/// Not inlined, so instruction counters can attribute its cost (see docs/benchmarks.md).
+#[inline(never)]
 fn read_ours(chunks: Vec<Bytes>) -> usize {
     let mut reader = GroupReader::new();
     let mut payload = 0;
@@ -297,7 +299,8 @@ fn read_baseline(chunks: Vec<Bytes>) -> usize {
     read_baseline_counted(chunks).0
 }
 
-/// Also returns the stream reads made and the bytes copied.
+/// Also returns the stream reads made and the bytes copied. Not inlined, like `read_ours`.
+#[inline(never)]
 fn read_baseline_counted(chunks: Vec<Bytes>) -> (usize, usize, usize) {
     let mut reader = BaselineReader {
         stream: ChunkStream::new(chunks),
