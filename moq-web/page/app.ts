@@ -137,8 +137,15 @@ async function doConnect(): Promise<void> {
       setStatus(`closed: ${describeError(reason)}`, reason.code === 0 ? "idle" : "error");
     });
     watchTracks();
-    // `?connect&track=a/b` subscribes at once (handy for links and scripted tests).
-    if (new URLSearchParams(location.search).has("track") && ui.subPath.value !== "") void doSubscribe();
+    // `?connect&track=a/b` subscribes at once, `?connect&publish=a/b&clock` publishes a
+    // clock at once (handy for links and scripted tests).
+    const params = new URLSearchParams(location.search);
+    if (params.has("track") && ui.subPath.value !== "") void doSubscribe();
+    if (params.has("publish") && params.has("clock")) {
+      doPublish();
+      ui.clock.checked = true;
+      startClock();
+    }
   } catch (e) {
     setStatus(`failed: ${describeError(e)}`, "error");
     ui.connect.disabled = false;
