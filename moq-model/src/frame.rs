@@ -34,7 +34,7 @@ impl Frame {
         let index = {
             let mut state = shared.state.lock();
             state.end = Some(Ok(()));
-            state.push_chunked(self.size)
+            state.push_chunked(&shared.head, self.size)
         };
         let consumer = FrameConsumer::chunked(shared.clone(), index, self.size);
         (FrameProducer::new(shared, index, self.size, 0), consumer)

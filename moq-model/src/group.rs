@@ -3,7 +3,8 @@
 //! A group's frames live in an append-only list of fixed-size segments whose slots are set
 //! once; consumers read complete frames from it without taking the group's lock, and take the
 //! lock only to wait (or for frames written in chunks, whose state lives behind it). A frame
-//! costs no allocation of its own; a segment is allocated every 32 frames.
+//! costs no allocation of its own; the first segment lives in the group itself, and another is
+//! allocated every 32 frames.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -146,11 +147,11 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
+    fn new() -> Self {
+        Self {
             slots: std::array::from_fn(|_| OnceLock::new()),
             next: OnceLock::new(),
-        })
+        }
     }
 }
 
@@ -171,7 +172,9 @@ impl Drop for Segment {
 /// A reader's position in a group's frame list.
 #[derive(Clone, Debug)]
 pub(crate) struct Cursor {
-    segment: Arc<Segment>,
+    /// The segment holding `index`; `None` for the group's first segment (which lives in the
+    /// group itself, so starting to read a group clones no segment).
+    segment: Option<Arc<Segment>>,
     /// The index of `segment`'s first slot.
     base: usize,
     /// The index of the next frame.
@@ -179,22 +182,25 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    fn new(head: &Arc<Segment>) -> Self {
+    fn new() -> Self {
         Self {
-            segment: head.clone(),
+            segment: None,
             base: 0,
             index: 0,
         }
     }
 
-    /// The frame at the cursor, if the producer has appended it.
-    fn slot(&mut self) -> Option<&FrameSlot> {
+    /// The frame at the cursor, if the producer has appended it; `head` is the group's first
+    /// segment.
+    fn slot<'a>(&'a mut self, head: &'a Segment) -> Option<&'a FrameSlot> {
         if self.index - self.base == SEGMENT {
-            let next = self.segment.next.get()?.clone();
-            self.segment = next;
+            let current = self.segment.as_deref().unwrap_or(head);
+            let next = current.next.get()?.clone();
+            self.segment = Some(next);
             self.base = self.index;
         }
-        self.segment.slots[self.index - self.base].get()
+        let current = self.segment.as_deref().unwrap_or(head);
+        current.slots[self.index - self.base].get()
     }
 }
 
@@ -203,8 +209,8 @@ impl Cursor {
 pub(crate) struct GroupState {
     /// How many frames have been appended (every slot below is set).
     pub(crate) len: usize,
-    /// The segment the next frame goes into.
-    tail: Arc<Segment>,
+    /// The segment the next frame goes into (`None`: the group's first segment).
+    tail: Option<Arc<Segment>>,
     /// Frames written in chunks, by [`FrameSlot::Chunked::index`].
     pub(crate) chunked: Vec<FrameState>,
     /// `None` while the producer may add frames; then the clean or abnormal end.
@@ -213,24 +219,27 @@ pub(crate) struct GroupState {
 }
 
 impl GroupState {
-    /// Appends a frame to the list; consumers can read it at once.
-    pub(crate) fn push(&mut self, slot: FrameSlot) {
+    /// Appends a frame to the list (whose first segment is `head`); consumers can read it at
+    /// once.
+    pub(crate) fn push(&mut self, head: &Segment, slot: FrameSlot) {
         let offset = self.len % SEGMENT;
         if offset == 0 && self.len > 0 {
-            let segment = Segment::new();
+            let segment = Arc::new(Segment::new());
+            let tail = self.tail.as_deref().unwrap_or(head);
             // Set only here, under the lock, once per segment.
-            let _ = self.tail.next.set(segment.clone());
-            self.tail = segment;
+            let _ = tail.next.set(segment.clone());
+            self.tail = Some(segment);
         }
-        let _ = self.tail.slots[offset].set(slot);
+        let tail = self.tail.as_deref().unwrap_or(head);
+        let _ = tail.slots[offset].set(slot);
         self.len += 1;
     }
 
     /// Appends a frame to be written in chunks; returns its index in `chunked`.
-    pub(crate) fn push_chunked(&mut self, size: usize) -> usize {
+    pub(crate) fn push_chunked(&mut self, head: &Segment, size: usize) -> usize {
         let index = self.chunked.len();
         self.chunked.push(FrameState::new(size));
-        self.push(FrameSlot::Chunked { index, size });
+        self.push(head, FrameSlot::Chunked { index, size });
         index
     }
 }
@@ -253,25 +262,25 @@ pub(crate) struct GroupShared {
     /// Read on every lock-free read, so kept off the line of the lock the producer takes on
     /// every write.
     aborted: OwnLine<AtomicBool>,
-    head: Arc<Segment>,
+    /// The first segment of the frame list.
+    pub(crate) head: Segment,
     pub(crate) state: Lock<GroupState>,
 }
 
 impl GroupShared {
     pub(crate) fn new(sequence: u64, waiters_hint: usize) -> Self {
-        let head = Segment::new();
         Self {
             sequence,
             bytes: OwnLine(AtomicUsize::new(0)),
             aborted: OwnLine(AtomicBool::new(false)),
             state: Lock::new(GroupState {
                 len: 0,
-                tail: head.clone(),
+                tail: None,
                 chunked: Vec::new(),
                 end: None,
                 waiters: Waiters::with_capacity(waiters_hint),
             }),
-            head,
+            head: Segment::new(),
         }
     }
 
@@ -362,7 +371,7 @@ impl GroupProducer {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
-            state.push(FrameSlot::Whole(payload));
+            state.push(&shared.head, FrameSlot::Whole(payload));
             shared.bytes.0.fetch_add(size, Ordering::Relaxed);
             Ok(())
         })
@@ -373,11 +382,12 @@ impl GroupProducer {
     ///
     /// Fails only if the group was aborted from above.
     pub fn create_frame(&mut self, size: usize) -> Result<FrameProducer, Error> {
-        let (index, hint) = self.shared.change(&mut self.wakers, |state| {
+        let shared = &self.shared;
+        let (index, hint) = shared.change(&mut self.wakers, |state| {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
-            Ok((state.push_chunked(size), state.waiters.len()))
+            Ok((state.push_chunked(&shared.head, size), state.waiters.len()))
         })?;
         Ok(FrameProducer::new(self.shared.clone(), index, size, hint))
     }
@@ -449,8 +459,10 @@ enum Found {
 
 impl GroupConsumer {
     pub(crate) fn new(shared: Arc<GroupShared>) -> Self {
-        let cursor = Cursor::new(&shared.head);
-        Self { shared, cursor }
+        Self {
+            shared,
+            cursor: Cursor::new(),
+        }
     }
 
     /// The group's sequence number.
@@ -494,7 +506,7 @@ impl GroupConsumer {
         if self.shared.is_aborted() {
             return None;
         }
-        match self.cursor.slot()? {
+        match self.cursor.slot(&self.shared.head)? {
             FrameSlot::Whole(payload) => {
                 let payload = payload.clone();
                 self.cursor.index += 1;
@@ -518,7 +530,7 @@ impl GroupConsumer {
         }
         if self.cursor.index < state.len {
             // Appended, so the slot is set (under this lock, before `len` grew).
-            let found = match self.cursor.slot() {
+            let found = match self.cursor.slot(&self.shared.head) {
                 Some(FrameSlot::Whole(payload)) => Some(Chunks::One(payload.clone())),
                 Some(&FrameSlot::Chunked { index, .. }) => {
                     let frame = &state.chunked[index];
@@ -568,7 +580,7 @@ impl GroupConsumer {
             return Poll::Ready(Err(error));
         }
         if self.cursor.index < state.len {
-            let consumer = match self.cursor.slot() {
+            let consumer = match self.cursor.slot(&self.shared.head) {
                 Some(FrameSlot::Whole(payload)) => Some(FrameConsumer::whole(payload.clone())),
                 Some(&FrameSlot::Chunked { index, size }) => {
                     Some(FrameConsumer::chunked(self.shared.clone(), index, size))
