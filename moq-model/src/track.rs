@@ -286,10 +286,14 @@ impl TrackProducer {
     }
 
     /// Creates the group after the latest one (sequence 0 for the first).
+    ///
+    /// # Panics
+    /// If the latest sequence is `u64::MAX` (only reachable through
+    /// [`create_group`](Self::create_group); the wire carries sequences below 2^62).
     pub fn append_group(&mut self) -> GroupProducer {
         let result = self.insert(None);
-        // Appending can not collide with a cached sequence.
-        result.unwrap_or_else(|_| unreachable!("append never duplicates"))
+        // Appending lands after every cached sequence, so it never collides.
+        result.unwrap_or_else(|_| panic!("group sequence overflow"))
     }
 
     /// Creates the group with this sequence, which may be older than the latest (it then
@@ -303,7 +307,11 @@ impl TrackProducer {
         let now = Instant::now();
         let mut state = self.shared.state.lock();
         let latest = state.latest();
-        let sequence = sequence.unwrap_or_else(|| latest.map_or(0, |latest| latest + 1));
+        let sequence = match (sequence, latest) {
+            (Some(sequence), _) => sequence,
+            (None, None) => 0,
+            (None, Some(latest)) => latest.checked_add(1).ok_or(Error::BoundsExceeded)?,
+        };
         let position = state
             .groups
             .partition_point(|cached| cached.group.sequence < sequence);
