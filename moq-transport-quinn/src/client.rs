@@ -158,27 +158,16 @@ impl Client {
     }
 
     /// [`connect`](Self::connect) with a parsed URL.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`connect`](Self::connect).
     pub async fn connect_url(&self, url: &Url) -> Result<Connection, ConnectError> {
-        let kind = match url.scheme() {
-            "moqf" => TransportKind::Quic,
-            "https" => TransportKind::WebTransport,
-            other => return Err(ConnectError::UnsupportedScheme(other.to_owned())),
-        };
-        let host = url.host().ok_or_else(|| ConnectError::InvalidUrl {
-            url: url.to_string(),
-            message: "no host".into(),
-        })?;
-        let port = url.port().unwrap_or(DEFAULT_PORT);
-        let (server_name, host_text) = match &host {
-            Host::Domain(domain) => (domain.to_string(), domain.to_string()),
-            Host::Ipv4(ip) => (ip.to_string(), ip.to_string()),
-            Host::Ipv6(ip) => (ip.to_string(), format!("[{ip}]")),
-        };
-        let attempt = self.connect_inner(url, kind, host, port, &server_name, &host_text);
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let target = Target::of(url)?;
+        match tokio::time::timeout(self.timeout, self.connect_inner(url, &target)).await {
             Ok(result) => result,
             Err(_) => Err(ConnectError::Timeout {
-                host: host_text,
+                host: target.display,
                 timeout: self.timeout,
             }),
         }
@@ -187,20 +176,17 @@ impl Client {
     async fn connect_inner(
         &self,
         url: &Url,
-        kind: TransportKind,
-        host: Host<&str>,
-        port: u16,
-        server_name: &str,
-        host_text: &str,
+        target: &Target<'_>,
     ) -> Result<Connection, ConnectError> {
-        let addr = self.resolve(&host, port, host_text).await?;
-        let config = match kind {
+        let host_text = target.display.as_str();
+        let addr = self.resolve(&target.host, target.port, host_text).await?;
+        let config = match target.kind {
             TransportKind::Quic => self.quic.clone(),
             TransportKind::WebTransport => self.webtransport.clone(),
         };
         let connecting = self
             .endpoint
-            .connect_with(config, addr, server_name)
+            .connect_with(config, addr, &target.server_name)
             .map_err(|e| ConnectError::Quic {
                 host: host_text.to_owned(),
                 message: e.to_string(),
@@ -208,7 +194,7 @@ impl Client {
         let conn = connecting
             .await
             .map_err(|e| handshake_error(&e, host_text))?;
-        match kind {
+        match target.kind {
             TransportKind::Quic => Ok(Connection::Quic(quic::Connection::new(conn))),
             TransportKind::WebTransport => {
                 let request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
@@ -284,8 +270,50 @@ impl Client {
 
     /// Waits until every connection of this endpoint is closed and its close has been
     /// sent, so the process can exit without leaving the peer to time out.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe; it only observes.
     pub async fn wait_idle(&self) {
         self.endpoint.wait_idle().await;
+    }
+}
+
+/// Where a URL points (WIRE.md §2.3).
+#[derive(Debug, PartialEq)]
+struct Target<'a> {
+    kind: TransportKind,
+    host: Host<&'a str>,
+    port: u16,
+    /// The TLS server name: the host without brackets.
+    server_name: String,
+    /// The host as written in URLs, for messages.
+    display: String,
+}
+
+impl<'a> Target<'a> {
+    fn of(url: &'a Url) -> Result<Self, ConnectError> {
+        let kind = match url.scheme() {
+            "moqf" => TransportKind::Quic,
+            "https" => TransportKind::WebTransport,
+            other => return Err(ConnectError::UnsupportedScheme(other.to_owned())),
+        };
+        let host = url.host().ok_or_else(|| ConnectError::InvalidUrl {
+            url: url.to_string(),
+            message: "no host".into(),
+        })?;
+        let (server_name, display) = match &host {
+            Host::Domain(domain) => (domain.to_string(), domain.to_string()),
+            Host::Ipv4(ip) => (ip.to_string(), ip.to_string()),
+            Host::Ipv6(ip) => (ip.to_string(), format!("[{ip}]")),
+        };
+        Ok(Self {
+            kind,
+            host,
+            port: url.port().unwrap_or(DEFAULT_PORT),
+            server_name,
+            display,
+        })
     }
 }
 
@@ -313,4 +341,60 @@ fn handshake_error(err: &quinn::ConnectionError, host: &str) -> ConnectError {
 /// Whether a QUIC transport error code carries a TLS alert (RFC 9001 §4.8: 0x0100-0x01ff).
 fn is_crypto(code: quinn::TransportErrorCode) -> bool {
     (0x100..0x200).contains(&u64::from(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Result<(TransportKind, String, u16), ConnectError> {
+        let url = Url::parse(url).unwrap();
+        let target = Target::of(&url)?;
+        Ok((target.kind, target.server_name, target.port))
+    }
+
+    #[test]
+    fn schemes_hosts_and_default_port() {
+        use TransportKind::*;
+        assert_eq!(
+            target("moqf://relay.example/").unwrap(),
+            (Quic, "relay.example".into(), 443)
+        );
+        assert_eq!(
+            target("moqf://relay.example:4443").unwrap(),
+            (Quic, "relay.example".into(), 4443)
+        );
+        assert_eq!(
+            target("https://relay.example/room?x=1").unwrap(),
+            (WebTransport, "relay.example".into(), 443)
+        );
+        assert_eq!(
+            target("https://127.0.0.1:8443/").unwrap(),
+            (WebTransport, "127.0.0.1".into(), 8443)
+        );
+        assert_eq!(
+            target("moqf://[::1]:4443/").unwrap(),
+            (Quic, "::1".into(), 4443)
+        );
+        for bad in [
+            "http://relay.example/",
+            "wss://relay.example/",
+            "moq-lite://x/",
+        ] {
+            assert!(
+                matches!(target(bad), Err(ConnectError::UnsupportedScheme(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            target("moqf:no-host"),
+            Err(ConnectError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn tls_alerts_are_tls_errors() {
+        assert!(is_crypto(quinn::TransportErrorCode::crypto(42)));
+        assert!(!is_crypto(quinn::TransportErrorCode::PROTOCOL_VIOLATION));
+    }
 }

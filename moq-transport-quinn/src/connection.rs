@@ -61,7 +61,7 @@ impl Connection {
     /// The underlying QUIC connection (for statistics, addresses, RTT).
     pub fn quic(&self) -> &quinn::Connection {
         match self {
-            Self::Quic(conn) => conn.quinn(),
+            Self::Quic(conn) => conn.quic(),
             Self::WebTransport(conn) => conn.quic(),
         }
     }

@@ -37,7 +37,7 @@ impl Connection {
     ///
     /// Closing it directly bypasses the code translation: use
     /// [`close`](transport::Connection::close).
-    pub fn quinn(&self) -> &quinn::Connection {
+    pub fn quic(&self) -> &quinn::Connection {
         &self.conn
     }
 

@@ -158,6 +158,10 @@ impl Server {
     }
 
     /// Waits until every connection of this endpoint is closed and its close was sent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe; it only observes.
     pub async fn wait_idle(&self) {
         self.endpoint.wait_idle().await;
     }
@@ -263,6 +267,10 @@ impl Request {
     }
 
     /// Accepts the session: for WebTransport, answers the CONNECT request with 200.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the request, which closes the connection.
     pub async fn accept(self) -> Result<Connection, AcceptError> {
         match self.inner {
             RequestInner::Quic(conn) => Ok(Connection::Quic(quic::Connection::new(conn))),

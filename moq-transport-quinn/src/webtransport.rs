@@ -255,6 +255,9 @@ impl transport::Connection for Connection {
 
 /// The sending half of a WebTransport stream.
 ///
+/// [`stopped`](transport::SendStream::stopped) keeps one pending observation per stream
+/// (web-transport-quinn's `poll_closed`): await it from one task at a time.
+///
 /// Dropping it without [`finish`](transport::SendStream::finish) or
 /// [`reset`](transport::SendStream::reset) finishes it.
 pub struct SendStream {
