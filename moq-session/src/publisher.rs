@@ -403,8 +403,8 @@ impl<C: Connection> Serving<C> {
                         continue;
                     }
                     next_sequence = group.sequence() + 1;
-                    self.expire(&in_flight);
                     self.start(group, &mut sends, &mut in_flight);
+                    self.expire(&in_flight);
                 }
                 Event::Group(Ok(None)) => track_done = true,
                 Event::Group(Err(err)) => {
@@ -527,8 +527,9 @@ async fn send_group<C: Connection>(
                 }
                 Ok(None) => {
                     out.flush().await.map_err(|_| ErrorCode::TRANSPORT)?;
-                    out.finish();
-                    return Ok(());
+                    // In flight until delivered: expiry and the stream cap may still give
+                    // it up.
+                    return out.finish_delivered().await;
                 }
                 Err(err) => {
                     out.reset(err.code());

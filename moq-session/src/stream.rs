@@ -142,6 +142,22 @@ impl<S: SendStream> Sender<S> {
         }
     }
 
+    /// Finishes the stream and waits until the peer has received all of it (`Ok`), or
+    /// stopped it (`Err` with the stop code). Until then, dropping the sender (e.g. because
+    /// the send was cancelled) still resets the stream and abandons what is undelivered.
+    pub(crate) async fn finish_delivered(&mut self) -> Result<(), ErrorCode> {
+        if self.stream.finish().is_err() {
+            self.done = true;
+            return Err(ErrorCode::TRANSPORT);
+        }
+        let fate = self.stream.stopped().await;
+        self.done = true;
+        match fate {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) | Err(_) => Err(ErrorCode::TRANSPORT),
+        }
+    }
+
     pub(crate) fn reset(&mut self, code: ErrorCode) {
         if !self.done {
             self.done = true;
