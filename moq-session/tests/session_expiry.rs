@@ -1,0 +1,106 @@
+//! Group expiry and GroupDrop (WIRE.md §4.5, §7.5).
+
+mod session_support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_model::Track;
+use moq_proto::{ErrorCode, GroupDrop, MessageReader, StreamBi, Subscribe};
+use moq_session::transport::memory::Config;
+use moq_session::transport::{Connection, RecvStream};
+use session_support::*;
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_group_is_reset_when_a_newer_one_starts() {
+    // 10 kB/s: a 100 kB group needs 10 s.
+    let config = Config::default().bandwidth(10_000);
+    let (client, server, _c, _s) = sessions_with(config, paused_clock(), paused_clock()).await;
+    let (mut track, consumer) = Track::build(["x"])
+        .group_expires(Duration::from_millis(100))
+        .produce();
+    client.publish(consumer).unwrap();
+    let mut sub = server.subscribe(Track::new(["x"]));
+    until(|| client.stats().serving == 1).await;
+
+    let mut old = track.append_group();
+    old.write_frame(Bytes::from(vec![0u8; 100_000])).unwrap();
+    drop(old);
+    let mut first = soon(sub.next_group()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A newer group starts while the old one is 200 ms old: the old one is given up.
+    track.append_group().write_frame("new").unwrap();
+    let mut second = soon(sub.next_group()).await.unwrap().unwrap();
+    assert_eq!(second.sequence(), 1);
+    assert_eq!(soon(second.read_frame()).await.unwrap().unwrap(), "new");
+    match soon(first.read_frame()).await {
+        Err(err) => assert_eq!(err, moq_model::Error::Cancel),
+        Ok(frame) => panic!(
+            "the expired group was delivered: {:?}",
+            frame.map(|f| f.len())
+        ),
+    }
+    until(|| server.stats().group_drops_received == 1).await;
+    assert_eq!(client.stats().group_drops_sent, 1);
+    // Well before the 10 s the whole group would have taken.
+    assert!(tokio::time::Instant::now().elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_expiry_nothing_is_dropped() {
+    let config = Config::default().bandwidth(10_000);
+    let (client, server, _c, _s) = sessions_with(config, paused_clock(), paused_clock()).await;
+    let (mut track, consumer) = Track::build(["x"]).produce();
+    client.publish(consumer).unwrap();
+    let mut sub = server.subscribe(Track::new(["x"]));
+    until(|| client.stats().serving == 1).await;
+    track
+        .append_group()
+        .write_frame(Bytes::from(vec![0u8; 20_000]))
+        .unwrap();
+    let mut first = soon(sub.next_group()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    track.append_group().write_frame("new").unwrap();
+    assert_eq!(
+        soon(first.read_frame()).await.unwrap().unwrap().len(),
+        20_000
+    );
+    assert_eq!(server.stats().group_drops_received, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_the_subscriber_stops_is_reported_with_a_group_drop() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (mut track, consumer) = Track::new(["d"]).produce();
+    session.publish(consumer).unwrap();
+    let subscribe = Subscribe {
+        id: 3,
+        path: ["d"].into(),
+        priority: 0,
+        group_order: Default::default(),
+        group_expires: Duration::ZERO,
+        group_min: None,
+        group_max: None,
+    };
+    let (_send, mut recv) = raw_bi(&client, encode(&[&StreamBi::Subscribe, &subscribe])).await;
+    let _info = soon(read_n(&mut recv, 4)).await.unwrap();
+    let mut group = track.append_group();
+    group.write_frame("a").unwrap();
+    let mut stream = soon(client.accept_uni()).await.unwrap();
+    stream.stop(ErrorCode::NOT_FOUND);
+    settle().await;
+    // The publisher learns of the stop on its next write.
+    group.write_frame("b").unwrap();
+    // GroupDrop {sequence 0, count 0, code 4}.
+    let bytes = soon(read_n(&mut recv, 3)).await.unwrap();
+    let mut reader = MessageReader::new();
+    reader.push(&bytes);
+    assert_eq!(
+        reader.next::<GroupDrop>().unwrap(),
+        Some(GroupDrop {
+            sequence: 0,
+            count: 0,
+            code: ErrorCode::TRANSPORT
+        })
+    );
+}
