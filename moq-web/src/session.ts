@@ -185,6 +185,7 @@ export class GroupWriter {
 export class TrackWriter {
   /** Wakes the subscriptions serving this track. */
   readonly changed = new Notify();
+  private readonly groupListeners = new Set<(group: GroupWriter) => void>();
   private current: GroupWriter | undefined;
   private nextSequence = 0;
   private ended = false;
@@ -230,9 +231,17 @@ export class TrackWriter {
     }
     this.current?.close();
     this.nextSequence = seq + 1;
-    this.current = new GroupWriter(seq);
+    const group = new GroupWriter(seq);
+    this.current = group;
+    for (const listener of this.groupListeners) listener(group);
     this.changed.notify();
-    return this.current;
+    return group;
+  }
+
+  /** @internal Call `listener` with every group appended from now on; returns the unsubscribe function. */
+  onGroup(listener: (group: GroupWriter) => void): () => void {
+    this.groupListeners.add(listener);
+    return () => this.groupListeners.delete(listener);
   }
 
   /** A group with one frame, closed at once (e.g. one message per group). */
@@ -815,8 +824,18 @@ export class Session {
     const sub = await reader.read(readSubscribe);
     const track = this.tracks.get(pathKey(sub.path));
     if (!track) throw new MoqError(ErrorCode.NotFound, "unknown track");
+    // Join at the latest group (from its first frame), then every group appended
+    // after it, in order: even several appended at once are all served (0.5.0
+    // would skip the intermediate ones, §4.4).
+    const pending: GroupWriter[] = track.latest ? [track.latest] : [];
+    const stopListening = track.onGroup((g) => pending.push(g));
     // Info before any group stream (§7.3).
-    await sender.write(encode((w) => writeInfo(w, trackInfo(track))));
+    try {
+      await sender.write(encode((w) => writeInfo(w, trackInfo(track))));
+    } catch (e) {
+      stopListening();
+      throw e;
+    }
 
     let active = true;
     const stopped = new Notify();
@@ -891,17 +910,12 @@ export class Session {
       }
     };
 
-    // The latest group from its first frame, then every newer group (§4.4).
-    let served: GroupWriter | undefined;
     while (active && !this.isClosed) {
-      const latest = track.latest;
-      if (latest && latest !== served) {
-        served = latest;
-        serving.push(serveGroup(latest));
-      }
+      for (let g = pending.shift(); g !== undefined; g = pending.shift()) serving.push(serveGroup(g));
       if (track.closed) break;
       await Promise.race([track.changed.wait(), stopped.wait()]);
     }
+    stopListening();
     await Promise.all(serving);
     this.closeHooks.delete(onSessionClose);
     if (!active) {

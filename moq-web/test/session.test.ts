@@ -532,6 +532,24 @@ describe("publisher, more", () => {
   });
 });
 
+describe("publisher, bursts", () => {
+  it("serves every group appended after the subscription, even several at once", async () => {
+    const peer = await rawServer();
+    const track = peer.session.publish(["t"]);
+    track.writeGroup("old");
+    track.writeGroup("latest");
+    const s = await openBidi(peer, "02 00 01 01 74 80 01 00 00 00");
+    assert.equal(await take(s.reader, 4), "80010001");
+    const joined = await nextUni(peer);
+    assert.equal(await take(joined, 10), "000001" + "066c6174657374");
+    for (const text of ["a", "b", "c"]) track.writeGroup(text);
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) got.push(await take(await nextUni(peer), 5));
+    assert.deepEqual(got, ["0000020161", "0000030162", "0000040163"]);
+    peer.session.close();
+  });
+});
+
 describe("latestOnly", () => {
   it("skips ahead to the newest waiting group and stops older ones", async () => {
     const peer = await rawServer();
