@@ -838,10 +838,11 @@ export class Session {
     }
 
     let active = true;
-    const stopped = new Notify();
+    // One promise raced against every wait: a Notify here would collect a waiter per wake-up.
+    const stopped = new Deferred<void>();
     const onSessionClose = (): void => {
       active = false;
-      stopped.notify();
+      stopped.resolve();
     };
     this.closeHooks.add(onSessionClose);
     const watch = (async () => {
@@ -854,7 +855,7 @@ export class Session {
         // reset by the subscriber or malformed: stop serving either way
       }
       active = false;
-      stopped.notify();
+      stopped.resolve();
     })();
 
     const serving: Promise<void>[] = [];
@@ -892,7 +893,7 @@ export class Session {
             await stream.reset(ErrorCode.Cancel);
             return;
           }
-          await Promise.race([group.changed.wait(), stopped.wait()]);
+          await Promise.race([group.changed.wait(), stopped.promise]);
         }
         await stream.finish();
       } catch {
@@ -913,7 +914,7 @@ export class Session {
     while (active && !this.isClosed) {
       for (let g = pending.shift(); g !== undefined; g = pending.shift()) serving.push(serveGroup(g));
       if (track.closed) break;
-      await Promise.race([track.changed.wait(), stopped.wait()]);
+      await Promise.race([track.changed.wait(), stopped.promise]);
     }
     stopListening();
     await Promise.all(serving);
