@@ -355,6 +355,7 @@ impl<C: Connection> Serving<C> {
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut track_done = false;
 
+        let mut started = first.is_some();
         if let Some(group) = first {
             self.start(group, &mut sends, &mut in_flight);
         }
@@ -399,10 +400,25 @@ impl<C: Connection> Serving<C> {
                     return;
                 }
                 Event::Group(Ok(Some(group))) => {
-                    if group.sequence() < next_sequence {
+                    let sequence = group.sequence();
+                    if sequence < next_sequence {
                         continue;
                     }
-                    next_sequence = group.sequence() + 1;
+                    // Groups skipped since the last one sent (they left the publisher's
+                    // cache before we got to them) are accounted for with one GroupDrop.
+                    if started && sequence > next_sequence {
+                        let drop = GroupDrop {
+                            sequence: next_sequence,
+                            count: sequence - next_sequence - 1,
+                            code: ErrorCode::CANCEL,
+                        };
+                        self.shared.lock().group_drops_sent += 1;
+                        if send.write_message(&drop).await.is_err() {
+                            return;
+                        }
+                    }
+                    started = true;
+                    next_sequence = sequence + 1;
                     self.start(group, &mut sends, &mut in_flight);
                     self.expire(&in_flight);
                 }

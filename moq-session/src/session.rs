@@ -876,3 +876,16 @@ async fn watch_closed<C: Connection>(conn: C, shared: Arc<Shared>) {
     let code = error.code();
     shared.close(error, code, "");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Session>();
+        send::<SessionDriver>();
+    }
+}

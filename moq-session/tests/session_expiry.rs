@@ -104,3 +104,22 @@ async fn a_group_the_subscriber_stops_is_reported_with_a_group_drop() {
         })
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn skipped_groups_are_reported_with_one_group_drop() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::new(["skip"]).produce();
+    client.publish(consumer).unwrap();
+    let mut sub = server.subscribe(Track::new(["skip"]));
+    until(|| client.stats().serving == 1).await;
+    track.append_group().write_frame("0").unwrap();
+    assert_eq!(soon(sub.next_group()).await.unwrap().unwrap().sequence(), 0);
+    // Groups 1 to 3 are replaced before the session gets to them (the cache keeps only the
+    // latest): one GroupDrop {1, count 2}, then group 4.
+    for _ in 1..5 {
+        track.append_group().write_frame("x").unwrap();
+    }
+    assert_eq!(soon(sub.next_group()).await.unwrap().unwrap().sequence(), 4);
+    until(|| server.stats().group_drops_received == 1).await;
+    assert_eq!(client.stats().group_drops_sent, 1);
+}
