@@ -123,3 +123,36 @@ async fn skipped_groups_are_reported_with_one_group_drop() {
     until(|| server.stats().group_drops_received == 1).await;
     assert_eq!(client.stats().group_drops_sent, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn past_the_stream_cap_the_oldest_group_is_given_up_with_11() {
+    // 10 kB/s: groups of 50 kB stay in flight for seconds.
+    let config = Config::default().bandwidth(10_000);
+    let (client, server, _c, _s) = sessions_with(
+        config,
+        moq_session::SessionConfig::default().max_group_streams(2),
+        moq_session::SessionConfig::default(),
+    )
+    .await;
+    let (mut track, consumer) = Track::build(["cap"])
+        .group_expires(Duration::from_secs(3600))
+        .produce();
+    client.publish(consumer).unwrap();
+    let _sub = server.subscribe(
+        Track::build(["cap"])
+            .group_expires(Duration::from_secs(3600))
+            .into_track(),
+    );
+    until(|| client.stats().serving == 1).await;
+    for _ in 0..3 {
+        track
+            .append_group()
+            .write_frame(Bytes::from(vec![1u8; 50_000]))
+            .unwrap();
+        settle().await;
+    }
+    // Three groups, room for two: group 0 is reset and reported.
+    until(|| client.stats().group_drops_sent == 1).await;
+    until(|| server.stats().group_drops_received == 1).await;
+    assert!(client.stats().group_streams_out <= 2);
+}

@@ -235,3 +235,23 @@ async fn our_own_subscriptions_are_bounded() {
         moq_model::Error::BoundsExceeded
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_announce_stream_flood_beyond_the_limit_is_reset_with_11() {
+    let (session, client, _server, _stream) =
+        raw_client_with(SessionConfig::default().max_announce_streams(2)).await;
+    let interest = moq_proto::AnnounceInterest {
+        prefix: moq_proto::Path::empty(),
+    };
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        kept.push(raw_bi(&client, encode(&[&StreamBi::Announce, &interest])).await);
+    }
+    until(|| session.stats().announce_streams == 2).await;
+    let (_send, mut recv) = raw_bi(&client, encode(&[&StreamBi::Announce, &interest])).await;
+    assert_eq!(
+        reset_code(soon(recv.read()).await),
+        ErrorCode::BOUNDS_EXCEEDED
+    );
+    still_alive(&session, &client).await;
+}
