@@ -33,7 +33,9 @@ fn allocations_per_group(consumers: usize) -> (usize, usize) {
     let (mut track, consumer) = Track::new(["allocations"]).produce();
     let mut readers: Vec<_> = (0..consumers).map(|_| reader(consumer.clone())).collect();
     drop(consumer);
-    let payloads: Vec<Bytes> = (0..FRAMES).map(|i| Bytes::from(vec![i as u8; 100])).collect();
+    let payloads: Vec<Bytes> = (0..FRAMES)
+        .map(|i| Bytes::from(vec![i as u8; 100]))
+        .collect();
     // Promote the payloads to shared buffers once (their first clone allocates).
     drop(payloads.clone());
 
@@ -80,6 +82,9 @@ fn allocations_do_not_depend_on_the_number_of_consumers() {
     for consumers in [10, 100, 1000] {
         let (many, many_writes) = allocations_per_group(consumers);
         assert_eq!(many, one, "per group and its reads, {consumers} consumers");
-        assert_eq!(many_writes, one_writes, "per group written, {consumers} consumers");
+        assert_eq!(
+            many_writes, one_writes,
+            "per group written, {consumers} consumers"
+        );
     }
 }
