@@ -576,3 +576,36 @@ fn handles_and_futures_can_move_between_threads() {
     send(consumer.next_group());
     frame_producer.write("x").unwrap();
 }
+
+#[test]
+fn dropping_a_waiting_future_loses_nothing() {
+    let (mut producer, mut consumer) = track("cancel");
+    let mut group = producer.append_group();
+    let mut reader = consumer.clone();
+    common::block_on(async {
+        assert_eq!(reader.next_group().await.unwrap().unwrap().sequence(), 0);
+    });
+    let mut first = common::block_on(consumer.next_group()).unwrap().unwrap();
+
+    // next_group: wait, give up, then the group is still there for the next call.
+    let mut waiting = Probe::new(reader.next_group());
+    waiting.pending();
+    drop(waiting);
+    producer.append_group().finish();
+    let mut group_reader = common::block_on(reader.next_group()).unwrap().unwrap();
+    assert_eq!(group_reader.sequence(), 1);
+
+    // read_frame and next_frame: the same.
+    let mut waiting = Probe::new(first.read_frame());
+    waiting.pending();
+    drop(waiting);
+    let mut waiting = Probe::new(first.next_frame());
+    waiting.pending();
+    drop(waiting);
+    group.write_frame("kept").unwrap();
+    assert_eq!(
+        common::block_on(first.read_frame()).unwrap().unwrap(),
+        "kept"
+    );
+    assert_eq!(group_reader.frame_index(), 0);
+}
