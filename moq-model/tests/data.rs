@@ -592,7 +592,7 @@ fn dropping_a_waiting_future_loses_nothing() {
     waiting.pending();
     drop(waiting);
     producer.append_group().finish();
-    let mut group_reader = common::block_on(reader.next_group()).unwrap().unwrap();
+    let group_reader = common::block_on(reader.next_group()).unwrap().unwrap();
     assert_eq!(group_reader.sequence(), 1);
 
     // read_frame and next_frame: the same.
