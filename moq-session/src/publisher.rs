@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, Either, select};
 use futures_util::stream::{self, FuturesUnordered, StreamExt};
-use moq_model::{Announced, GroupConsumer, Track, TrackConsumer};
+use moq_model::{Announced, FrameConsumer, GroupConsumer, Track, TrackConsumer};
 use moq_proto::{
     Announce, AnnounceInterest, ErrorCode, Fetch, Frame, Group, GroupDrop, GroupOrder, Info,
     InfoRequest, StreamBi, StreamUni, Subscribe, SubscribeUpdate,
@@ -17,7 +17,7 @@ use moq_proto::{
 
 use crate::session::Shared;
 use crate::stream::{Cancel, Reader, Sender, abort};
-use crate::transport::{Connection, RecvStream, SendStream};
+use crate::transport::{Connection, RecvStream, SendStream, TransportError};
 use crate::{Error, SessionConfig};
 
 /// The QUIC stream priority of a group stream (quinn's meaning: higher is sent first).
@@ -263,7 +263,10 @@ async fn resolve(shared: &Shared, subscribe: &Subscribe) -> Result<TrackConsumer
 /// How a group stream ended, for the serving loop.
 struct Sent {
     sequence: u64,
+    /// `Err` with the GroupDrop code.
     result: Result<(), ErrorCode>,
+    /// The subscriber's STOP_SENDING code, if it stopped the stream.
+    stopped: Option<ErrorCode>,
 }
 
 /// A group stream being sent.
@@ -271,6 +274,8 @@ struct InFlight {
     sequence: u64,
     started: Instant,
     cancel: Arc<Cancel>,
+    /// From its first frame, to serve the group again (§7.3).
+    group: GroupConsumer,
 }
 
 /// §4.4: resolve, Info, then the latest group from its first frame and every newer group,
@@ -356,6 +361,8 @@ impl<C: Connection> Serving<C> {
         let mut track_done = false;
 
         let mut started = first.is_some();
+        let mut first_sequence = first.as_ref().map(GroupConsumer::sequence);
+        let mut served_again = false;
         if let Some(group) = first {
             self.start(group, &mut sends, &mut in_flight);
         }
@@ -418,6 +425,7 @@ impl<C: Connection> Serving<C> {
                         }
                     }
                     started = true;
+                    first_sequence.get_or_insert(sequence);
                     next_sequence = sequence + 1;
                     self.start(group, &mut sends, &mut in_flight);
                     self.expire(&in_flight);
@@ -431,7 +439,23 @@ impl<C: Connection> Serving<C> {
                     return;
                 }
                 Event::Sent(sent) => {
-                    in_flight.retain(|flight| flight.sequence != sent.sequence);
+                    let flight = in_flight
+                        .iter()
+                        .position(|flight| flight.sequence == sent.sequence)
+                        .and_then(|index| in_flight.remove(index));
+                    // §7.3: a 0.4 to 0.7 subscriber stops the first group stream with 13 (0.8:
+                    // 0) when it overtook the Info. Serve that group again from its first
+                    // frame, once; by now the Info has arrived.
+                    if let (Err(_), Some(code), Some(flight)) =
+                        (&sent.result, sent.stopped, &flight)
+                        && !served_again
+                        && first_sequence == Some(sent.sequence)
+                        && (code == ErrorCode::NOT_FOUND || code == ErrorCode::CANCEL)
+                    {
+                        served_again = true;
+                        self.start(flight.group.clone(), &mut sends, &mut in_flight);
+                        continue;
+                    }
                     if let Err(code) = sent.result {
                         // §4.5: every group not delivered is followed by a GroupDrop.
                         let drop = GroupDrop {
@@ -487,6 +511,7 @@ impl<C: Connection> Serving<C> {
             sequence,
             started: self.config.now(),
             cancel: cancel.clone(),
+            group: group.clone(),
         });
         let priority = group_priority(self.priority, self.order, sequence);
         sends.push(Box::pin(send_group(
@@ -502,7 +527,8 @@ impl<C: Connection> Serving<C> {
 
 /// Sends one group on its own unidirectional stream (§4.5): header, then each frame's size
 /// and its payload chunks as the model holds them (no copy), then FIN. Resets the stream
-/// with the reason if the group fails or the send is cancelled.
+/// with the reason if the group fails or the send is cancelled; notices a STOP_SENDING even
+/// while the group is idle.
 async fn send_group<C: Connection>(
     conn: C,
     shared: Arc<Shared>,
@@ -513,6 +539,7 @@ async fn send_group<C: Connection>(
 ) -> Sent {
     let sequence = group.sequence();
     let _count = Counted::acquire(&shared, usize::MAX, |s| &mut s.group_streams_out);
+    let mut stopped = None;
     let work = async {
         let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
         let mut out = Sender::with_cancel(stream, cancel.clone());
@@ -522,38 +549,82 @@ async fn send_group<C: Connection>(
             subscribe: id,
             sequence,
         });
+        let mut frame = None;
         loop {
-            match group.next_frame().await {
-                Ok(Some(mut frame)) => {
-                    out.encode(&Frame {
-                        size: frame.size() as u64,
-                    });
-                    loop {
-                        match frame.read_chunk().await {
-                            Ok(Some(chunk)) => {
-                                out.write(chunk).await.map_err(|_| ErrorCode::TRANSPORT)?
-                            }
-                            Ok(None) => break,
-                            Err(err) => {
-                                out.reset(err.code());
-                                return Err(err.code());
-                            }
-                        }
+            let step = {
+                let next = std::pin::pin!(next_step(&mut group, &mut frame));
+                let stop = std::pin::pin!(out.stop_code());
+                match select(next, stop).await {
+                    Either::Left((step, _)) => step,
+                    Either::Right((code, _)) => {
+                        stopped = Some(code);
+                        return Err(ErrorCode::TRANSPORT);
                     }
                 }
-                Ok(None) => {
+            };
+            let written = match step {
+                Step::Frame(size) => {
+                    out.encode(&Frame { size });
+                    Ok(())
+                }
+                Step::Chunk(chunk) => out.write(chunk).await,
+                Step::End => {
                     out.flush().await.map_err(|_| ErrorCode::TRANSPORT)?;
                     // In flight until delivered: expiry and the stream cap may still give
                     // it up.
-                    return out.finish_delivered().await;
+                    return out.finish_delivered().await.map_err(|code| {
+                        stopped = code;
+                        ErrorCode::TRANSPORT
+                    });
                 }
-                Err(err) => {
+                Step::Failed(err) => {
                     out.reset(err.code());
                     return Err(err.code());
                 }
+            };
+            if let Err(err) = written {
+                if let Error::Transport(TransportError::StreamStopped(code)) = err {
+                    stopped = Some(code);
+                }
+                return Err(ErrorCode::TRANSPORT);
             }
         }
     };
     let result = cancel.run(work).await;
-    Sent { sequence, result }
+    Sent {
+        sequence,
+        result,
+        stopped,
+    }
+}
+
+/// What a group stream has to do next.
+enum Step {
+    Frame(u64),
+    Chunk(bytes::Bytes),
+    End,
+    Failed(moq_model::Error),
+}
+
+/// The next thing to write for a group. Cancel-safe (the model's reads are, and the frame
+/// being read is kept in `frame`).
+async fn next_step(group: &mut GroupConsumer, frame: &mut Option<FrameConsumer>) -> Step {
+    loop {
+        match frame {
+            Some(current) => match current.read_chunk().await {
+                Ok(Some(chunk)) => return Step::Chunk(chunk),
+                Ok(None) => *frame = None,
+                Err(err) => return Step::Failed(err),
+            },
+            None => match group.next_frame().await {
+                Ok(Some(next)) => {
+                    let size = next.size() as u64;
+                    *frame = Some(next);
+                    return Step::Frame(size);
+                }
+                Ok(None) => return Step::End,
+                Err(err) => return Step::Failed(err),
+            },
+        }
+    }
 }

@@ -143,18 +143,30 @@ impl<S: SendStream> Sender<S> {
     }
 
     /// Finishes the stream and waits until the peer has received all of it (`Ok`), or
-    /// stopped it (`Err` with the stop code). Until then, dropping the sender (e.g. because
-    /// the send was cancelled) still resets the stream and abandons what is undelivered.
-    pub(crate) async fn finish_delivered(&mut self) -> Result<(), ErrorCode> {
+    /// stopped it (`Err` with the stop code; `None` if the connection failed). Until then,
+    /// dropping the sender (e.g. because the send was cancelled) still resets the stream and
+    /// abandons what is undelivered.
+    pub(crate) async fn finish_delivered(&mut self) -> Result<(), Option<ErrorCode>> {
         if self.stream.finish().is_err() {
             self.done = true;
-            return Err(ErrorCode::TRANSPORT);
+            return Err(None);
         }
         let fate = self.stream.stopped().await;
         self.done = true;
         match fate {
             Ok(None) => Ok(()),
-            Ok(Some(_)) | Err(_) => Err(ErrorCode::TRANSPORT),
+            Ok(Some(code)) => Err(Some(code)),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Resolves when the peer stops the stream, with its code (a connection error counts as
+    /// [`ErrorCode::TRANSPORT`]); never resolves otherwise.
+    pub(crate) async fn stop_code(&mut self) -> ErrorCode {
+        match self.stream.stopped().await {
+            Ok(Some(code)) => code,
+            Ok(None) => std::future::pending().await,
+            Err(_) => ErrorCode::TRANSPORT,
         }
     }
 

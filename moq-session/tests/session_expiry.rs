@@ -87,9 +87,9 @@ async fn a_group_the_subscriber_stops_is_reported_with_a_group_drop() {
     let mut group = track.append_group();
     group.write_frame("a").unwrap();
     let mut stream = soon(client.accept_uni()).await.unwrap();
-    stream.stop(ErrorCode::NOT_FOUND);
+    // (13 or 0 on a first group would make the publisher serve it again: §7.3.)
+    stream.stop(ErrorCode::app(1).unwrap());
     settle().await;
-    // The publisher learns of the stop on its next write.
     group.write_frame("b").unwrap();
     // GroupDrop {sequence 0, count 0, code 4}.
     let bytes = soon(read_n(&mut recv, 3)).await.unwrap();

@@ -10,7 +10,7 @@ use moq_proto::{
     ErrorCode, Frame, Group, GroupOrder, Info, MessageReader, StreamBi, StreamUni, Subscribe,
 };
 use moq_session::transport::memory::Config;
-use moq_session::transport::{Connection, SendStream, TransportError};
+use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
 use session_support::*;
 
 fn payload(len: usize, seed: u8) -> Bytes {
@@ -403,4 +403,69 @@ async fn closing_the_session_fails_the_subscriptions() {
         soon(late.next_group()).await.unwrap_err(),
         ModelError::App(1)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsubscribing_fins_and_stops_the_subscribe_stream_with_0() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let sub = session.subscribe(Track::new(["bye"]));
+    let (send, mut recv) = soon(client.accept_bi()).await.unwrap();
+    // `02 00 01 03 "bye" 80 01 00 00 00`
+    let _subscribe = soon(read_n(&mut recv, 12)).await.unwrap();
+    drop(sub);
+    // FIN after the Subscribe, and STOP_SENDING 0 (WIRE.md §4.4).
+    assert_eq!(soon(read_all(&mut recv)).await.unwrap(), Vec::<u8>::new());
+    assert_eq!(soon(send.stopped()).await, Ok(Some(ErrorCode::CANCEL)));
+    until(|| session.stats().subscriptions == 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_group_stopped_with_13_is_served_again_once() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (mut track, consumer) = Track::new(["clock"]).produce();
+    session.publish(consumer).unwrap();
+    // A live group: its stream stays open.
+    let mut group = track.append_group();
+    group.write_frame("12:00").unwrap();
+    let subscribe = Subscribe {
+        id: 7,
+        path: ["clock"].into(),
+        priority: 0,
+        group_order: GroupOrder::Descending,
+        group_expires: Duration::ZERO,
+        group_min: None,
+        group_max: None,
+    };
+    let (_send, mut control) = raw_bi(&client, encode(&[&StreamBi::Subscribe, &subscribe])).await;
+    let _info = soon(read_n(&mut control, 4)).await.unwrap();
+    let expected = encode(&[
+        &StreamUni::Group,
+        &Group {
+            subscribe: 7,
+            sequence: 0,
+        },
+        &Frame { size: 5 },
+    ]);
+    let mut expected = expected.to_vec();
+    expected.extend_from_slice(b"12:00");
+    // A 0.5.0 subscriber that had not read the Info yet stops the group stream with 13.
+    let mut first = soon(client.accept_uni()).await.unwrap();
+    assert_eq!(
+        soon(read_n(&mut first, expected.len())).await.unwrap(),
+        expected
+    );
+    first.stop(ErrorCode::NOT_FOUND);
+    // The publisher notices while the group is idle and serves it again from frame 0.
+    let mut again = soon(client.accept_uni()).await.unwrap();
+    assert_eq!(
+        soon(read_n(&mut again, expected.len())).await.unwrap(),
+        expected
+    );
+    // Only once: a second stop is reported with a GroupDrop (code 4).
+    again.stop(ErrorCode::NOT_FOUND);
+    let bytes = soon(read_n(&mut control, 3)).await.unwrap();
+    assert_eq!(bytes, [0x00, 0x00, 0x04]);
+    group.write_frame("12:01").unwrap();
+    settle().await;
+    assert_eq!(session.stats().group_streams_out, 0);
 }
