@@ -1,8 +1,9 @@
 //! [`SessionConfig`]: the limits a session puts on its peer, with their defaults.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use moq_proto::ReaderConfig;
 use moq_proto::limits::{MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
@@ -54,7 +55,17 @@ pub struct SessionConfig {
     /// The clock used for group expiry. Default [`Instant::now`]. Tests on tokio's paused
     /// clock pass `|| tokio::time::Instant::now().into_std()`.
     pub clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+    /// A way to sleep, from the application's runtime (the session has no timer of its own).
+    /// With one, a group stream that outlives the expiry while a newer group exists is given
+    /// up at its deadline; without one (the default), only when something else happens on
+    /// its subscription (a newer group starts, another group stream ends). See
+    /// [`timer`](Self::timer).
+    pub timer: Option<Sleep>,
 }
+
+/// A function that returns a future completing after the given duration, e.g.
+/// `|d| Box::pin(tokio::time::sleep(d))`.
+pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 impl SessionConfig {
     /// Default of [`max_subscriptions`](Self::max_subscriptions): 1024.
@@ -102,6 +113,22 @@ impl SessionConfig {
         self
     }
 
+    /// Sets [`timer`](Self::timer): how to sleep on the application's runtime.
+    ///
+    /// ```
+    /// use moq_session::SessionConfig;
+    ///
+    /// let config = SessionConfig::default().timer(|d| Box::pin(tokio::time::sleep(d)));
+    /// assert!(config.timer.is_some());
+    /// ```
+    pub fn timer(
+        mut self,
+        sleep: impl Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
+    ) -> Self {
+        self.timer = Some(Arc::new(sleep));
+        self
+    }
+
     /// Sets [`clock`](Self::clock).
     pub fn clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -129,6 +156,7 @@ impl Default for SessionConfig {
             max_message_size: MAX_MESSAGE_SIZE,
             max_frame_size: MAX_FRAME_SIZE,
             clock: Arc::new(Instant::now),
+            timer: None,
         }
     }
 }
@@ -142,6 +170,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_group_streams", &self.max_group_streams)
             .field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
+            .field("timer", &self.timer.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -95,7 +95,7 @@ mod stream;
 mod subscriber;
 pub mod transport;
 
-pub use config::SessionConfig;
+pub use config::{SessionConfig, Sleep};
 pub use error::Error;
 pub use publisher::group_priority;
 pub use session::{Session, SessionDriver, SessionStats};

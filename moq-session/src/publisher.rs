@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -334,6 +335,7 @@ struct Serving<C> {
 }
 
 enum Event {
+    Timer,
     Update(Result<Option<SubscribeUpdate>, Error>),
     Group(Result<Option<GroupConsumer>, moq_model::Error>),
     Sent(Sent),
@@ -366,8 +368,26 @@ impl<C: Connection> Serving<C> {
         if let Some(group) = first {
             self.start(group, &mut sends, &mut in_flight);
         }
+        // With a timer (`SessionConfig::timer`), expiry also happens when nothing else does.
+        let mut timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        let mut armed: Option<Instant> = None;
         loop {
+            let deadline = self.next_deadline(&in_flight);
+            if deadline != armed {
+                armed = deadline;
+                timer = match (deadline, &self.config.timer) {
+                    (Some(deadline), Some(sleep)) => {
+                        Some(sleep(deadline.saturating_duration_since(self.config.now())))
+                    }
+                    _ => None,
+                };
+            }
             let event = poll_fn(|cx| {
+                if let Some(sleep) = timer.as_mut()
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Event::Timer);
+                }
                 // `Reader::next` is cancel-safe, so a fresh future per poll loses nothing.
                 let update = std::pin::pin!(reader.next::<SubscribeUpdate>());
                 if let Poll::Ready(update) = update.poll(cx) {
@@ -386,6 +406,11 @@ impl<C: Connection> Serving<C> {
             })
             .await;
             match event {
+                Event::Timer => {
+                    timer = None;
+                    armed = None;
+                    self.expire(&in_flight);
+                }
                 // §5.7: updates are accepted (5-field layout) and not applied.
                 Event::Update(Ok(Some(_))) => {}
                 // The subscriber FINed: no new group streams, reset the open ones, FIN ours.
@@ -476,6 +501,20 @@ impl<C: Connection> Serving<C> {
                 }
             }
         }
+    }
+
+    /// When the next group stream in flight expires (one that is not the newest and not
+    /// already cancelled), if any.
+    fn next_deadline(&self, in_flight: &VecDeque<InFlight>) -> Option<Instant> {
+        if self.expires.is_zero() || in_flight.len() < 2 {
+            return None;
+        }
+        let newest = in_flight.iter().map(|f| f.sequence).max()?;
+        in_flight
+            .iter()
+            .filter(|f| f.sequence < newest && f.cancel.code().is_none())
+            .map(|f| f.started + self.expires)
+            .min()
     }
 
     /// Cancels the group streams that outlived the expiry while a newer one exists.

@@ -156,3 +156,35 @@ async fn past_the_stream_cap_the_oldest_group_is_given_up_with_11() {
     until(|| server.stats().group_drops_received == 1).await;
     assert!(client.stats().group_streams_out <= 2);
 }
+
+/// Two big groups in flight on a slow link, nothing else happening: only a timer can give
+/// the older one up.
+async fn idle_expiry(config: moq_session::SessionConfig) -> u64 {
+    let link = Config::default().bandwidth(10_000);
+    let (client, server, _c, _s) = sessions_with(link, config, paused_clock()).await;
+    let (mut track, consumer) = Track::build(["idle"])
+        .group_expires(Duration::from_millis(100))
+        .produce();
+    client.publish(consumer).unwrap();
+    let _sub = server.subscribe(Track::new(["idle"]));
+    until(|| client.stats().serving == 1).await;
+    for _ in 0..2 {
+        track
+            .append_group()
+            .write_frame(Bytes::from(vec![0u8; 100_000]))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.stats().group_drops_received
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_timer_an_idle_subscription_expires_on_time() {
+    assert_eq!(idle_expiry(paused_clock_and_timer()).await, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_timer_expiry_waits_for_the_next_event() {
+    assert_eq!(idle_expiry(paused_clock()).await, 0);
+}

@@ -64,6 +64,11 @@ pub fn paused_clock() -> SessionConfig {
     SessionConfig::default().clock(|| tokio::time::Instant::now().into_std())
 }
 
+/// A session config on tokio's clock and timer.
+pub fn paused_clock_and_timer() -> SessionConfig {
+    paused_clock().timer(|d| Box::pin(tokio::time::sleep(d)))
+}
+
 pub fn encode(messages: &[&dyn EncodeDyn]) -> Bytes {
     let mut buf = BytesMut::new();
     for message in messages {
