@@ -229,3 +229,17 @@ async fn close_and_drop_close_the_connection() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_session_stream_closes_with_4() {
+    let (session, client, _server, (mut send, _recv)) = raw_client().await;
+    send.reset(ErrorCode::app(2).unwrap());
+    assert!(matches!(
+        soon(session.closed()).await,
+        Error::Transport(TransportError::StreamReset(_))
+    ));
+    match soon(client.closed()).await {
+        TransportError::ClosedByPeer { code, .. } => assert_eq!(code, ErrorCode::TRANSPORT),
+        other => panic!("{other:?}"),
+    }
+}
