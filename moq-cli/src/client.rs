@@ -1,0 +1,160 @@
+//! Connecting to a relay: the client flags every subcommand shares, and errors that say
+//! what to do.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use moq_model::Path;
+use moq_session::Session;
+use moq_transport_quinn::{Client, ClientConfig, ConnectError, Fingerprint, Trust};
+
+/// Client flags shared by every subcommand that connects.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ClientArgs {
+    /// The local UDP address to send from.
+    #[arg(long, global = true, default_value = "[::]:0")]
+    pub bind: SocketAddr,
+
+    /// Trust these root certificates (PEM) instead of the system's.
+    #[arg(long = "tls-root", global = true)]
+    pub tls_root: Vec<PathBuf>,
+
+    /// Accept any server certificate (local development only).
+    #[arg(long = "tls-disable-verify", global = true)]
+    pub tls_disable_verify: bool,
+
+    /// Accept exactly the certificate with this SHA-256 fingerprint (64 hex digits, as the
+    /// relay prints it); repeatable.
+    #[arg(long, global = true, value_name = "HEX")]
+    pub fingerprint: Vec<String>,
+
+    /// Give up connecting after this many seconds.
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+impl ClientArgs {
+    fn trust(&self) -> anyhow::Result<Trust> {
+        if !self.fingerprint.is_empty() {
+            let pins = self
+                .fingerprint
+                .iter()
+                .map(|hex| {
+                    hex.parse::<Fingerprint>().map_err(|_| {
+                        anyhow!("--fingerprint {hex:?} is not 64 hex digits (a SHA-256)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            return Ok(Trust::Fingerprints(pins));
+        }
+        if self.tls_disable_verify {
+            return Ok(Trust::DangerousDisableVerify);
+        }
+        if !self.tls_root.is_empty() {
+            return Trust::roots_from_pem_files(&self.tls_root).context("--tls-root");
+        }
+        Ok(Trust::System)
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout.clamp(0.05, 3600.0))
+    }
+
+    /// Connects to `url` and runs the session handshake; the driver runs on its own task.
+    pub(crate) async fn connect(&self, url: &str) -> anyhow::Result<Connected> {
+        let config = ClientConfig::default()
+            .with_bind(self.bind)
+            .with_trust(self.trust()?)
+            .with_connect_timeout(self.timeout());
+        let client = Client::new(config).map_err(|e| anyhow!("{e}"))?;
+        let conn = client.connect(url).await.map_err(explain)?;
+        let (session, driver) = tokio::time::timeout(self.timeout(), Session::connect(conn))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "{url} accepted the connection but not the MoQ handshake in time: is it a \
+                     moqf-02 relay?"
+                )
+            })?
+            .map_err(|e| anyhow!("MoQ handshake with {url} failed: {e}"))?;
+        let driver = tokio::spawn(driver);
+        Ok(Connected {
+            session,
+            client,
+            driver,
+        })
+    }
+}
+
+/// A session and the endpoint it runs on.
+pub(crate) struct Connected {
+    pub session: Session,
+    client: Client,
+    driver: tokio::task::JoinHandle<Result<(), moq_session::Error>>,
+}
+
+impl Connected {
+    /// Closes the session and waits (briefly) until the close has been sent, so the relay
+    /// does not have to wait for an idle timeout.
+    pub(crate) async fn finish(self) {
+        self.session.close(moq_proto::ErrorCode::CANCEL);
+        drop(self.session);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.driver).await;
+        self.client.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.wait_idle()).await;
+    }
+}
+
+/// One line that says what went wrong and what to do.
+fn explain(err: ConnectError) -> anyhow::Error {
+    match err {
+        ConnectError::InvalidUrl { .. } | ConnectError::UnsupportedScheme(_) => anyhow!(
+            "{err} (expected moqf://HOST:PORT/ for raw QUIC or https://HOST:PORT/ for WebTransport)"
+        ),
+        ConnectError::Timeout { .. } => anyhow!(
+            "{err}: is a relay running at that host and port? (check the URL, or raise --timeout)"
+        ),
+        ConnectError::Tls { .. } => anyhow!(
+            "{err}: pass --fingerprint HEX (the relay prints it), --tls-root FILE, or \
+             --tls-disable-verify for a local test relay"
+        ),
+        other => anyhow!("{other}"),
+    }
+}
+
+/// `--path` values: each is split on `/`, and repeated values are joined, so
+/// `--path room/clock` and `--path room --path clock` name the same path.
+pub(crate) fn parse_path(parts: &[String]) -> Path {
+    parts
+        .iter()
+        .flat_map(|part| part.split('/'))
+        .filter(|part| !part.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One line for a track that failed.
+pub(crate) fn track_error(err: moq_model::Error, path: &Path) -> anyhow::Error {
+    match err {
+        moq_model::Error::NotFound => anyhow!(
+            "no track at path \"{path}\" on that relay: is a publisher running? (paths are exact \
+             and case-sensitive)"
+        ),
+        other => anyhow!("track \"{path}\" failed: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_on_slashes() {
+        let path = parse_path(&["room/alice".into(), "clock".into()]);
+        assert_eq!(path, Path::from(["room", "alice", "clock"]));
+        assert_eq!(parse_path(&["clock".into()]), Path::from(["clock"]));
+    }
+}

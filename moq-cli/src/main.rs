@@ -1,0 +1,275 @@
+//! `moq`: publish stdin to a track, subscribe to a track, the clock, a wire decoder and a
+//! one-process demo, for MoQ Transfork (`moqf-02`). See `docs/cli.md`.
+
+mod client;
+mod clock;
+mod decode;
+mod demo;
+mod pubsub;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::client::{ClientArgs, parse_path};
+
+/// MoQ Transfork (moqf-02) from the command line.
+#[derive(Parser, Debug)]
+#[command(name = "moq", version)]
+struct Cli {
+    #[command(flatten)]
+    client: ClientArgs,
+
+    /// More logging on stderr (-v: info, -vv: debug, -vvv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Publish stdin as a track: a frame per line, a new group after an empty line.
+    Pub {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The track's path, parts separated by `/` (repeatable: parts are appended).
+        #[arg(long, required = true)]
+        path: Vec<String>,
+        /// Binary mode: frames of this many bytes (the last may be shorter) instead of lines.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+        frame_size: Option<u64>,
+        /// Also end a group after this many frames (0: only on empty lines / never).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        group_frames: usize,
+        /// After end of input, wait at most this many seconds for subscribers to be served.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        linger: f64,
+    },
+    /// Subscribe to a track and write its frames to stdout: each frame then a newline.
+    Sub {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The track's path, parts separated by `/` (repeatable: parts are appended).
+        #[arg(long, required = true)]
+        path: Vec<String>,
+        /// Write frames back to back, without newlines.
+        #[arg(long)]
+        raw: bool,
+        /// Write an empty line between groups.
+        #[arg(long, conflicts_with = "raw")]
+        groups: bool,
+    },
+    /// The clock of the published moq-clock tool: one group a minute, a frame a second.
+    Clock {
+        #[command(subcommand)]
+        action: ClockAction,
+    },
+    /// Decode wire bytes into readable messages.
+    Decode {
+        /// The bytes as hex (spaces and `|` allowed); without it, raw bytes from --file or
+        /// stdin.
+        hex: Option<String>,
+        /// Read raw bytes from this file (`-` for stdin).
+        #[arg(long, conflicts_with = "hex")]
+        file: Option<PathBuf>,
+        /// What the bytes are.
+        #[arg(long = "as", value_enum, default_value_t = decode::As::Auto)]
+        as_: decode::As,
+        /// With --as message: the message's name (e.g. Subscribe, Info, GroupDrop).
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// A relay, a clock publisher and a clock subscriber in one process on loopback.
+    Demo {
+        /// The relay's UDP address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClockAction {
+    /// Publish the clock.
+    Publish {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The track's path.
+        #[arg(long, default_value = "clock")]
+        path: Vec<String>,
+    },
+    /// Print the clock, a `YYYY-MM-DD HH:MM:SS` line a second.
+    Subscribe {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The track's path.
+        #[arg(long, default_value = "clock")]
+        path: Vec<String>,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("moq: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Do not wait for tasks still blocked on stdin.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("moq: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = cli.client;
+    match cli.command {
+        Command::Pub {
+            url,
+            path,
+            frame_size,
+            group_frames,
+            linger,
+        } => {
+            let path = parse_path(&path);
+            let conn = client.connect(&url).await?;
+            let framing = pubsub::Framing {
+                frame_size: frame_size.map(|n| n as usize),
+                group_frames,
+            };
+            let linger = Duration::from_secs_f64(linger.clamp(0.0, 3600.0));
+            let input = tokio::io::stdin();
+            let result = tokio::select! {
+                result = pubsub::publish(&conn.session, path, input, framing, linger) => result,
+                _ = shutdown_signal() => Ok(()),
+            };
+            conn.finish().await;
+            result
+        }
+        Command::Sub {
+            url,
+            path,
+            raw,
+            groups,
+        } => {
+            let path = parse_path(&path);
+            let conn = client.connect(&url).await?;
+            let output = pubsub::Output { raw, groups };
+            let result = tokio::select! {
+                result = pubsub::subscribe(&conn.session, path, output) => result,
+                _ = shutdown_signal() => Ok(()),
+            };
+            conn.finish().await;
+            result
+        }
+        Command::Clock { action } => {
+            let (url, path, publish) = match action {
+                ClockAction::Publish { url, path } => (url, path, true),
+                ClockAction::Subscribe { url, path } => (url, path, false),
+            };
+            let path = parse_path(&path);
+            let conn = client.connect(&url).await?;
+            let result = tokio::select! {
+                result = async {
+                    if publish {
+                        clock::publish(&conn.session, path).await
+                    } else {
+                        clock::subscribe(&conn.session, path).await
+                    }
+                } => result,
+                _ = shutdown_signal() => Ok(()),
+            };
+            conn.finish().await;
+            result
+        }
+        Command::Decode {
+            hex,
+            file,
+            as_,
+            message,
+        } => {
+            let bytes = match (hex, file) {
+                (Some(hex), _) => decode::parse_hex(&hex).map_err(|e| anyhow!("{e}"))?,
+                (None, Some(file)) if file.as_os_str() != "-" => {
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+                }
+                (None, _) => {
+                    let mut bytes = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut bytes)
+                        .context("reading stdin")?;
+                    bytes
+                }
+            };
+            let as_ = if message.is_some() && as_ == decode::As::Auto {
+                decode::As::Message
+            } else {
+                as_
+            };
+            let lines =
+                decode::decode(&bytes, as_, message.as_deref()).map_err(|e| anyhow!("{e}"))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Demo { listen } => demo::run(listen, &client).await,
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,50 @@
+//! A MoQ Transfork (`moqf-02`) relay, as a library and as the `moq-relay` binary.
+//!
+//! Sessions arrive over raw QUIC (`moqf://`, ALPN `moqf-02`) and WebTransport (`https://`,
+//! ALPN `h3`) on one UDP port. Every session may publish and subscribe:
+//!
+//! * **Announcements.** The relay follows each session's announcements (an announce
+//!   stream with the empty prefix) and keeps a table path → announcing sessions, the most
+//!   recent last ([`Origins`]). Every session is told, through its own announce streams,
+//!   about every path any session announces, under whatever prefix it asked for; when
+//!   the last announcer of a path ends it (or its session goes), the path is reported
+//!   ended.
+//! * **Routing.** A subscription to a path a session does not publish itself goes to the
+//!   relay's router, which subscribes at the most recent announcer of the path (or of its
+//!   longest announced prefix) and serves that track. The upstream session shares one
+//!   subscription among all identical requests, the model's cache fans it out to every
+//!   downstream subscriber and serves late joiners the latest group from its first frame,
+//!   and each downstream session sends with its own subscriber's priority and group order.
+//!   When the last downstream subscriber leaves, the upstream subscription ends.
+//! * **No leftovers.** A session's routes, announcements and subscriptions go with it.
+//!
+//! ```text
+//!  publisher session ──announce──▶ Origins (path → sessions) ──announce──▶ every session
+//!        ▲                              │
+//!        └──── subscribe (shared) ◀── router ◀── subscribe ── subscriber sessions
+//! ```
+//!
+//! # Example
+//!
+//! ```no_run
+//! use moq_relay::{Relay, RelayConfig};
+//! use moq_transport_quinn::{Certificate, Server, ServerConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let cert = Certificate::self_signed(["localhost"])?;
+//! let server = Server::new(ServerConfig::new(vec![cert]).with_bind("[::]:4443".parse()?))?;
+//! let relay = Relay::new(RelayConfig::default());
+//! relay.serve(server).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `docs/relay.md` in the repository documents the binary's flags and behaviour.
+#![forbid(unsafe_code)]
+
+pub mod http;
+mod origins;
+mod relay;
+
+pub use origins::{Origins, SessionId};
+pub use relay::{Relay, RelayConfig, RelayStats};

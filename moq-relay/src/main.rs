@@ -1,0 +1,234 @@
+//! The `moq-relay` binary: see `docs/relay.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use moq_proto::ErrorCode;
+use moq_relay::{Relay, RelayConfig, http};
+use moq_session::SessionConfig;
+use moq_transport_quinn::{Certificate, Server, ServerConfig};
+use tracing_subscriber::EnvFilter;
+
+/// A MoQ Transfork (moqf-02) relay over raw QUIC and WebTransport on one UDP port.
+#[derive(Parser, Debug)]
+#[command(name = "moq-relay", version)]
+struct Args {
+    /// Listen on this UDP address (and TCP, with --dev or --web).
+    #[arg(long, default_value = "[::]:4443")]
+    bind: SocketAddr,
+
+    /// A certificate chain, PEM; repeat with --tls-key for each pair (chosen by SNI).
+    #[arg(long = "tls-cert")]
+    tls_cert: Vec<PathBuf>,
+
+    /// The private key of the --tls-cert at the same position, PEM.
+    #[arg(long = "tls-key")]
+    tls_key: Vec<PathBuf>,
+
+    /// Generate a self-signed certificate for these host names (comma-separated).
+    #[arg(long = "tls-self-sign", value_delimiter = ',')]
+    tls_self_sign: Vec<String>,
+
+    /// Trust these roots (PEM) for upstream connections (the relay makes none yet).
+    #[arg(long = "tls-root")]
+    tls_root: Vec<PathBuf>,
+
+    /// Do not verify upstream certificates (the relay makes no upstream connections yet).
+    #[arg(long = "tls-disable-verify")]
+    tls_disable_verify: bool,
+
+    /// Serve GET /fingerprint (and /info.json) over plain HTTP on TCP at the same port;
+    /// without any certificate flag, also self-sign for localhost, 127.0.0.1 and ::1.
+    #[arg(long)]
+    dev: bool,
+
+    /// Serve the static files of this directory over the same HTTP listener.
+    #[arg(long, value_name = "DIR")]
+    web: Option<PathBuf>,
+
+    /// Seconds between the one-line stats logs (0: never).
+    #[arg(long, default_value_t = 10)]
+    stats_interval: u64,
+
+    /// Subscriptions each peer may have open with the relay at once.
+    #[arg(long, default_value_t = SessionConfig::DEFAULT_MAX_SUBSCRIPTIONS)]
+    max_subscriptions: usize,
+
+    /// Group streams in flight per subscription.
+    #[arg(long, default_value_t = SessionConfig::DEFAULT_MAX_GROUP_STREAMS)]
+    max_group_streams: usize,
+
+    /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Less logging (-q: warnings and errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    quiet: u8,
+}
+
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn certificates(args: &Args) -> anyhow::Result<Vec<Certificate>> {
+    if args.tls_cert.len() != args.tls_key.len() {
+        bail!(
+            "--tls-cert and --tls-key come in pairs ({} certificates, {} keys)",
+            args.tls_cert.len(),
+            args.tls_key.len()
+        );
+    }
+    let mut certs = Vec::new();
+    for (cert, key) in args.tls_cert.iter().zip(&args.tls_key) {
+        certs.push(
+            Certificate::from_pem_files(cert, key)
+                .with_context(|| format!("loading {}", cert.display()))?,
+        );
+    }
+    let mut hosts = args.tls_self_sign.clone();
+    if certs.is_empty() && hosts.is_empty() && args.dev {
+        hosts = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    }
+    if !hosts.is_empty() {
+        certs.push(Certificate::self_signed(hosts).context("generating a certificate")?);
+    }
+    if certs.is_empty() {
+        bail!(
+            "no certificate: pass --tls-cert FILE --tls-key FILE, or --tls-self-sign localhost, \
+             or --dev"
+        );
+    }
+    Ok(certs)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(args.verbose, args.quiet);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("moq-relay: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let certs = certificates(&args)?;
+    let fingerprint = certs[0].fingerprint().to_string();
+    let server = Server::new(ServerConfig::new(certs).with_bind(args.bind))
+        .with_context(|| format!("starting the QUIC server on {}", args.bind))?;
+    let local = server.local_addr().context("reading the bound address")?;
+
+    let session = SessionConfig::default()
+        .max_subscriptions(args.max_subscriptions)
+        .max_group_streams(args.max_group_streams);
+    let relay = Relay::new(RelayConfig::default().with_session(session));
+
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        match local {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        }
+    };
+    println!("moq-relay listening on {local} (UDP)");
+    println!("  raw QUIC:     moqf://{host}:{}/", local.port());
+    println!("  WebTransport: https://{host}:{}/", local.port());
+    println!("  certificate fingerprint (SHA-256): {fingerprint}");
+
+    let http_task = if args.dev || args.web.is_some() {
+        let listener = http::bind(local)
+            .await
+            .with_context(|| format!("binding TCP {local} for HTTP"))?;
+        println!("  HTTP:         http://{host}:{}/fingerprint", local.port());
+        let config = http::HttpConfig::new(fingerprint.clone(), local.port())
+            .with_web_root(args.web.clone());
+        Some(tokio::spawn(http::serve(listener, config)))
+    } else {
+        None
+    };
+
+    let stats_task = (args.stats_interval > 0).then(|| {
+        let relay = relay.clone();
+        let every = Duration::from_secs(args.stats_interval);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let s = relay.stats();
+                tracing::info!(
+                    "stats: sessions={} announced={} tracks={} subscribers={} bytes_in={} bytes_out={}",
+                    s.sessions,
+                    s.announced,
+                    s.tracks,
+                    s.subscribers,
+                    s.bytes_in,
+                    s.bytes_out
+                );
+            }
+        })
+    });
+
+    let serving = relay.clone();
+    let mut accept = tokio::spawn(async move { serving.serve(server).await });
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = &mut accept => bail!("the QUIC endpoint stopped"),
+    }
+    relay.shutdown(ErrorCode::CANCEL);
+    let _ = accept.await;
+    if tokio::time::timeout(Duration::from_secs(3), relay.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions still open after 3 s; exiting anyway");
+    }
+    if let Some(task) = http_task {
+        task.abort();
+    }
+    if let Some(task) = stats_task {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
