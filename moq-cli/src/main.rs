@@ -116,8 +116,10 @@ enum ClockAction {
 }
 
 fn init_logging(verbose: u8) {
+    // Quiet by default: stdout carries data and stderr one line per error; the
+    // WebTransport library warns about ordinary closes, so it is kept to errors.
     let level = match verbose {
-        0 => "warn",
+        0 => "warn,web_transport_quinn=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

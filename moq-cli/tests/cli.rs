@@ -1,0 +1,331 @@
+//! The `moq` binary, run as a process against an in-process relay on 127.0.0.1.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use moq_model::Path;
+use moq_relay::{Relay, RelayConfig};
+use moq_transport_quinn::{Certificate, Server, ServerConfig};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const MOQ: &str = env!("CARGO_BIN_EXE_moq");
+
+/// A relay on 127.0.0.1:0; its URL and certificate fingerprint.
+struct TestRelay {
+    relay: Relay,
+    port: u16,
+    fingerprint: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestRelay {
+    fn start() -> Self {
+        let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
+        let fingerprint = cert.fingerprint().to_string();
+        let server =
+            Server::new(ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().unwrap()))
+                .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let relay = Relay::new(RelayConfig::default());
+        let serving = relay.clone();
+        let task = tokio::spawn(async move { serving.serve(server).await });
+        Self {
+            relay,
+            port,
+            fingerprint,
+            task,
+        }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// `moq --fingerprint FP --bind 127.0.0.1:0 ARGS...`
+    fn moq(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(MOQ);
+        command
+            .args(["--bind", "127.0.0.1:0", "--fingerprint", &self.fingerprint])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn stop(self) {
+        self.relay.shutdown(moq_proto::ErrorCode::CANCEL);
+        self.task.await.unwrap();
+        self.relay.idle().await;
+    }
+}
+
+/// Waits until `condition` holds; fails the test (rather than hang) after a generous bound.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// Runs a command to completion (bounded, so a hang fails instead of blocking the suite).
+async fn finish(command: &mut Command) -> std::process::Output {
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the command did not finish")
+        .unwrap()
+}
+
+fn moq() -> Command {
+    let mut command = Command::new(MOQ);
+    command
+        .arg("--bind")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// A failure: non-zero exit, one line on stderr that starts with `moq:`, no panic.
+fn assert_one_line_error(output: &std::process::Output, expect: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "succeeded: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr:?}"
+    );
+    assert!(stderr.starts_with("moq: "), "{stderr:?}");
+    assert!(!stderr.contains("panicked"), "{stderr:?}");
+    assert!(
+        stderr.to_lowercase().contains(expect),
+        "{stderr:?} does not mention {expect:?}"
+    );
+}
+
+/// `YYYY-MM-DD HH:MM:SS`
+fn is_clock_line(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.len() == 19
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => *b == b' ',
+            13 | 16 => *b == b':',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn decode_every_vector() {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../moq-proto/tests/data/vectors.json")).unwrap();
+    let mut checked = 0;
+    for vector in vectors.as_array().unwrap() {
+        let name = vector["message"].as_str().unwrap();
+        let hex = vector["hex"].as_str().unwrap();
+        let args: Vec<&str> = match name {
+            "stream_type_bi" => vec!["--message", "StreamBi"],
+            "stream_type_uni" => vec!["--message", "StreamUni"],
+            "stream:group(pub->sub)" => vec!["--as", "group"],
+            n if n.starts_with("stream:") => vec!["--as", "bidi"],
+            n if n.chars().next().unwrap().is_ascii_uppercase() => vec!["--message", n],
+            // Primitives (varint, path, ...) are not messages.
+            _ => continue,
+        };
+        let output = std::process::Command::new(MOQ)
+            .arg("decode")
+            .arg(hex)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // The 0.5.0 encoder's SubscribeUpdate lacks a field: an incomplete message (WIRE.md
+        // §5.7), which the decoder reports as such.
+        let incomplete = name == "SubscribeUpdate";
+        if vector.get("error").is_some() || incomplete {
+            assert!(!output.status.success(), "{name} {hex}: decoded {stdout}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        } else {
+            assert!(output.status.success(), "{name} {hex}: {stderr}");
+            assert!(!stdout.trim().is_empty(), "{name} {hex}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 40, "only {checked} vectors checked");
+
+    // Auto-detection names what it found; stdin takes raw bytes.
+    let output = std::process::Command::new(MOQ)
+        .args(["decode", "00 07 05 05 68656c6c6f 00 01 78"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(stdout.starts_with("# as group stream"), "{stdout}");
+    assert!(stdout.contains("hello"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_through_the_relay_to_sub_is_byte_exact() {
+    let relay = TestRelay::start();
+    let path = Path::from(["test", "lines"]);
+    let mut publisher = relay
+        .moq(&["pub", &relay.url("moqf"), "--path", "test/lines"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+
+    let mut subscriber = relay
+        .moq(&[
+            "sub",
+            &relay.url("https"),
+            "--path",
+            "test/lines",
+            "--groups",
+        ])
+        .spawn()
+        .unwrap();
+    until("routed upstream", || relay.relay.stats().tracks == 1).await;
+
+    // Group by group: each is read back before the next is written, so no subscriber
+    // falls behind (a live subscriber that does skips to the newest group).
+    let mut stdin = publisher.stdin.take().unwrap();
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let groups = [
+        "line one\nline two\n",
+        "h\u{e9}llo w\u{f6}rld\n  spaces  \n\ttab\n",
+    ];
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            stdin.write_all(b"\n").await.unwrap();
+        }
+        stdin.write_all(group.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        let wanted = group.lines().count() + usize::from(i > 0);
+        for _ in 0..wanted {
+            let line = lines.next_line().await.unwrap().expect("a line");
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+    }
+    drop(stdin);
+    assert!(lines.next_line().await.unwrap().is_none());
+    assert_eq!(seen, groups.join("\n"));
+    assert!(wait(&mut subscriber).await.success());
+    assert!(wait(&mut publisher).await.success());
+    relay.stop().await;
+}
+
+async fn wait(child: &mut Child) -> std::process::ExitStatus {
+    tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the process did not exit")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_publish_and_subscribe_through_the_relay() {
+    let relay = TestRelay::start();
+    let _publisher = relay
+        .moq(&["clock", "publish", &relay.url("moqf")])
+        .spawn()
+        .unwrap();
+    until("announced", || {
+        relay
+            .relay
+            .origins()
+            .route(&Path::from(["clock"]))
+            .is_some()
+    })
+    .await;
+    let mut subscriber = relay
+        .moq(&["clock", "subscribe", &relay.url("https")])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let line = lines.next_line().await.unwrap().expect("a clock line");
+        assert!(is_clock_line(&line), "{line:?}");
+    }
+    subscriber.kill().await.unwrap();
+    drop(_publisher);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_one_line_and_non_zero() {
+    // Bad URLs.
+    let output = finish(moq().args(["sub", "ftp://127.0.0.1:1/", "--path", "a"])).await;
+    assert_one_line_error(&output, "scheme");
+    let output = finish(moq().args(["sub", "not a url", "--path", "a"])).await;
+    assert_one_line_error(&output, "url");
+
+    // Nobody answers on this port (the socket is ours and silent).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("moqf://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let output = finish(moq().args(["--timeout", "1", "sub", &url, "--path", "a"])).await;
+    assert_one_line_error(&output, "timed out");
+
+    let relay = TestRelay::start();
+    // The wrong certificate.
+    let wrong = "00".repeat(32);
+    let output = finish(moq().args([
+        "--fingerprint",
+        &wrong,
+        "sub",
+        &relay.url("moqf"),
+        "--path",
+        "a",
+    ]))
+    .await;
+    assert_one_line_error(&output, "tls");
+    // A malformed fingerprint.
+    let output = finish(moq().args([
+        "--fingerprint",
+        "abc",
+        "sub",
+        &relay.url("moqf"),
+        "--path",
+        "a",
+    ]))
+    .await;
+    assert_one_line_error(&output, "fingerprint");
+    // No such track, over both transports.
+    for scheme in ["moqf", "https"] {
+        let output =
+            finish(&mut relay.moq(&["sub", &relay.url(scheme), "--path", "no/such"])).await;
+        assert_one_line_error(&output, "no track");
+        let output = finish(&mut relay.moq(&["clock", "subscribe", &relay.url(scheme)])).await;
+        assert_one_line_error(&output, "no track");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_clock_lines() {
+    let mut demo = moq().args(["demo"]).spawn().unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        let line = lines.next_line().await.unwrap().expect("a clock line");
+        assert!(is_clock_line(&line), "{line:?}");
+    }
+    demo.kill().await.unwrap();
+    let mut stderr = String::new();
+    demo.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("moqf://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("fingerprint"), "{stderr}");
+}
