@@ -21,7 +21,7 @@ use moq_proto::{
 };
 
 use crate::stream::{Reader, Sender, abort};
-use crate::transport::{Connection, RecvStream, SendStream, TransportError};
+use crate::transport::{Connection, RecvStream, TransportError};
 use crate::{Error, SessionConfig, publisher, subscriber};
 
 /// A MoQ Transfork session: one connection, over which both sides may publish and
@@ -180,6 +180,11 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     driver: AtomicWaker,
     tasks: AtomicUsize,
+    /// The send half of the session stream, never written after the handshake. Held here,
+    /// not by a task, so that it outlives the driver's shutdown: dropping it would reset or
+    /// finish it, and a peer that sees that before our connection close (WebTransport can
+    /// deliver them in either order) would end the session with code 4 or 0 instead of ours.
+    _session_send: Mutex<Box<dyn std::any::Any + Send>>,
 }
 
 /// One of our subscriptions.
@@ -419,11 +424,10 @@ impl Session {
             state: Mutex::new(State::default()),
             driver: AtomicWaker::new(),
             tasks: AtomicUsize::new(0),
+            _session_send: Mutex::new(Box::new(send)),
         });
         let tasks = FuturesUnordered::new();
-        tasks
-            .push(Box::pin(run_session_stream(shared.clone(), send, reader))
-                as BoxFuture<'static, ()>);
+        tasks.push(Box::pin(run_session_stream(shared.clone(), reader)) as BoxFuture<'static, ()>);
         tasks.push(Box::pin(accept_bi(conn.clone(), shared.clone())));
         tasks.push(Box::pin(accept_uni(conn.clone(), shared.clone())));
         tasks.push(Box::pin(watch_closed(conn, shared.clone())));
@@ -830,12 +834,8 @@ impl Drop for SessionDriver {
 /// The session stream after the handshake (WIRE.md §4.2): we never write on it again (0.4
 /// to 0.8 peers parse anything there as Info and die on most bytes), read and ignore
 /// well-formed Info messages, and close the session when it ends: FIN → code 0, reset → 4,
-/// decode error → 5. The send half is held, unfinished, for the life of the session.
-async fn run_session_stream<S: SendStream, R: RecvStream>(
-    shared: Arc<Shared>,
-    send: Sender<S>,
-    mut reader: Reader<R>,
-) {
+/// decode error → 5. The send half is held, unfinished, in [`Shared`].
+async fn run_session_stream<R: RecvStream>(shared: Arc<Shared>, mut reader: Reader<R>) {
     let error = loop {
         match reader.next::<Info>().await {
             Ok(Some(_)) => continue,
@@ -843,7 +843,6 @@ async fn run_session_stream<S: SendStream, R: RecvStream>(
             Err(err) => break err,
         }
     };
-    let _keep = send;
     match error {
         Error::Cancelled => shared.close(Error::Cancelled, ErrorCode::CANCEL, "cancelled"),
         err => shared.fail(err),
