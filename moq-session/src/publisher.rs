@@ -581,7 +581,7 @@ async fn send_group<C: Connection>(
     let mut stopped = None;
     let work = async {
         let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
-        let mut out = Sender::with_cancel(stream, cancel.clone());
+        let mut out = Sender::for_group(stream, cancel.clone());
         out.set_priority(priority);
         out.encode(&StreamUni::Group);
         out.encode(&Group {

@@ -14,6 +14,9 @@ use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfi
 use crate::Error;
 use crate::transport::{RecvStream, SendStream};
 
+/// Bytes of the block group-stream headers are cut from (see [`Sender::for_group`]).
+const HEADER_BLOCK: usize = 1024;
+
 /// Reads the messages of a control stream.
 pub(crate) struct Reader<R> {
     recv: R,
@@ -92,6 +95,15 @@ impl<S: SendStream> Sender<S> {
             done: false,
             cancel: None,
         }
+    }
+
+    /// A sender whose headers are cut from one block of `HEADER_BLOCK` bytes: the transport
+    /// may hold a header until it is delivered, so a buffer reused per write would need a new
+    /// allocation per frame; slices of one block need one per few hundred frames.
+    pub(crate) fn for_group(stream: S, cancel: std::sync::Arc<Cancel>) -> Self {
+        let mut sender = Self::with_cancel(stream, cancel);
+        sender.buf = BytesMut::with_capacity(HEADER_BLOCK);
+        sender
     }
 
     /// A sender whose drop resets with the code of `cancel` (when set).
