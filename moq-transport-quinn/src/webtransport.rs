@@ -13,7 +13,10 @@
 //! the *mapped* code (WIRE.md §2.4), by the peer when it has read the capsule, or by this
 //! side after three round trips (at least 100 ms) if the peer does not answer (peers on
 //! web-transport-quinn 0.3, such as moq-transfork 0.5.0, ignore the capsule; they then get
-//! the mapped code without the reason). This side's operations fail at once.
+//! the mapped code without the reason). This side's operations fail at once, and nothing
+//! else is sent meanwhile: resets and stops are not sent, and streams dropped in that time
+//! are kept until the connection is closed, so no FIN or STOP_SENDING of theirs reaches the
+//! peer before the session close does (as with a QUIC close, which ends everything at once).
 //!
 //! The capsule is what makes the code and reason reach the peer reliably: when a peer
 //! closes the QUIC connection itself, web-transport-quinn 0.13 closes it locally as soon
@@ -49,6 +52,17 @@ struct Inner {
     local: LocalClose,
     // The first connection error seen that was not a local close (see the module docs).
     remote: Arc<OnceLock<quinn::ConnectionError>>,
+    // Streams dropped while this side's close is in progress, kept until the connection is
+    // closed so that their implicit FIN or STOP_SENDING does not reach the peer before the
+    // session close does (see the module docs).
+    frozen: Arc<Mutex<Vec<Frozen>>>,
+}
+
+/// A stream kept unsent while the session close is in progress.
+#[allow(dead_code)] // held only to delay its drop
+enum Frozen {
+    Send(web_transport_quinn::SendStream),
+    Recv(web_transport_quinn::RecvStream),
 }
 
 impl Drop for Inner {
@@ -96,6 +110,7 @@ impl Connection {
             quic,
             local: LocalClose::default(),
             remote,
+            frozen: Arc::default(),
         }))
     }
 
@@ -140,6 +155,24 @@ impl Connection {
         })
     }
 
+    /// Whether this side's close is in progress: closed by [`close`](transport::Connection::close)
+    /// but the QUIC connection not yet.
+    fn closing(&self) -> bool {
+        self.0.local.get().is_some() && self.0.quic.close_reason().is_none()
+    }
+
+    /// Keeps a dropped stream until the connection is closed, if a close is in progress;
+    /// otherwise drops it (FIN or STOP_SENDING 0, WIRE.md §2.4).
+    fn dispose(&self, stream: Frozen) {
+        if self.closing() {
+            self.0
+                .frozen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(stream);
+        }
+    }
+
     /// Fails once this side closed the session: its close completes in the background.
     fn check_open(&self) -> Result<(), TransportError> {
         match self.0.local.get() {
@@ -174,7 +207,7 @@ impl Connection {
     fn send_stream(&self, stream: web_transport_quinn::SendStream) -> SendStream {
         SendStream {
             id: stream_id(stream.quic_id()),
-            stream: Mutex::new(stream),
+            stream: Some(Mutex::new(stream)),
             conn: self.clone(),
         }
     }
@@ -182,7 +215,7 @@ impl Connection {
     fn recv_stream(&self, stream: web_transport_quinn::RecvStream) -> RecvStream {
         RecvStream {
             id: stream_id(stream.quic_id()),
-            stream,
+            stream: Some(stream),
             conn: self.clone(),
             state: RecvState::Open,
         }
@@ -241,6 +274,18 @@ impl transport::Connection for Connection {
             // The session close capsule (plain code), then the QUIC close with the mapped
             // code (WIRE.md §2.4), as the module docs describe.
             self.0.session.close(code.0, reason.as_bytes());
+            // Streams dropped meanwhile are kept until the connection is closed.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let quic = self.0.quic.clone();
+                let frozen = self.0.frozen.clone();
+                runtime.spawn(async move {
+                    quic.closed().await;
+                    frozen
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                });
+            }
         }
     }
 
@@ -265,7 +310,7 @@ pub struct SendStream {
     // `poll_closed(&mut self)`, the one call that reports a STOP_SENDING code outside the
     // WebTransport range (such as the plain 0 of a dropped stream) instead of hiding it.
     // Writes go through `get_mut`, without locking.
-    stream: Mutex<web_transport_quinn::SendStream>,
+    stream: Option<Mutex<web_transport_quinn::SendStream>>,
     conn: Connection,
     id: u64,
 }
@@ -281,8 +326,14 @@ impl std::fmt::Debug for SendStream {
 impl SendStream {
     fn stream_mut(&mut self) -> &mut web_transport_quinn::SendStream {
         self.stream
+            .as_mut()
+            .expect("present until dropped")
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stream_ref(&self) -> &Mutex<web_transport_quinn::SendStream> {
+        self.stream.as_ref().expect("present until dropped")
     }
 
     fn write_error(&self, err: web_transport_quinn::WriteError) -> TransportError {
@@ -315,7 +366,10 @@ impl transport::SendStream for SendStream {
     }
 
     fn set_priority(&self, priority: i32) {
-        let stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        let stream = self
+            .stream_ref()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // Same sign as quinn: higher is sent first.
         let _ = stream.set_priority(priority);
     }
@@ -332,13 +386,19 @@ impl transport::SendStream for SendStream {
 
     fn reset(&mut self, code: ErrorCode) {
         // web-transport-quinn maps the plain code into the HTTP/3 space (WIRE.md §2.4).
-        let _ = self.stream_mut().reset(code.0);
+        // Nothing more goes out while this side's session close is in progress.
+        if !self.conn.closing() {
+            let _ = self.stream_mut().reset(code.0);
+        }
     }
 
     async fn stopped(&self) -> Result<Option<ErrorCode>, TransportError> {
         use web_transport_quinn::WriteError as E;
         let result = poll_fn(|cx| {
-            let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stream = self
+                .stream_ref()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             stream.poll_closed(cx)
         })
         .await;
@@ -355,7 +415,7 @@ impl transport::SendStream for SendStream {
 ///
 /// Dropping it before the end was read sends STOP_SENDING with code 0 (WIRE.md §2.4).
 pub struct RecvStream {
-    stream: web_transport_quinn::RecvStream,
+    stream: Option<web_transport_quinn::RecvStream>,
     conn: Connection,
     id: u64,
     state: RecvState,
@@ -381,7 +441,8 @@ impl transport::RecvStream for RecvStream {
             RecvState::Finished => return Ok(None),
             RecvState::Stopped => return Err(TransportError::ClosedStream),
         }
-        match self.stream.read_chunk(usize::MAX, true).await {
+        let stream = self.stream.as_mut().expect("present until dropped");
+        match stream.read_chunk(usize::MAX, true).await {
             Ok(Some(chunk)) => Ok(Some(chunk.bytes)),
             Ok(None) => {
                 self.state = RecvState::Finished;
@@ -400,7 +461,27 @@ impl transport::RecvStream for RecvStream {
         if self.state == RecvState::Open {
             self.state = RecvState::Stopped;
             // web-transport-quinn maps the plain code into the HTTP/3 space (WIRE.md §2.4).
-            let _ = self.stream.stop(code.0);
+            if !self.conn.closing() {
+                let stream = self.stream.as_mut().expect("present until dropped");
+                let _ = stream.stop(code.0);
+            }
+        }
+    }
+}
+
+impl Drop for SendStream {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            let stream = stream.into_inner().unwrap_or_else(PoisonError::into_inner);
+            self.conn.dispose(Frozen::Send(stream));
+        }
+    }
+}
+
+impl Drop for RecvStream {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            self.conn.dispose(Frozen::Recv(stream));
         }
     }
 }

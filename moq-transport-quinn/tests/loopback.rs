@@ -677,3 +677,42 @@ async fn cancelled_write_some_writes_nothing() {
         pair.finish().await;
     }
 }
+
+/// After `close`, nothing but the close reaches the peer: a send stream dropped right after
+/// it is not seen as finished, a receive stream dropped right after it is not seen as
+/// stopped. (On WebTransport the close takes a round trip, so this is the adapter's doing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_dropped_after_close_do_not_reach_the_peer() {
+    let code = ErrorCode::app(9).unwrap();
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+        let mut send = pair.client_conn.open_uni().await.unwrap();
+        send.write(Bytes::from_static(b"x")).await.unwrap();
+        let mut peer_recv = pair.server_conn.accept_uni().await.unwrap();
+        let (mut peer_send, _) = pair.server_conn.open_bi().await.unwrap();
+        peer_send.write(Bytes::from_static(b"y")).await.unwrap();
+        let (_, recv) = pair.client_conn.accept_bi().await.unwrap();
+
+        pair.client_conn.close(code, "bye");
+        drop(send);
+        drop(recv);
+
+        let expected = TransportError::ClosedByPeer {
+            code,
+            reason: "bye".into(),
+        };
+        let end = loop {
+            match peer_recv.read().await {
+                Ok(Some(_)) => continue,
+                end => break end,
+            }
+        };
+        assert_eq!(
+            end,
+            Err(expected.clone()),
+            "{kind}: the stream ended cleanly"
+        );
+        assert_eq!(peer_send.stopped().await, Err(expected), "{kind}");
+        pair.finish().await;
+    }
+}
