@@ -462,7 +462,13 @@ impl Session {
             if let Some(err) = &state.closed {
                 return Err(err.clone());
             }
-            if state.tracks.contains_key(&path) {
+            // A track whose producer already ended may still be listed (its watcher has not
+            // run yet): it can be replaced.
+            if state
+                .tracks
+                .get(&path)
+                .is_some_and(|published| !has_ended(&published.value))
+            {
                 return Err(moq_model::Error::Duplicate.into());
             }
             let generation = state.next_generation;
@@ -829,6 +835,14 @@ impl Drop for SessionDriver {
             self.shutdown(&error);
         }
     }
+}
+
+/// Whether the track's producer has ended (checked without waiting).
+fn has_ended(track: &TrackConsumer) -> bool {
+    let closed = std::pin::pin!(track.closed());
+    closed
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_ready()
 }
 
 /// The session stream after the handshake (WIRE.md §4.2): we never write on it again (0.4

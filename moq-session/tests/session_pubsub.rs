@@ -469,3 +469,25 @@ async fn a_first_group_stopped_with_13_is_served_again_once() {
     settle().await;
     assert_eq!(session.stats().group_streams_out, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_path_is_published_once_at_a_time() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (track, consumer) = Track::new(["once"]).produce();
+    client.publish(consumer).unwrap();
+    let (_other, duplicate) = Track::new(["once"]).produce();
+    assert!(matches!(
+        client.publish(duplicate),
+        Err(moq_session::Error::Model(ModelError::Duplicate))
+    ));
+    // Once the first producer is gone, the path can be published again at once.
+    drop(track);
+    let (mut again, consumer) = Track::new(["once"]).produce();
+    client.publish(consumer).unwrap();
+    again.append_group().write_frame("second").unwrap();
+    let mut sub = server.subscribe(Track::new(["once"]));
+    let mut group = soon(sub.next_group()).await.unwrap().unwrap();
+    assert_eq!(soon(group.read_frame()).await.unwrap().unwrap(), "second");
+    settle().await;
+    assert_eq!(client.stats().published, 1);
+}
