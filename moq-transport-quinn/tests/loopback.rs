@@ -495,14 +495,18 @@ async fn dropping_every_handle_closes_with_cancel() {
 async fn higher_priority_stream_completes_first() {
     const SIZE: usize = 4 << 20;
     for kind in KINDS {
-        for high_first in [true, false] {
+        // Which stream is written first, and whether the priorities are set before the
+        // writes or only once everything is buffered.
+        for (high_first, set_after) in [(true, false), (false, false), (false, true)] {
             let pair = Pair::with_settings(kind, TransportSettings::default()).await;
             let order = Arc::new(Mutex::new(Vec::new()));
 
             let mut low = pair.client_conn.open_uni().await.unwrap();
             let mut high = pair.client_conn.open_uni().await.unwrap();
-            low.set_priority(-5);
-            high.set_priority(5);
+            if !set_after {
+                low.set_priority(-5);
+                high.set_priority(5);
+            }
             let (first, second) = if high_first {
                 (&mut high, &mut low)
             } else {
@@ -510,6 +514,10 @@ async fn higher_priority_stream_completes_first() {
             };
             first.write(Bytes::from(pattern(SIZE, 1))).await.unwrap();
             second.write(Bytes::from(pattern(SIZE, 2))).await.unwrap();
+            if set_after {
+                low.set_priority(-5);
+                high.set_priority(5);
+            }
             let high_id = high.id();
             high.finish().unwrap();
             low.finish().unwrap();
@@ -530,7 +538,8 @@ async fn higher_priority_stream_completes_first() {
             let order = order.lock().unwrap().clone();
             assert_eq!(
                 order[0], high_id,
-                "{kind}: the high-priority stream finished second (written first: {high_first})"
+                "{kind}: the high-priority stream finished second \
+                 (written first: {high_first}, priority set after the writes: {set_after})"
             );
             pair.finish().await;
         }
