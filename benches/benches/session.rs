@@ -105,9 +105,7 @@ fn fanout(c: &mut Criterion) {
     let payload = Bytes::from(vec![7u8; FRAME_SIZE]);
     let mut group = c.benchmark_group("session/fanout");
     for subscribers in [1usize, 10, 100] {
-        group.throughput(Throughput::Elements(
-            GROUPS * FRAMES * subscribers as u64,
-        ));
+        group.throughput(Throughput::Elements(GROUPS * FRAMES * subscribers as u64));
         let mut fanout = runtime.block_on(setup(subscribers));
         group.bench_with_input(
             BenchmarkId::new("frames", subscribers),
