@@ -3,7 +3,17 @@
  * publish one. Served next to the compiled library (see README.md).
  */
 
-import { MoqError, codeName, connect, type Announced, type GroupReader, type Session, type Subscription, type TrackWriter } from "../src/index.js";
+import {
+  MoqError,
+  codeName,
+  connect,
+  type Announced,
+  type GroupReader,
+  type GroupWriter,
+  type Session,
+  type Subscription,
+  type TrackWriter,
+} from "../src/index.js";
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -27,10 +37,12 @@ const ui = {
   subInfo: $<HTMLDivElement>("sub-info"),
   subStats: $<HTMLDivElement>("sub-stats"),
   subLog: $<HTMLDivElement>("sub-log"),
+  subLatest: $<HTMLDivElement>("sub-latest"),
   pubPath: $<HTMLInputElement>("pub-path"),
   publish: $<HTMLButtonElement>("publish"),
   unpublish: $<HTMLButtonElement>("unpublish"),
   pubText: $<HTMLInputElement>("pub-text"),
+  pubLines: $<HTMLInputElement>("pub-lines"),
   send: $<HTMLButtonElement>("send"),
   clock: $<HTMLInputElement>("clock"),
   pubLog: $<HTMLDivElement>("pub-log"),
@@ -42,9 +54,21 @@ interface PageState {
   subscription: Subscription | undefined;
   track: TrackWriter | undefined;
   clockTimer: ReturnType<typeof setInterval> | undefined;
+  /** The group typed lines go into when several lines make a group. */
+  lineGroup: { group: GroupWriter; lines: number } | undefined;
+  /** Where the relay URL and fingerprint came from: "query", "info.json" or "default". */
+  source: string;
 }
 
-const state: PageState = { session: undefined, announced: undefined, subscription: undefined, track: undefined, clockTimer: undefined };
+const state: PageState = {
+  session: undefined,
+  announced: undefined,
+  subscription: undefined,
+  track: undefined,
+  clockTimer: undefined,
+  lineGroup: undefined,
+  source: "default",
+};
 // For scripted end-to-end tests.
 (globalThis as { moqPage?: PageState }).moqPage = state;
 
@@ -74,13 +98,19 @@ function log(el: HTMLElement, line: string): void {
 }
 
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
-function showPayload(bytes: Uint8Array): string {
+function asText(bytes: Uint8Array): string | undefined {
   try {
-    return JSON.stringify(textDecoder.decode(bytes));
+    return textDecoder.decode(bytes);
   } catch {
-    const head = Array.from(bytes.subarray(0, 24), (b) => b.toString(16).padStart(2, "0")).join(" ");
-    return `${bytes.length} bytes: ${head}${bytes.length > 24 ? " …" : ""}`;
+    return undefined;
   }
+}
+
+function showPayload(bytes: Uint8Array): string {
+  const text = asText(bytes);
+  if (text !== undefined) return JSON.stringify(text);
+  const head = Array.from(bytes.subarray(0, 24), (b) => b.toString(16).padStart(2, "0")).join(" ");
+  return `${bytes.length} bytes: ${head}${bytes.length > 24 ? " …" : ""}`;
 }
 
 function setConnected(connected: boolean): void {
@@ -108,15 +138,63 @@ async function guessFingerprint(): Promise<void> {
   }
 }
 
-function initFields(): void {
+/**
+ * Dial 127.0.0.1 rather than "localhost": the name may resolve to ::1 first while the relay
+ * listens on IPv4 only, and the certificate of `--dev` / `--tls-self-sign` covers the address.
+ */
+function preferLoopbackAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.hostname === "localhost") u.hostname = "127.0.0.1";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * A relay started with `--web DIR` (or `--dev`) serves GET /info.json beside the page:
+ * `{"url": "https://HOST:PORT/", "fingerprint": "<sha-256 hex>"}`.
+ */
+async function relayInfo(): Promise<{ url: string; fingerprint: string } | undefined> {
+  if (location.protocol !== "http:" && location.protocol !== "https:") return undefined;
+  try {
+    const res = await fetch("/info.json", { cache: "no-store" });
+    if (!res.ok) return undefined;
+    const info = (await res.json()) as { url?: unknown; fingerprint?: unknown };
+    if (typeof info.url !== "string" || typeof info.fingerprint !== "string") return undefined;
+    return { url: info.url, fingerprint: info.fingerprint };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fills the form; true if the relay described itself (then the page connects at once). */
+async function initFields(): Promise<boolean> {
   const params = new URLSearchParams(location.search);
-  const host = location.hostname || "localhost";
+  const host = location.hostname === "" || location.hostname === "localhost" ? "127.0.0.1" : location.hostname;
   const port = location.port || "4443";
-  ui.url.value = params.get("url") ?? `https://${host}:${port}/`;
-  ui.fingerprint.value = params.get("fingerprint") ?? "";
+  ui.url.value = `https://${host}:${port}/`;
+  ui.fingerprint.value = "";
+  const info = params.has("url") ? undefined : await relayInfo();
+  if (info) {
+    ui.url.value = preferLoopbackAddress(info.url);
+    ui.fingerprint.value = info.fingerprint;
+    state.source = "info.json";
+  }
+  const url = params.get("url");
+  if (url !== null) {
+    ui.url.value = url;
+    state.source = "query";
+  }
+  const fingerprint = params.get("fingerprint");
+  if (fingerprint !== null) ui.fingerprint.value = fingerprint;
   ui.prefix.value = params.get("prefix") ?? "";
   ui.subPath.value = params.get("track") ?? "";
   ui.pubPath.value = params.get("publish") ?? `web/${Math.random().toString(36).slice(2, 8)}`;
+  const lines = Number(params.get("lines") ?? "1");
+  ui.pubLines.value = String(Number.isSafeInteger(lines) && lines >= 1 ? lines : 1);
+  return info !== undefined && params.get("connect") !== "0";
 }
 
 async function doConnect(): Promise<void> {
@@ -189,11 +267,27 @@ function watchTracks(): void {
   })();
 }
 
-async function readGroup(group: GroupReader, stats: { groups: number; frames: number; bytes: number }): Promise<void> {
+interface SubStats {
+  groups: number;
+  frames: number;
+  bytes: number;
+  newest: number;
+}
+
+async function readGroup(group: GroupReader, stats: SubStats): Promise<void> {
   let index = 0;
+  let first: string | undefined;
   for (let frame = await group.readFrame(); frame !== undefined; frame = await group.readFrame()) {
     stats.frames++;
     stats.bytes += frame.length;
+    const text = asText(frame);
+    // A clock's group starts with "YYYY-MM-DD HH:MM:" and each later frame is "SS": the
+    // group's first frame followed by its latest one reads as the current time.
+    if (index === 0) first = text;
+    if (text !== undefined && group.sequence >= stats.newest) {
+      stats.newest = group.sequence;
+      ui.subLatest.textContent = index > 0 && first !== undefined ? first + text : text;
+    }
     log(ui.subLog, `group ${group.sequence} frame ${index++}: ${showPayload(frame)}`);
     ui.subStats.textContent = `${stats.groups} groups, ${stats.frames} frames, ${stats.bytes} bytes`;
   }
@@ -210,7 +304,8 @@ async function doSubscribe(): Promise<void> {
   ui.subLog.replaceChildren();
   ui.subInfo.textContent = `subscribing to ${path.join("/")}…`;
   renderTracks();
-  const stats = { groups: 0, frames: 0, bytes: 0 };
+  const stats: SubStats = { groups: 0, frames: 0, bytes: 0, newest: 0 };
+  ui.subLatest.textContent = "";
   sub.info.then(
     (info) => {
       if (state.subscription === sub) {
@@ -258,6 +353,7 @@ function doPublish(): void {
 
 function doUnpublish(): void {
   stopClock();
+  state.lineGroup = undefined;
   if (state.track) {
     state.track.close();
     log(ui.pubLog, `stopped ${state.track.path.join("/")}`);
@@ -269,12 +365,30 @@ function doUnpublish(): void {
   ui.clock.checked = false;
 }
 
+/** Each typed line is a frame; a group holds one line, or `lines per group` lines. */
 function doSend(): void {
   const track = state.track;
   if (!track) return;
   const text = ui.pubText.value;
-  const group = track.writeGroup(text);
-  log(ui.pubLog, `group ${group.sequence}: ${JSON.stringify(text)}`);
+  const perGroup = Math.max(1, Math.floor(Number(ui.pubLines.value)) || 1);
+  if (perGroup === 1) {
+    state.lineGroup = undefined;
+    const group = track.writeGroup(text);
+    log(ui.pubLog, `group ${group.sequence}: ${JSON.stringify(text)}`);
+  } else {
+    let open = state.lineGroup;
+    if (!open || open.group.done || track.latest !== open.group) {
+      open = { group: track.appendGroup(), lines: 0 };
+      state.lineGroup = open;
+    }
+    open.group.writeFrame(text);
+    log(ui.pubLog, `group ${open.group.sequence} frame ${open.lines}: ${JSON.stringify(text)}`);
+    open.lines++;
+    if (open.lines >= perGroup) {
+      open.group.close();
+      state.lineGroup = undefined;
+    }
+  }
   ui.pubText.value = "";
 }
 
@@ -324,6 +438,8 @@ ui.pubText.addEventListener("keydown", (e) => {
 });
 ui.clock.addEventListener("change", () => (ui.clock.checked ? startClock() : stopClock()));
 
-initFields();
 setConnected(false);
-if (new URLSearchParams(location.search).has("connect")) void doConnect();
+void initFields().then((described) => {
+  const connectParam = new URLSearchParams(location.search).get("connect");
+  if (described || (connectParam !== null && connectParam !== "0")) void doConnect();
+});
