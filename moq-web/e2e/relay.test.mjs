@@ -1,0 +1,358 @@
+// End to end through our relay in real headless Chromium (node --test e2e/relay.test.mjs):
+//
+//   moq-relay --bind 127.0.0.1:0 --tls-self-sign 127.0.0.1,localhost --web www
+//   moq clock publish  ─┐
+//   moq pub / moq sub   ├─ the relay ─ the page (www/index.html) in Chromium
+//
+// The page is served by the relay and dials https://127.0.0.1:PORT/ with the certificate's
+// SHA-256 from /info.json (serverCertificateHashes). Checks: the page receives clock frames;
+// a line typed in the page reaches `moq sub` byte for byte; a track of `moq pub` appears in
+// the page's list and goes when that publisher exits; a wrong fingerprint is refused.
+//
+// Needs `npm run build` (www/), the cargo-built `moq-relay` and `moq` (built here with
+// `cargo build --locked` when missing), and Chromium. Environment: MOQ_RELAY, MOQ (binaries),
+// CARGO_TARGET_DIR, CHROMIUM (browser binary), MOQ_WEB_SCREENSHOT (write a PNG of the page),
+// MOQ_WEB_E2E_TIMEOUT (seconds for the whole file, default 240).
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const webRoot = path.resolve(here, "..");
+const repoRoot = path.resolve(webRoot, "..");
+const www = path.join(webRoot, "www");
+const run = randomBytes(4).toString("hex");
+const clockPath = `e2e-${run}/clock`;
+const webPath = `e2e-${run}/web`;
+const cliPath = `e2e-${run}/cli`;
+
+/** Every process this file started, so that none outlives it. */
+const children = new Set();
+let context; // the Chromium browser context
+let profile; // its fresh --user-data-dir
+let page;
+let relay;
+let url; // https://127.0.0.1:PORT/
+let fingerprint;
+const consoleLines = [];
+
+// ---------------------------------------------------------------- processes
+
+function executable(file) {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findOnPath(name) {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (dir !== "" && executable(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+/** The cargo-built binaries: $MOQ_RELAY / $MOQ, else $CARGO_TARGET_DIR (or target/)/debug. */
+function binaries() {
+  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(repoRoot, process.env.CARGO_TARGET_DIR) : path.join(repoRoot, "target");
+  const relayBin = process.env.MOQ_RELAY ?? path.join(targetDir, "debug", "moq-relay");
+  const moqBin = process.env.MOQ ?? path.join(targetDir, "debug", "moq");
+  if (!executable(relayBin) || !executable(moqBin)) {
+    if (process.env.MOQ_RELAY || process.env.MOQ) {
+      throw new Error(`MOQ_RELAY=${relayBin} / MOQ=${moqBin}: not executable`);
+    }
+    console.log("# building moq-relay and moq (cargo build --locked --bin moq-relay --bin moq)");
+    const built = spawnSync("cargo", ["build", "--locked", "--bin", "moq-relay", "--bin", "moq"], {
+      cwd: repoRoot,
+      stdio: "inherit",
+      timeout: 30 * 60 * 1000,
+    });
+    if (built.status !== 0) throw new Error(`cargo build failed (${built.error?.message ?? `exit ${built.status}`})`);
+  }
+  return { relayBin, moqBin };
+}
+
+function chromiumBinary() {
+  const found = process.env.CHROMIUM ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(executable) ?? findOnPath("chromium");
+  if (!found || !executable(found)) {
+    throw new Error("no Chromium: install it (Debian: apt-get install chromium chromium-driver) or set CHROMIUM=/path/to/chromium");
+  }
+  return found;
+}
+
+/** Starts a process whose output is kept (the last 64 KiB of each stream) and which is ended in `after`. */
+function start(name, file, args, { stdin = "ignore" } = {}) {
+  const child = spawn(file, args, { stdio: [stdin, "pipe", "pipe"], env: { ...process.env, RUST_BACKTRACE: "1" } });
+  const proc = { name, child, stdout: Buffer.alloc(0), stderr: "", exit: undefined };
+  proc.exited = new Promise((resolve) => {
+    child.on("exit", (code, signal) => {
+      proc.exit = { code, signal };
+      children.delete(child);
+      resolve(proc.exit);
+    });
+    child.on("error", (err) => {
+      proc.exit = { code: null, signal: null, error: err.message };
+      children.delete(child);
+      resolve(proc.exit);
+    });
+  });
+  child.stdout.on("data", (chunk) => (proc.stdout = Buffer.concat([proc.stdout, chunk]).subarray(-65536)));
+  child.stderr.on("data", (chunk) => (proc.stderr = (proc.stderr + chunk).slice(-65536)));
+  children.add(child);
+  return proc;
+}
+
+function describe(proc) {
+  const exit = proc.exit ? ` (exited: ${JSON.stringify(proc.exit)})` : " (running)";
+  return `${proc.name}${exit}\n  stdout: ${proc.stdout.toString().slice(-1500)}\n  stderr: ${proc.stderr.slice(-1500)}`;
+}
+
+async function stop(child, grace = 3000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = new Promise((resolve) => setTimeout(() => resolve("timeout"), grace));
+  if ((await Promise.race([gone, timer])) === "timeout") {
+    child.kill("SIGKILL");
+    await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 2000))]);
+  }
+}
+
+async function cleanup() {
+  if (context) {
+    const closing = context.close().catch(() => {});
+    context = undefined;
+    await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  }
+  await Promise.all([...children].map((child) => stop(child)));
+  if (profile) {
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    } catch {
+      // a leftover temporary profile is harmless
+    }
+    profile = undefined;
+  }
+}
+
+// Whatever happens (an exception, a signal, the watchdog), no child survives this process.
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+const limit = Number(process.env.MOQ_WEB_E2E_TIMEOUT ?? 240) * 1000;
+const watchdog = setTimeout(() => {
+  console.error(`# e2e: still running after ${limit / 1000} s; giving up`);
+  for (const proc of [relay].filter(Boolean)) console.error(describe(proc));
+  void cleanup().finally(() => process.exit(1));
+}, limit);
+watchdog.unref();
+
+/** Polls `probe` until it returns a truthy value, or fails saying what it waited for. */
+async function waitFor(what, probe, { timeout = 20000, every = 100, procs = [] } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const details = [last ? `last error: ${last.message ?? last}` : "", ...[relay, ...procs].filter(Boolean).map(describe)];
+      if (consoleLines.length) details.push(`page console:\n  ${consoleLines.slice(-20).join("\n  ")}`);
+      throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}\n${details.filter(Boolean).join("\n")}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+}
+
+// ---------------------------------------------------------------- the page
+
+const trackItems = () => page.$$eval("#tracks li", (items) => items.map((li) => li.dataset.path));
+const subLog = () => page.$$eval("#sub-log div", (lines) => lines.map((line) => line.textContent ?? ""));
+
+// ---------------------------------------------------------------- setup
+
+let moqBin;
+const clientArgs = () => ["--fingerprint", fingerprint];
+
+before(
+  async () => {
+    if (!existsSync(path.join(www, "index.html")) || !existsSync(path.join(www, "page", "app.js"))) {
+      throw new Error(`${www} is not built: run \`npm run build\` in moq-web first`);
+    }
+    const browserBin = chromiumBinary();
+    const bins = binaries();
+    moqBin = bins.moqBin;
+
+    // Port 0: the relay prints the UDP port it got, and serves HTTP on the same TCP port.
+    relay = start("moq-relay", bins.relayBin, [
+      "--bind",
+      "127.0.0.1:0",
+      "--tls-self-sign",
+      "127.0.0.1,localhost",
+      "--web",
+      www,
+      "--stats-interval",
+      "0",
+    ]);
+    const port = await waitFor(
+      "the relay to listen (its `listening on 127.0.0.1:PORT` and `HTTP:` lines)",
+      () => {
+        if (relay.exit) throw new Error("the relay exited");
+        const out = relay.stdout.toString();
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+        return m && /HTTP:/.test(out) ? Number(m[1]) : undefined;
+      },
+      { timeout: 15000 },
+    );
+    const printed = /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(relay.stdout.toString());
+    assert.ok(printed, "the relay prints its certificate fingerprint");
+
+    // What the page reads: /info.json on the same port.
+    const info = await waitFor("GET /info.json", async () => (await fetch(`http://127.0.0.1:${port}/info.json`)).json(), { timeout: 10000 });
+    assert.equal(info.url, `https://127.0.0.1:${port}/`);
+    assert.equal(info.fingerprint, printed[1]);
+    url = info.url;
+    fingerprint = info.fingerprint;
+
+    start("moq clock publish", moqBin, [...clientArgs(), "clock", "publish", url, "--path", clockPath]);
+
+    const { chromium } = await import("playwright-core");
+    profile = mkdtempSync(path.join(tmpdir(), "moq-web-e2e-profile-"));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: browserBin,
+      headless: true,
+      timeout: 30000,
+      viewport: { width: 1100, height: 900 },
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
+    page.on("pageerror", (err) => consoleLines.push(`pageerror: ${err.message}`));
+    await page.goto(`http://127.0.0.1:${port}/`, { timeout: 15000 });
+  },
+  { timeout: 120000 },
+);
+
+after(cleanup, { timeout: 30000 });
+
+// ---------------------------------------------------------------- the checks
+
+test("the page served by the relay connects with the pinned certificate from /info.json", { timeout: 30000 }, async () => {
+  await waitFor("the page to connect", async () => (await page.textContent("#status")) === "connected");
+  assert.equal(await page.inputValue("#url"), url);
+  assert.equal(await page.inputValue("#fingerprint"), fingerprint);
+  assert.equal(await page.evaluate(() => globalThis.moqPage.source), "info.json");
+});
+
+test("the page receives at least five clock frames from `moq clock publish` through the relay", { timeout: 60000 }, async () => {
+  // The clock appears in the announced list; clicking it subscribes.
+  await waitFor(`${clockPath} in the page's track list`, async () => (await trackItems()).includes(clockPath));
+  await page.click(`#tracks li[data-path="${clockPath}"]`);
+  const frames = await waitFor(
+    "five clock frames in the subscriber view",
+    async () => {
+      const lines = await subLog();
+      const frames = lines.map((line) => /^group (\d+) frame (\d+): (".*")$/.exec(line)).filter(Boolean);
+      return frames.length >= 6 ? frames.map((m) => ({ group: Number(m[1]), index: Number(m[2]), text: JSON.parse(m[3]) })) : undefined;
+    },
+    { timeout: 30000 },
+  );
+  const seconds = new Set();
+  for (const f of frames) {
+    if (f.index === 0) assert.match(f.text, /^\d{4}-\d\d-\d\d \d\d:\d\d:$/, `first frame of group ${f.group}`);
+    else {
+      assert.match(f.text, /^[0-5]\d$/, `frame ${f.index} of group ${f.group}`);
+      seconds.add(`${f.group}:${f.text}`);
+    }
+  }
+  assert.ok(seconds.size >= 5, `at least five distinct seconds, got ${[...seconds].join(" ")}`);
+  assert.match((await page.textContent("#sub-latest")) ?? "", /^\d{4}-\d\d-\d\d \d\d:\d\d:[0-5]\d$/);
+  // A late joiner gets the current minute's group from the relay's cache at once; the
+  // clock must also go on ticking live: two more seconds after those.
+  const times = new Set();
+  await waitFor(
+    "the clock to tick twice more in the page",
+    async () => {
+      times.add(await page.textContent("#sub-latest"));
+      return times.size >= 3;
+    },
+    { timeout: 10000, every: 200 },
+  );
+});
+
+test("lines typed in the page reach `moq sub` byte for byte", { timeout: 60000 }, async () => {
+  await page.fill("#pub-path", webPath);
+  await page.click("#publish");
+  // The relay announces every path to every session, the page's own included.
+  await waitFor(`${webPath} announced back to the page`, async () => (await trackItems()).includes(webPath));
+
+  const sub = start("moq sub", moqBin, [...clientArgs(), "sub", url, "--path", webPath]);
+  const send = async (line) => {
+    await page.fill("#pub-text", line);
+    await page.press("#pub-text", "Enter");
+  };
+  const lines = [`hello from the page ${run}`, "UTF-8: h\u00e9llo w\u00f6rld \u2713 \u65e5\u672c \ud83d\ude80", "  two spaces\tand a tab  ", "", "last"];
+  // The first line is the latest group when `moq sub` joins, so it arrives however late.
+  await send(lines[0]);
+  const first = Buffer.from(`${lines[0]}\n`);
+  await waitFor("the first line at `moq sub`", () => sub.stdout.length >= first.length, { timeout: 20000, procs: [sub] });
+  assert.deepEqual(sub.stdout.subarray(0, first.length), first);
+  // The rest: one line per group, then two lines per group.
+  await send(lines[1]);
+  await send(lines[2]);
+  await page.fill("#pub-lines", "2");
+  await send(lines[3]);
+  await send(lines[4]);
+  const expected = Buffer.from(lines.map((line) => `${line}\n`).join(""), "utf8");
+  await waitFor("every line at `moq sub`", () => sub.stdout.length >= expected.length, { timeout: 20000, procs: [sub] });
+  await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more may follow
+  assert.equal(sub.stdout.toString("hex"), expected.toString("hex"));
+  await stop(sub.child);
+});
+
+test("a track of `moq pub` appears in the page's list and goes when the publisher exits", { timeout: 60000 }, async () => {
+  const pub = start("moq pub", moqBin, [...clientArgs(), "pub", url, "--path", cliPath, "--linger", "0"], { stdin: "pipe" });
+  pub.child.stdin.write("a line from moq pub\n");
+  await waitFor(`${cliPath} in the page's track list`, async () => (await trackItems()).includes(cliPath), { timeout: 20000, procs: [pub] });
+  if (process.env.MOQ_WEB_SCREENSHOT) {
+    await page.screenshot({ path: path.resolve(process.env.MOQ_WEB_SCREENSHOT), fullPage: true });
+  }
+  pub.child.stdin.end();
+  const exit = await Promise.race([pub.exited, new Promise((resolve) => setTimeout(() => resolve("timeout"), 15000))]);
+  assert.notEqual(exit, "timeout", `moq pub did not exit after its input ended\n${describe(pub)}`);
+  assert.equal(exit.code, 0, describe(pub));
+  await waitFor(`${cliPath} to leave the page's track list`, async () => !(await trackItems()).includes(cliPath), { timeout: 20000 });
+  // The clock is still there: only the ended track went.
+  assert.ok((await trackItems()).includes(clockPath));
+});
+
+test("a page given the wrong certificate fingerprint cannot connect", { timeout: 30000 }, async () => {
+  const other = await context.newPage();
+  try {
+    const port = new URL(url).port;
+    await other.goto(`http://127.0.0.1:${port}/?fingerprint=${"00".repeat(32)}`, { timeout: 15000 });
+    const status = await waitFor("the connection attempt to fail", async () => {
+      const text = (await other.textContent("#status")) ?? "";
+      return text.startsWith("failed") || text === "connected" ? text : undefined;
+    });
+    assert.match(status, /^failed/);
+  } finally {
+    await other.close();
+  }
+});
