@@ -47,4 +47,4 @@ mod origins;
 mod relay;
 
 pub use origins::{Origins, SessionId};
-pub use relay::{Relay, RelayConfig, RelayStats};
+pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, Relay, RelayConfig, RelayStats};

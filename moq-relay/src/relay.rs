@@ -14,6 +14,13 @@ use tracing::Instrument;
 
 use crate::origins::{Origins, SessionId};
 
+/// How long a connected peer has to complete the MoQ session handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long [`Relay::serve`] waits for sessions to close, and then for the closes to be
+/// sent, after a shutdown.
+pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How a [`Relay`] treats its sessions.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -139,7 +146,8 @@ impl Relay {
     }
 
     /// Accepts sessions from `server` until it is closed or [`shutdown`](Self::shutdown)
-    /// is called; each session runs on its own task.
+    /// is called; each session runs on its own task. After a shutdown it waits (at most
+    /// [`CLOSE_TIMEOUT`] twice) until the sessions are closed and the closes sent.
     ///
     /// # Cancel safety
     ///
@@ -155,7 +163,11 @@ impl Relay {
             let relay = self.clone();
             tokio::spawn(async move { relay.handle(request).await });
         }
+        // Let the sessions close with the shutdown code, then make sure every close has
+        // been sent before the endpoint goes (so peers do not wait for an idle timeout).
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.idle()).await;
         server.close();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, server.wait_idle()).await;
     }
 
     /// Runs one session from its connection request until it ends.
@@ -186,15 +198,21 @@ impl Relay {
             }
         };
         let quic = conn.quic().clone();
-        let (session, driver) =
-            match Session::accept_with(conn, self.inner.config.session.clone()).await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::info!(%err, "handshake failed");
-                    quic.close(0u32.into(), b"handshake failed");
-                    return;
-                }
-            };
+        // A peer that connects but never completes the MoQ handshake is dropped.
+        let accept = Session::accept_with(conn, self.inner.config.session.clone());
+        let (session, driver) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(err)) => {
+                tracing::info!(%err, "handshake failed");
+                quic.close(0u32.into(), b"handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("no MoQ handshake within {HANDSHAKE_TIMEOUT:?}");
+                quic.close(0u32.into(), b"handshake timeout");
+                return;
+            }
+        };
         let driver = tokio::spawn(driver.in_current_span());
         tracing::info!(?url, "session started ({kind} from {remote})");
         self.inner.sessions().insert(

@@ -1,0 +1,127 @@
+//! The `moq-relay` binary: what it prints, its HTTP side, a session, and a clean SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use moq_session::Session;
+use moq_transport_quinn::{Client, ClientConfig, Trust};
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; the whole response.
+fn http(port: u16, request: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn prints_urls_serves_http_and_stops_on_sigterm() {
+    let web = std::env::temp_dir().join(format!("moq-relay-web-{}", std::process::id()));
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("index.html"), "<p>relay page</p>").unwrap();
+
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_moq-relay"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--dev",
+            "--stats-interval",
+            "1",
+            "-q",
+        ])
+        .arg("--web")
+        .arg(&web)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while printed.len() < 5 {
+        printed.push(lines.next().expect("a line").unwrap());
+    }
+    let text = printed.join("\n");
+    let port: u16 = printed[0]
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {text}"));
+    assert!(
+        text.contains(&format!("moqf://127.0.0.1:{port}/")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("https://127.0.0.1:{port}/")),
+        "{text}"
+    );
+    let fingerprint = printed
+        .iter()
+        .find_map(|line| line.split("(SHA-256): ").nth(1))
+        .unwrap_or_else(|| panic!("no fingerprint in {text}"))
+        .to_owned();
+    assert_eq!(fingerprint.len(), 64);
+
+    // --dev: the fingerprint over plain HTTP on the same port number; --web: the files.
+    let response = http(port, "GET /fingerprint HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(&fingerprint), "{response}");
+    let response = http(port, "GET /info.json HTTP/1.1\r\nHost: localhost:9\r\n\r\n");
+    assert!(
+        response.contains(&format!("\"url\": \"https://localhost:{port}/\"")),
+        "{response}"
+    );
+    let response = http(port, "GET / HTTP/1.1\r\n\r\n");
+    assert!(response.ends_with("<p>relay page</p>"), "{response}");
+    let response = http(port, "GET /../secret HTTP/1.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    let response = http(port, "POST /fingerprint HTTP/1.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+    let response = http(
+        port,
+        &format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(10_000)),
+    );
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+
+    // A session, pinned to the printed fingerprint.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = Client::new(
+            ClientConfig::default()
+                .with_bind("127.0.0.1:0".parse().unwrap())
+                .with_trust(Trust::Fingerprints(vec![fingerprint.parse().unwrap()])),
+        )
+        .unwrap();
+        let conn = client
+            .connect(&format!("moqf://127.0.0.1:{port}/"))
+            .await
+            .unwrap();
+        let (session, driver) = Session::connect(conn).await.unwrap();
+        let driver = tokio::spawn(driver);
+
+        // SIGTERM: the relay closes the session and exits 0.
+        let killed = Command::new("kill")
+            .args(["-TERM", &relay.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let closed = tokio::time::timeout(Duration::from_secs(30), session.closed())
+            .await
+            .expect("the relay closed the session");
+        assert!(closed.to_string().contains("cancel"), "{closed}");
+        let _ = driver.await;
+        client.close();
+    });
+    let status = relay.wait().unwrap();
+    assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(&web).unwrap();
+}
