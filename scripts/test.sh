@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The test command for everything:
+#   1. cargo test --workspace --locked
+#   2. the moq-web unit tests (npm ci && npm test in moq-web)
+#   3. the browser end-to-end test: the page served by the cargo-built moq-relay, in headless
+#      Chromium, against `moq clock publish`, `moq pub` and `moq sub` (moq-web/e2e/relay.test.mjs)
+#
+# Usage: scripts/test.sh [--skip-cargo-test]   (--skip-cargo-test: steps 2 and 3 only)
+# Needs: cargo, Node.js 20+ with npm, Chromium (Debian: apt-get install chromium chromium-driver).
+# As root with CI=true, a missing Chromium is installed with apt-get.
+# Respects CARGO_TARGET_DIR; CHROMIUM=/path/to/chromium picks the browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+skip_cargo_test=false
+for arg in "$@"; do
+  case "$arg" in
+    --skip-cargo-test) skip_cargo_test=true ;;
+    -h | --help)
+      sed -n '2,12p' "$0"
+      exit 0
+      ;;
+    *)
+      echo "scripts/test.sh: unknown argument $arg (see --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+missing() {
+  echo "scripts/test.sh: $1" >&2
+  exit 1
+}
+
+# Check what the browser steps need before the long cargo step, so a missing tool fails fast.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing "Node.js 20 or newer with npm is needed for the moq-web tests: install the nodejs and npm packages (Node 20+)"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  missing "Node.js $(node --version) is too old: the moq-web tests need Node.js 20 or newer"
+fi
+
+chromium_bin=${CHROMIUM:-}
+if [ -z "$chromium_bin" ]; then
+  chromium_bin=$(command -v chromium || command -v chromium-browser || true)
+fi
+if [ -z "$chromium_bin" ] && [ "${CI:-}" = "true" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Chromium (apt-get install chromium chromium-driver)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  chromium_bin=$(command -v chromium || true)
+fi
+if [ -z "$chromium_bin" ]; then
+  missing "no Chromium for the browser test: install it (Debian/Ubuntu: sudo apt-get install chromium chromium-driver) or set CHROMIUM=/path/to/chromium"
+fi
+export CHROMIUM="$chromium_bin"
+
+if [ "$skip_cargo_test" = false ]; then
+  echo "== cargo test"
+  cargo test --workspace --locked
+fi
+
+echo "== building moq-relay and moq for the browser test"
+cargo build --locked --bin moq-relay --bin moq
+
+echo "== moq-web unit tests"
+cd moq-web
+# playwright-core never downloads a browser; make sure nothing else tries either.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+npm ci --no-audit --no-fund
+npm test
+
+echo "== moq-web end-to-end in headless Chromium ($("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"))"
+npm run build
+node --test --test-concurrency=1 e2e/relay.test.mjs
