@@ -1,0 +1,823 @@
+//! `moq bench`: a load generator and meter. N publishers (one track each) and M subscribers
+//! per track, each on its own QUIC connection (all from one client endpoint), against a
+//! relay; reports delivered throughput, one-way latency, skipped and dropped groups and the
+//! CPU time of this process (and of the relay, given its pid). See `docs/benchmarks.md`.
+//!
+//! Every frame starts with a stamp (`stats::STAMP_LEN` bytes): the time it was written,
+//! from an `Instant` shared by the whole process, and its index in the track. Publishers
+//! and subscribers run in this one process, so latency needs no clock synchronisation.
+
+mod raw;
+mod stats;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::{Bytes, BytesMut};
+use clap::Args;
+use moq_model::{Path, Track, TrackConsumer};
+use moq_proto::ErrorCode;
+use moq_session::Session;
+use moq_transport_quinn::{Client, ClientConfig, Fingerprint, Trust};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::client::ClientArgs;
+use stats::{Histogram, ProcessSample, ReceiverStats, STAMP_LEN, StampReader};
+
+/// `moq bench` flags.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct BenchArgs {
+    /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport). Not
+    /// used with --raw-quic.
+    #[arg(required_unless_present = "raw_quic")]
+    url: Option<String>,
+    /// Publishers, one track each.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tracks: u32,
+    /// Subscribers per track, each on its own connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    subscribers: u32,
+    /// Bytes per frame (at least 16: the stamp).
+    #[arg(long, default_value_t = 1024, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(STAMP_LEN as u64..=16_777_216))]
+    frame_size: u64,
+    /// Frames per second per track.
+    #[arg(
+        long,
+        default_value_t = 100.0,
+        value_name = "FPS",
+        conflicts_with = "max"
+    )]
+    rate: f64,
+    /// As fast as the slowest subscriber of each track reads: a publisher keeps at most
+    /// --window bytes (at least 8 frames, at most 32 groups) ahead of it.
+    #[arg(long)]
+    max: bool,
+    /// With --max: bytes a publisher may be ahead of its slowest subscriber.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    window: u64,
+    /// Frames per group (a group is one QUIC stream per subscriber).
+    #[arg(long, default_value_t = 30, value_name = "K",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    group_frames: u64,
+    /// Seconds to measure, after every subscriber has received its first frame plus a
+    /// second of warm-up.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    duration: f64,
+    /// Print the result as one JSON object on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print a progress line on stderr every second even when stderr is not a terminal.
+    #[arg(long)]
+    progress: bool,
+    /// Also sample this process (the relay) for CPU time and resident memory.
+    #[arg(long, value_name = "PID")]
+    relay_pid: Option<u32>,
+    /// Concurrent connection handshakes while setting up.
+    #[arg(long, default_value_t = 16, hide = true)]
+    connect_parallel: usize,
+    /// No relay: bulk transfer of frames between two raw quinn endpoints in this process
+    /// (the same TLS and QUIC settings), one frame per write, --group-frames per stream.
+    /// The network's ceiling for the same frames.
+    #[arg(long, hide = true)]
+    raw_quic: bool,
+}
+
+/// Shared by every task of a run.
+struct Run {
+    epoch: Instant,
+    /// Set while the measured window is open.
+    measuring: AtomicBool,
+    /// Delivered frames and bytes since the start (for the progress line).
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    /// Subscribers that have received a frame.
+    ready: AtomicUsize,
+    /// Subscribers that gave up (failed to connect or subscribe).
+    failed: AtomicUsize,
+    /// Frames written during the measured window.
+    sent: AtomicU64,
+}
+
+/// What a publisher in --max mode needs from its track's subscribers.
+struct TrackPace {
+    /// Per subscriber: one past the highest frame index received (u64::MAX once gone).
+    received: Vec<AtomicU64>,
+    /// The subscriber the publisher waits for, and the index it waits for.
+    waiting_on: AtomicUsize,
+    target: AtomicU64,
+    wake: Notify,
+}
+
+impl TrackPace {
+    fn new(subscribers: usize) -> Self {
+        Self {
+            received: (0..subscribers).map(|_| AtomicU64::new(0)).collect(),
+            waiting_on: AtomicUsize::new(usize::MAX),
+            target: AtomicU64::new(u64::MAX),
+            wake: Notify::new(),
+        }
+    }
+
+    fn advance(&self, subscriber: usize, next: u64) {
+        let slot = &self.received[subscriber];
+        if next > slot.load(Ordering::Relaxed) {
+            slot.store(next, Ordering::Release);
+        }
+        if self.waiting_on.load(Ordering::Acquire) == subscriber
+            && next >= self.target.load(Ordering::Acquire)
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    fn gone(&self, subscriber: usize) {
+        self.received[subscriber].store(u64::MAX, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Waits until every subscriber has received frames up to `index` (or has gone).
+    async fn wait_for(&self, index: u64) {
+        loop {
+            let slowest = self
+                .received
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| r.load(Ordering::Acquire))
+                .map(|(i, r)| (i, r.load(Ordering::Acquire)));
+            let Some((who, at)) = slowest else { return };
+            if at >= index {
+                return;
+            }
+            self.target.store(index, Ordering::Release);
+            self.waiting_on.store(who, Ordering::Release);
+            // Re-check after publishing what we wait for, so a wake-up is not missed; the
+            // timeout bounds the wait if a subscriber stalls without going.
+            if self.received[who].load(Ordering::Acquire) < index {
+                let _ = tokio::time::timeout(Duration::from_millis(50), self.wake.notified()).await;
+            }
+            self.waiting_on.store(usize::MAX, Ordering::Release);
+        }
+    }
+}
+
+/// The result of one run.
+struct Report {
+    mode: &'static str,
+    url: String,
+    tracks: u32,
+    subscribers_per_track: u32,
+    subscribers_connected: usize,
+    frame_size: u64,
+    rate: Option<f64>,
+    group_frames: u64,
+    seconds: f64,
+    frames_sent: u64,
+    received: ReceiverStats,
+    cpu: Duration,
+    relay: Option<(u32, ProcessSample, Duration)>,
+}
+
+/// Runs `moq bench`.
+pub(crate) async fn run(client: &ClientArgs, args: BenchArgs) -> anyhow::Result<()> {
+    if !(args.duration > 0.0 && args.duration <= 3600.0) {
+        bail!("--duration must be between 0 and 3600 seconds");
+    }
+    let rate_ok = args.rate > 0.0 && args.rate <= 1_000_000.0;
+    if !args.max && !rate_ok {
+        bail!("--rate must be between 0 and 1000000 frames per second");
+    }
+    let progress = args.progress || std::io::stderr().is_terminal();
+    let report = if args.raw_quic {
+        raw::run(&args, progress).await?
+    } else {
+        run_relay(client, &args, progress).await?
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// The same trust rules as the other subcommands.
+fn trust(client: &ClientArgs) -> anyhow::Result<Trust> {
+    if !client.fingerprint.is_empty() {
+        let pins = client
+            .fingerprint
+            .iter()
+            .map(|hex| {
+                hex.parse::<Fingerprint>()
+                    .map_err(|_| anyhow!("--fingerprint {hex:?} is not 64 hex digits (a SHA-256)"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        return Ok(Trust::Fingerprints(pins));
+    }
+    if client.tls_disable_verify {
+        return Ok(Trust::DangerousDisableVerify);
+    }
+    if !client.tls_root.is_empty() {
+        return Trust::roots_from_pem_files(&client.tls_root).context("--tls-root");
+    }
+    Ok(Trust::System)
+}
+
+/// A session on its own connection from the shared endpoint; the driver on its own task.
+async fn connect(
+    endpoint: &Client,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Session, tokio::task::JoinHandle<()>)> {
+    let conn = endpoint
+        .connect(url)
+        .await
+        .map_err(|e| anyhow!("connecting to {url}: {e}"))?;
+    let (session, driver) = tokio::time::timeout(timeout, Session::connect(conn))
+        .await
+        .map_err(|_| anyhow!("{url}: no MoQ handshake in time"))?
+        .map_err(|e| anyhow!("MoQ handshake with {url} failed: {e}"))?;
+    let driver = tokio::spawn(async move {
+        let _ = driver.await;
+    });
+    Ok((session, driver))
+}
+
+async fn run_relay(
+    client: &ClientArgs,
+    args: &BenchArgs,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let url = args.url.clone().unwrap_or_default();
+    let timeout = Duration::from_secs_f64(client.timeout.clamp(0.05, 3600.0));
+    let endpoint = Client::new(
+        ClientConfig::default()
+            .with_bind(client.bind)
+            .with_trust(trust(client)?)
+            .with_connect_timeout(timeout),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let run = Arc::new(Run {
+        epoch: Instant::now(),
+        measuring: AtomicBool::new(false),
+        frames: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        ready: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        sent: AtomicU64::new(0),
+    });
+    let (stop_tx, stop) = watch::channel(false);
+    // A prefix of our own, so runs against the same relay never share tracks.
+    let prefix = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let per_track = args.subscribers as usize;
+    let total_subscribers = args.tracks as usize * per_track;
+
+    // Publishers first: each connects and publishes its track, then writes until stopped.
+    let mut publishers = JoinSet::new();
+    let mut paces = Vec::new();
+    let mut publisher_sessions = Vec::new();
+    for t in 0..args.tracks {
+        let (session, driver) = connect(&endpoint, &url, timeout)
+            .await
+            .with_context(|| format!("publisher {t}"))?;
+        let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
+        let (producer, consumer) = Track::new(path).produce();
+        session
+            .publish(consumer)
+            .map_err(|e| anyhow!("cannot publish: {e}"))?;
+        let pace = Arc::new(TrackPace::new(per_track));
+        paces.push(pace.clone());
+        publishers.spawn(publish(
+            producer,
+            args.clone(),
+            run.clone(),
+            pace,
+            stop.clone(),
+        ));
+        publisher_sessions.push((session, driver));
+    }
+
+    // Subscribers, a few handshakes at a time.
+    let handshakes = Arc::new(Semaphore::new(args.connect_parallel.max(1)));
+    let mut subscribers = JoinSet::new();
+    for t in 0..args.tracks {
+        for s in 0..per_track {
+            let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
+            subscribers.spawn(subscriber(
+                endpoint.clone(),
+                url.clone(),
+                timeout,
+                path,
+                handshakes.clone(),
+                run.clone(),
+                paces[t as usize].clone(),
+                s,
+                stop.clone(),
+            ));
+        }
+    }
+
+    // Wait until every subscriber has a frame (bounded), then warm up for a second.
+    let setup_deadline = Instant::now() + Duration::from_secs(60) + timeout;
+    let mut last_line = Instant::now();
+    while run.ready.load(Ordering::Acquire) < total_subscribers && Instant::now() < setup_deadline {
+        if run.ready.load(Ordering::Acquire) + run.failed.load(Ordering::Acquire)
+            >= total_subscribers
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if progress && last_line.elapsed() >= Duration::from_secs(1) {
+            last_line = Instant::now();
+            eprintln!(
+                "bench: setting up, {}/{} subscribers receiving",
+                run.ready.load(Ordering::Acquire),
+                total_subscribers
+            );
+        }
+    }
+    let connected = run.ready.load(Ordering::Acquire);
+    if connected == 0 {
+        let _ = stop_tx.send(true);
+        bail!("no subscriber received a frame within the setup time (is the relay at {url}?)");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The measured window.
+    let cpu_before = ProcessSample::read(None).unwrap_or_default();
+    let relay_before = args
+        .relay_pid
+        .and_then(|pid| ProcessSample::read(Some(pid)));
+    run.measuring.store(true, Ordering::Release);
+    let started = Instant::now();
+    let window = Duration::from_secs_f64(args.duration);
+    let mut last = (
+        started,
+        run.frames.load(Ordering::Relaxed),
+        run.bytes.load(Ordering::Relaxed),
+    );
+    while started.elapsed() < window {
+        let left = window.saturating_sub(started.elapsed());
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        if progress {
+            let now = Instant::now();
+            let frames = run.frames.load(Ordering::Relaxed);
+            let bytes = run.bytes.load(Ordering::Relaxed);
+            let dt = now.duration_since(last.0).as_secs_f64().max(1e-9);
+            let cpu = ProcessSample::read(None)
+                .map(|s| s.cpu().saturating_sub(cpu_before.cpu()).as_secs_f64())
+                .unwrap_or(0.0);
+            eprintln!(
+                "bench: {:>4.0} s  {:>10.0} frames/s  {:>8.1} MB/s  subscribers {}/{}  cpu {:.0}%",
+                started.elapsed().as_secs_f64(),
+                (frames - last.1) as f64 / dt,
+                (bytes - last.2) as f64 / dt / 1e6,
+                run.ready.load(Ordering::Acquire),
+                total_subscribers,
+                100.0 * cpu / started.elapsed().as_secs_f64().max(1e-9),
+            );
+            last = (now, frames, bytes);
+        }
+    }
+    run.measuring.store(false, Ordering::Release);
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_after = ProcessSample::read(None).unwrap_or_default();
+    let relay = args.relay_pid.and_then(|pid| {
+        let after = ProcessSample::read(Some(pid))?;
+        let before = relay_before?;
+        Some((pid, after, after.cpu().saturating_sub(before.cpu())))
+    });
+
+    // Stop: subscribers first (they report), then publishers.
+    let _ = stop_tx.send(true);
+    let mut received = ReceiverStats::default();
+    while let Some(result) = subscribers.join_next().await {
+        if let Ok(Ok(stats)) = result {
+            received.merge(&stats);
+        } else if let Ok(Err(err)) = result {
+            tracing::warn!("subscriber: {err:#}");
+        }
+    }
+    while publishers.join_next().await.is_some() {}
+    for (session, driver) in publisher_sessions {
+        session.close(ErrorCode::CANCEL);
+        drop(session);
+        let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
+    }
+    endpoint.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+
+    Ok(Report {
+        mode: "relay",
+        url,
+        tracks: args.tracks,
+        subscribers_per_track: args.subscribers,
+        subscribers_connected: connected,
+        frame_size: args.frame_size,
+        rate: (!args.max).then_some(args.rate),
+        group_frames: args.group_frames,
+        seconds,
+        frames_sent: run.sent.load(Ordering::Relaxed),
+        received,
+        cpu: cpu_after.cpu().saturating_sub(cpu_before.cpu()),
+        relay,
+    })
+}
+
+/// A frame of `size` bytes stamped now with `index`: one allocation and one copy, as an
+/// application producing fresh frames would do.
+fn frame(template: &[u8], epoch: Instant, index: u64) -> Bytes {
+    let mut buf = BytesMut::from(template);
+    stats::stamp(&mut buf, epoch, index);
+    buf.freeze()
+}
+
+/// Writes frames into `track` at the configured rate (or paced by the subscribers with
+/// --max) until stopped.
+async fn publish(
+    mut track: moq_model::TrackProducer,
+    args: BenchArgs,
+    run: Arc<Run>,
+    pace: Arc<TrackPace>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let template = vec![0xa5u8; args.frame_size as usize];
+    // --max: how far ahead of the slowest subscriber the publisher may get.
+    let ahead = (args.window / args.frame_size)
+        .max(8)
+        .min(32 * args.group_frames);
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let started = tokio::time::Instant::now();
+    let mut group = None;
+    let mut index = 0u64;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if args.max {
+            if index >= ahead {
+                tokio::select! {
+                    _ = pace.wait_for(index - ahead + 1) => {}
+                    _ = stop.changed() => break,
+                }
+            } else if index % 16 == 15 {
+                tokio::task::yield_now().await;
+            }
+        } else {
+            let due = started + interval.mul_f64(index as f64);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let current = group.get_or_insert_with(|| track.append_group());
+        if current
+            .write_frame(frame(&template, run.epoch, index))
+            .is_err()
+        {
+            break;
+        }
+        if run.measuring.load(Ordering::Relaxed) {
+            run.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        index += 1;
+        if index.is_multiple_of(args.group_frames)
+            && let Some(done) = group.take()
+        {
+            done.finish();
+        }
+    }
+    if let Some(done) = group.take() {
+        done.finish();
+    }
+    track.finish();
+}
+
+/// One subscriber: connects, subscribes (retrying while the relay does not know the track
+/// yet), reads until stopped, and returns what it saw in the measured window.
+#[allow(clippy::too_many_arguments)]
+async fn subscriber(
+    endpoint: Client,
+    url: String,
+    timeout: Duration,
+    path: Path,
+    handshakes: Arc<Semaphore>,
+    run: Arc<Run>,
+    pace: Arc<TrackPace>,
+    index: usize,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<ReceiverStats> {
+    let result = async {
+        let permit = handshakes.acquire().await;
+        let (session, driver) = connect(&endpoint, &url, timeout).await?;
+        drop(permit);
+        let result = receive(&session, path, &run, &pace, index, stop).await;
+        session.close(ErrorCode::CANCEL);
+        drop(session);
+        let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
+        result
+    }
+    .await;
+    pace.gone(index);
+    if result.is_err() {
+        run.failed.fetch_add(1, Ordering::AcqRel);
+    }
+    result
+}
+
+async fn receive(
+    session: &Session,
+    path: Path,
+    run: &Run,
+    pace: &TrackPace,
+    index: usize,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<ReceiverStats> {
+    let mut stats = ReceiverStats::default();
+    let mut first = true;
+    // The relay may not know the track for a moment after the publisher announced it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut track = session.subscribe(Track::new(path.clone()));
+    let mut skipped_before = 0;
+    loop {
+        let next = tokio::select! {
+            next = track.next_group() => next,
+            _ = stop.changed() => break,
+        };
+        let mut group = match next {
+            Ok(Some(group)) => group,
+            Ok(None) => break,
+            Err(moq_model::Error::NotFound) if first && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                track = session.subscribe(Track::new(path.clone()));
+                continue;
+            }
+            Err(err) => {
+                if *stop.borrow() {
+                    break;
+                }
+                return Err(anyhow!("track {path}: {err}"));
+            }
+        };
+        let measuring = run.measuring.load(Ordering::Acquire);
+        if !measuring || first {
+            skipped_before = track.skipped();
+        }
+        if measuring {
+            stats.groups += 1;
+        }
+        // Each frame chunk by chunk (no copy); its latency when its last byte is here.
+        loop {
+            let next = tokio::select! {
+                next = group.next_frame() => next,
+                _ = stop.changed() => return Ok(finish(stats, &track, skipped_before)),
+            };
+            let mut frame = match next {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(_) => {
+                    if run.measuring.load(Ordering::Acquire) {
+                        stats.dropped += 1;
+                    }
+                    break;
+                }
+            };
+            let mut stamp = StampReader::default();
+            let mut sent = None;
+            let mut failed = false;
+            loop {
+                match frame.read_chunk().await {
+                    Ok(Some(chunk)) => {
+                        if let Some(found) = stamp.feed(&chunk) {
+                            sent = Some(found);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            let measuring = run.measuring.load(Ordering::Acquire);
+            if failed {
+                if measuring {
+                    stats.dropped += 1;
+                }
+                break;
+            }
+            let now = run.epoch.elapsed().as_nanos() as u64;
+            let size = frame.size() as u64;
+            if first {
+                first = false;
+                run.ready.fetch_add(1, Ordering::AcqRel);
+            }
+            run.frames.fetch_add(1, Ordering::Relaxed);
+            run.bytes.fetch_add(size, Ordering::Relaxed);
+            if let Some((sent_at, frame_index)) = sent {
+                pace.advance(index, frame_index + 1);
+                if measuring {
+                    stats.frames += 1;
+                    stats.bytes += size;
+                    stats.latency.record(now.saturating_sub(sent_at));
+                }
+            }
+            stamp.reset();
+        }
+    }
+    Ok(finish(stats, &track, skipped_before))
+}
+
+fn finish(mut stats: ReceiverStats, track: &TrackConsumer, skipped_before: u64) -> ReceiverStats {
+    stats.skipped = track.skipped().saturating_sub(skipped_before);
+    stats
+}
+
+impl Report {
+    fn subscribers(&self) -> u64 {
+        u64::from(self.tracks) * u64::from(self.subscribers_per_track)
+    }
+
+    fn quantiles(&self) -> [(&'static str, u64); 5] {
+        let h: &Histogram = &self.received.latency;
+        [
+            ("p50", h.quantile(0.50)),
+            ("p90", h.quantile(0.90)),
+            ("p99", h.quantile(0.99)),
+            ("max", h.max()),
+            ("mean", h.mean()),
+        ]
+    }
+
+    fn frames_per_second(&self) -> f64 {
+        self.received.frames as f64 / self.seconds.max(1e-9)
+    }
+
+    fn megabytes_per_second(&self) -> f64 {
+        self.received.bytes as f64 / self.seconds.max(1e-9) / 1e6
+    }
+
+    fn json(&self) -> String {
+        let mut out = String::from("{");
+        let mut field = |name: &str, value: String| {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&format!("\"{name}\":{value}"));
+        };
+        field("mode", format!("\"{}\"", self.mode));
+        field("url", json_string(&self.url));
+        field("tracks", self.tracks.to_string());
+        field(
+            "subscribers_per_track",
+            self.subscribers_per_track.to_string(),
+        );
+        field("subscribers", self.subscribers().to_string());
+        field(
+            "subscribers_connected",
+            self.subscribers_connected.to_string(),
+        );
+        field("frame_size", self.frame_size.to_string());
+        field(
+            "rate",
+            self.rate.map_or("null".to_string(), |r| format!("{r}")),
+        );
+        field("max", self.rate.is_none().to_string());
+        field("group_frames", self.group_frames.to_string());
+        field("seconds", format!("{:.3}", self.seconds));
+        field("frames_sent", self.frames_sent.to_string());
+        field("frames_delivered", self.received.frames.to_string());
+        field("bytes_delivered", self.received.bytes.to_string());
+        field("frames_per_s", format!("{:.1}", self.frames_per_second()));
+        field("mb_per_s", format!("{:.3}", self.megabytes_per_second()));
+        let latency = self
+            .quantiles()
+            .iter()
+            .map(|(name, ns)| format!("\"{name}\":{:.1}", *ns as f64 / 1e3))
+            .collect::<Vec<_>>()
+            .join(",");
+        field(
+            "latency_us",
+            format!(
+                "{{{latency},\"samples\":{}}}",
+                self.received.latency.count()
+            ),
+        );
+        field("groups_received", self.received.groups.to_string());
+        field("groups_skipped", self.received.skipped.to_string());
+        field("groups_dropped", self.received.dropped.to_string());
+        field("cpu_s", format!("{:.3}", self.cpu.as_secs_f64()));
+        field(
+            "cpu_percent",
+            format!(
+                "{:.1}",
+                100.0 * self.cpu.as_secs_f64() / self.seconds.max(1e-9)
+            ),
+        );
+        if let Some((pid, sample, cpu)) = &self.relay {
+            field(
+                "relay",
+                format!(
+                    "{{\"pid\":{pid},\"cpu_s\":{:.3},\"cpu_percent\":{:.1},\"rss_kib\":{}}}",
+                    cpu.as_secs_f64(),
+                    100.0 * cpu.as_secs_f64() / self.seconds.max(1e-9),
+                    sample.rss_kib
+                ),
+            );
+        }
+        out.push('}');
+        out
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::new();
+        let rate = self
+            .rate
+            .map_or("as fast as the subscribers read".to_string(), |r| {
+                format!("{r} frames/s per track")
+            });
+        let target = if self.mode == "raw-quic" {
+            "raw QUIC, two endpoints in this process".to_string()
+        } else {
+            self.url.clone()
+        };
+        out.push_str(&format!("moq bench: {target}\n"));
+        out.push_str(&format!(
+            "  load        {} track(s) x {} subscriber(s) ({} receiving), {} B frames, {} per group, {}\n",
+            self.tracks,
+            self.subscribers_per_track,
+            self.subscribers_connected,
+            self.frame_size,
+            self.group_frames,
+            rate
+        ));
+        out.push_str(&format!(
+            "  measured    {:.2} s: {} frames sent, {} delivered\n",
+            self.seconds, self.frames_sent, self.received.frames
+        ));
+        out.push_str(&format!(
+            "  throughput  {:.0} frames/s, {:.2} MB/s delivered\n",
+            self.frames_per_second(),
+            self.megabytes_per_second()
+        ));
+        let latency = self
+            .quantiles()
+            .iter()
+            .map(|(name, ns)| format!("{name} {}", human_ns(*ns)))
+            .collect::<Vec<_>>()
+            .join("  ");
+        out.push_str(&format!("  latency     {latency}\n"));
+        out.push_str(&format!(
+            "  groups      {} received, {} skipped, {} dropped\n",
+            self.received.groups, self.received.skipped, self.received.dropped
+        ));
+        out.push_str(&format!(
+            "  cpu (moq)   {:.2} s ({:.0}% of one core)\n",
+            self.cpu.as_secs_f64(),
+            100.0 * self.cpu.as_secs_f64() / self.seconds.max(1e-9)
+        ));
+        if let Some((pid, sample, cpu)) = &self.relay {
+            out.push_str(&format!(
+                "  relay {pid}  cpu {:.2} s ({:.0}%), rss {} KiB\n",
+                cpu.as_secs_f64(),
+                100.0 * cpu.as_secs_f64() / self.seconds.max(1e-9),
+                sample.rss_kib
+            ));
+        }
+        out
+    }
+}
+
+fn human_ns(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.0} µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

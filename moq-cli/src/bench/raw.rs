@@ -1,0 +1,211 @@
+//! `moq bench --raw-quic`: the ceiling. Two quinn endpoints in this process on 127.0.0.1,
+//! made by `moq-transport-quinn` (so the same TLS and QUIC settings as a relay's), and no
+//! MoQ at all: the sender writes the same stamped frames back to back, `--group-frames` per
+//! unidirectional stream, as fast as quinn takes them; the receiver reads the streams in
+//! chunks and takes each frame's latency when its last byte arrives.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use moq_transport_quinn::{
+    Certificate, Client, ClientConfig, Connection, Server, ServerConfig, Trust, quinn,
+};
+use tokio::sync::Mutex;
+
+use super::stats::{ProcessSample, ReceiverStats, StampReader};
+use super::{BenchArgs, Report, frame};
+
+struct Shared {
+    epoch: Instant,
+    measuring: AtomicBool,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    sent: AtomicU64,
+    stats: Mutex<ReceiverStats>,
+}
+
+fn quic(conn: Connection) -> anyhow::Result<quinn::Connection> {
+    match conn {
+        Connection::Quic(conn) => Ok(conn.quic().clone()),
+        Connection::WebTransport(_) => bail!("expected a raw QUIC connection"),
+    }
+}
+
+pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Report> {
+    let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).context("certificate")?;
+    let fingerprint = cert.fingerprint();
+    let mut server = Server::new(
+        ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().expect("an address")),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let port = server.local_addr()?.port();
+    let client = Client::new(
+        ClientConfig::default()
+            .with_bind("127.0.0.1:0".parse().expect("an address"))
+            .with_trust(Trust::Fingerprints(vec![fingerprint])),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let url = format!("moqf://127.0.0.1:{port}/");
+    let accepting = tokio::spawn(async move {
+        let request = server.accept().await.context("no connection")?;
+        let conn = request.accept().await.map_err(|e| anyhow!("{e}"))?;
+        anyhow::Ok((server, quic(conn)?))
+    });
+    let sender = quic(client.connect(&url).await.map_err(|e| anyhow!("{e}"))?)?;
+    let (server, receiver) = accepting.await??;
+
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        measuring: AtomicBool::new(false),
+        frames: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        stats: Mutex::new(ReceiverStats::default()),
+    });
+    let receiving = tokio::spawn(receive(receiver.clone(), args.frame_size, shared.clone()));
+    let sending = tokio::spawn(send(
+        sender.clone(),
+        args.frame_size,
+        args.group_frames,
+        shared.clone(),
+    ));
+
+    // A second of warm-up, then the window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_before = ProcessSample::read(None).unwrap_or_default();
+    shared.measuring.store(true, Ordering::Release);
+    let started = Instant::now();
+    let window = Duration::from_secs_f64(args.duration);
+    let mut last = (
+        started,
+        shared.frames.load(Ordering::Relaxed),
+        shared.bytes.load(Ordering::Relaxed),
+    );
+    while started.elapsed() < window {
+        let left = window.saturating_sub(started.elapsed());
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        if progress {
+            let now = Instant::now();
+            let frames = shared.frames.load(Ordering::Relaxed);
+            let bytes = shared.bytes.load(Ordering::Relaxed);
+            let dt = now.duration_since(last.0).as_secs_f64().max(1e-9);
+            eprintln!(
+                "bench: {:>4.0} s  {:>10.0} frames/s  {:>8.1} MB/s  (raw QUIC)",
+                started.elapsed().as_secs_f64(),
+                (frames - last.1) as f64 / dt,
+                (bytes - last.2) as f64 / dt / 1e6,
+            );
+            last = (now, frames, bytes);
+        }
+    }
+    shared.measuring.store(false, Ordering::Release);
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_after = ProcessSample::read(None).unwrap_or_default();
+
+    sending.abort();
+    sender.close(quinn::VarInt::from_u32(0), b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(2), receiving).await;
+    client.close();
+    server.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;
+
+    let received = shared.stats.lock().await.clone();
+    Ok(Report {
+        mode: "raw-quic",
+        url,
+        tracks: 1,
+        subscribers_per_track: 1,
+        subscribers_connected: 1,
+        frame_size: args.frame_size,
+        rate: None,
+        group_frames: args.group_frames,
+        seconds,
+        frames_sent: shared.sent.load(Ordering::Relaxed),
+        received,
+        cpu: cpu_after.cpu().saturating_sub(cpu_before.cpu()),
+        relay: None,
+    })
+}
+
+/// Writes frames, `group_frames` per stream, until aborted or the connection closes.
+async fn send(conn: quinn::Connection, frame_size: u64, group_frames: u64, shared: Arc<Shared>) {
+    let template = vec![0xa5u8; frame_size as usize];
+    let mut index = 0u64;
+    'streams: loop {
+        let Ok(mut stream) = conn.open_uni().await else {
+            return;
+        };
+        for _ in 0..group_frames {
+            let payload = frame(&template, shared.epoch, index);
+            if stream.write_chunk(payload).await.is_err() {
+                break 'streams;
+            }
+            if shared.measuring.load(Ordering::Relaxed) {
+                shared.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            index += 1;
+        }
+        let _ = stream.finish();
+    }
+}
+
+/// Accepts streams until the connection closes; each is read on its own task.
+async fn receive(conn: quinn::Connection, frame_size: u64, shared: Arc<Shared>) {
+    let mut streams = tokio::task::JoinSet::new();
+    while let Ok(stream) = conn.accept_uni().await {
+        streams.spawn(read_stream(stream, frame_size, shared.clone()));
+        while streams.try_join_next().is_some() {}
+    }
+    // The connection is gone: every stream task ends now, with what it counted.
+    while streams.join_next().await.is_some() {}
+}
+
+async fn read_stream(mut stream: quinn::RecvStream, frame_size: u64, shared: Arc<Shared>) {
+    let mut local = ReceiverStats::default();
+    let mut stamp = StampReader::default();
+    let mut sent_at = None;
+    let mut in_frame = 0u64;
+    let mut complete = true;
+    loop {
+        let chunk = match stream.read_chunk(usize::MAX, true).await {
+            Ok(Some(chunk)) => chunk.bytes,
+            Ok(None) => break,
+            Err(_) => {
+                complete = false;
+                break;
+            }
+        };
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let take = (frame_size - in_frame).min(rest.len() as u64) as usize;
+            if let Some((at, _)) = stamp.feed(&rest[..take]) {
+                sent_at = Some(at);
+            }
+            in_frame += take as u64;
+            rest = &rest[take..];
+            if in_frame == frame_size {
+                let now = shared.epoch.elapsed().as_nanos() as u64;
+                shared.frames.fetch_add(1, Ordering::Relaxed);
+                shared.bytes.fetch_add(frame_size, Ordering::Relaxed);
+                if shared.measuring.load(Ordering::Relaxed) {
+                    local.frames += 1;
+                    local.bytes += frame_size;
+                    if let Some(at) = sent_at.take() {
+                        local.latency.record(now.saturating_sub(at));
+                    }
+                }
+                in_frame = 0;
+                stamp.reset();
+            }
+        }
+    }
+    if local.frames > 0 {
+        local.groups = 1;
+    }
+    if !complete && shared.measuring.load(Ordering::Relaxed) {
+        local.dropped = 1;
+    }
+    shared.stats.lock().await.merge(&local);
+}
