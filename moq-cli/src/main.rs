@@ -1,6 +1,7 @@
 //! `moq`: publish stdin to a track, subscribe to a track, the clock, a wire decoder and a
 //! one-process demo, for MoQ Transfork (`moqf-02`). See `docs/cli.md`.
 
+mod bench;
 mod client;
 mod clock;
 mod decode;
@@ -87,6 +88,8 @@ enum Command {
         #[arg(long)]
         message: Option<String>,
     },
+    /// Load a relay with publishers and subscribers; report throughput, latency and CPU.
+    Bench(bench::BenchArgs),
     /// A relay, a clock publisher and a clock subscriber in one process on loopback.
     Demo {
         /// The relay's UDP address.
@@ -251,6 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { listen } => demo::run(listen, &client).await,
+        Command::Bench(args) => bench::run(&client, args).await,
     }
 }
 
