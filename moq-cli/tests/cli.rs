@@ -329,3 +329,54 @@ async fn the_demo_prints_clock_lines() {
     assert!(stderr.contains("moqf://127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("fingerprint"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_pub_and_raw_sub_are_byte_exact() {
+    let relay = TestRelay::start();
+    let path = Path::from(["test", "binary"]);
+    let mut publisher = relay
+        .moq(&[
+            "pub",
+            &relay.url("https"),
+            "--path",
+            "test/binary",
+            "--frame-size",
+            "1000",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+    let mut subscriber = relay
+        .moq(&["sub", &relay.url("moqf"), "--path", "test/binary", "--raw"])
+        .spawn()
+        .unwrap();
+    until("routed upstream", || relay.relay.stats().tracks == 1).await;
+
+    // Every byte value, newlines included, in frames of 1000 bytes (one group). The first
+    // frame is read back before the rest is written, so the subscription is in place
+    // before the publisher reaches the end of its input and ends the track.
+    let data: Vec<u8> = (0..10_500u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut stdin = publisher.stdin.take().unwrap();
+    let mut stdout = subscriber.stdout.take().unwrap();
+    stdin.write_all(&data[..1000]).await.unwrap();
+    stdin.flush().await.unwrap();
+    let mut received = vec![0u8; 1000];
+    stdout.read_exact(&mut received).await.unwrap();
+    stdin.write_all(&data[1000..]).await.unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut received).await.unwrap();
+    let status = wait(&mut subscriber).await;
+    let mut stderr = String::new();
+    let _ = subscriber
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await;
+    assert_eq!(received.len(), data.len(), "{status} {stderr}");
+    assert!(received == data, "the bytes differ");
+    assert!(status.success());
+    assert!(wait(&mut publisher).await.success());
+    relay.stop().await;
+}
