@@ -94,6 +94,28 @@ impl Inner {
     }
 }
 
+/// Takes a session out of the relay's tables when it ends, or when its task is dropped.
+struct Registered {
+    inner: Arc<Inner>,
+    id: SessionId,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.inner.origins.remove_session(self.id);
+        let entry = self.inner.sessions().remove(&self.id);
+        if let Some(entry) = entry {
+            let stats = entry.quic.stats();
+            self.inner
+                .bytes_in
+                .fetch_add(stats.udp_rx.bytes, Ordering::Relaxed);
+            self.inner
+                .bytes_out
+                .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The relay: every accepted session may publish (announce) and subscribe; a subscription
 /// to a path this session does not publish itself is forwarded to the session that
 /// announced the path most recently, and the upstream track is shared by every downstream
@@ -222,6 +244,10 @@ impl Relay {
                 quic: quic.clone(),
             },
         );
+        let registered = Registered {
+            inner: self.inner.clone(),
+            id,
+        };
         // Whatever this session does not publish itself comes to the relay's router, and
         // every path any session announces is announced to it (WIRE.md §7.8).
         session.route(self.inner.router.clone());
@@ -261,16 +287,7 @@ impl Relay {
             }
         }
         drop(announced);
-        self.inner.origins.remove_session(id);
-        if let Some(entry) = self.inner.sessions().remove(&id) {
-            let stats = entry.quic.stats();
-            self.inner
-                .bytes_in
-                .fetch_add(stats.udp_rx.bytes, Ordering::Relaxed);
-            self.inner
-                .bytes_out
-                .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
-        }
+        drop(registered);
         drop(session);
         let _ = driver.await;
     }
