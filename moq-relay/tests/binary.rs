@@ -8,6 +8,16 @@ use std::time::Duration;
 use moq_session::Session;
 use moq_transport_quinn::{Client, ClientConfig, Trust};
 
+/// Kills the relay if the test fails half-way.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One HTTP/1.1 request to 127.0.0.1:`port`; the whole response.
 fn http(port: u16, request: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -26,22 +36,24 @@ fn prints_urls_serves_http_and_stops_on_sigterm() {
     std::fs::create_dir_all(&web).unwrap();
     std::fs::write(web.join("index.html"), "<p>relay page</p>").unwrap();
 
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_moq-relay"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--dev",
-            "--stats-interval",
-            "1",
-            "-q",
-        ])
-        .arg("--web")
-        .arg(&web)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let mut relay = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_moq-relay"))
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--dev",
+                "--stats-interval",
+                "1",
+                "-q",
+            ])
+            .arg("--web")
+            .arg(&web)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(relay.0.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
     while printed.len() < 5 {
         printed.push(lines.next().expect("a line").unwrap());
@@ -110,7 +122,7 @@ fn prints_urls_serves_http_and_stops_on_sigterm() {
 
         // SIGTERM: the relay closes the session and exits 0.
         let killed = Command::new("kill")
-            .args(["-TERM", &relay.id().to_string()])
+            .args(["-TERM", &relay.0.id().to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
@@ -121,7 +133,7 @@ fn prints_urls_serves_http_and_stops_on_sigterm() {
         let _ = driver.await;
         client.close();
     });
-    let status = relay.wait().unwrap();
+    let status = relay.0.wait().unwrap();
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(&web).unwrap();
 }
