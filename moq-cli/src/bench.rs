@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use bytes::{Bytes, BytesMut};
 use clap::Args;
-use moq_model::{Path, Track, TrackConsumer};
+use moq_model::{GroupOrder, Path, Track, TrackConsumer};
 use moq_proto::ErrorCode;
 use moq_session::Session;
 use moq_transport_quinn::{Client, ClientConfig, Fingerprint, Trust};
@@ -54,7 +54,8 @@ pub(crate) struct BenchArgs {
     )]
     rate: f64,
     /// As fast as the slowest subscriber of each track reads: a publisher keeps at most
-    /// --window bytes (at least 8 frames, at most 32 groups) ahead of it.
+    /// --window bytes (at least 8 frames, at most 32 groups) ahead of it, and starts a
+    /// group only once every subscriber has the previous one.
     #[arg(long)]
     max: bool,
     /// With --max: bytes a publisher may be ahead of its slowest subscriber.
@@ -85,6 +86,9 @@ pub(crate) struct BenchArgs {
     /// The network's ceiling for the same frames.
     #[arg(long, hide = true)]
     raw_quic: bool,
+    /// With --raw-quic: CUBIC congestion control instead of the default BBR.
+    #[arg(long, hide = true, requires = "raw_quic")]
+    cubic: bool,
 }
 
 /// Shared by every task of a run.
@@ -99,13 +103,16 @@ struct Run {
     ready: AtomicUsize,
     /// Subscribers that gave up (failed to connect or subscribe).
     failed: AtomicUsize,
+    /// Set once setup is over (every subscriber receiving, or the setup time up).
+    set_up: AtomicBool,
     /// Frames written during the measured window.
     sent: AtomicU64,
 }
 
 /// What a publisher in --max mode needs from its track's subscribers.
 struct TrackPace {
-    /// Per subscriber: one past the highest frame index received (u64::MAX once gone).
+    /// Per subscriber: one past the highest frame index received (u64::MAX before the first
+    /// frame and once gone).
     received: Vec<AtomicU64>,
     /// The subscriber the publisher waits for, and the index it waits for.
     waiting_on: AtomicUsize,
@@ -116,7 +123,8 @@ struct TrackPace {
 impl TrackPace {
     fn new(subscribers: usize) -> Self {
         Self {
-            received: (0..subscribers).map(|_| AtomicU64::new(0)).collect(),
+            // u64::MAX: not receiving yet (or gone), so not waited for.
+            received: (0..subscribers).map(|_| AtomicU64::new(u64::MAX)).collect(),
             waiting_on: AtomicUsize::new(usize::MAX),
             target: AtomicU64::new(u64::MAX),
             wake: Notify::new(),
@@ -125,7 +133,8 @@ impl TrackPace {
 
     fn advance(&self, subscriber: usize, next: u64) {
         let slot = &self.received[subscriber];
-        if next > slot.load(Ordering::Relaxed) {
+        let at = slot.load(Ordering::Relaxed);
+        if next > at || at == u64::MAX {
             slot.store(next, Ordering::Release);
         }
         if self.waiting_on.load(Ordering::Acquire) == subscriber
@@ -268,6 +277,7 @@ async fn run_relay(
         bytes: AtomicU64::new(0),
         ready: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
+        set_up: AtomicBool::new(false),
         sent: AtomicU64::new(0),
     });
     let (stop_tx, stop) = watch::channel(false);
@@ -292,7 +302,7 @@ async fn run_relay(
             .await
             .with_context(|| format!("publisher {t}"))?;
         let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
-        let (producer, consumer) = Track::new(path).produce();
+        let (producer, consumer) = track(path, args.max).produce();
         session
             .publish(consumer)
             .map_err(|e| anyhow!("cannot publish: {e}"))?;
@@ -319,6 +329,7 @@ async fn run_relay(
                 url.clone(),
                 timeout,
                 path,
+                args.max,
                 handshakes.clone(),
                 run.clone(),
                 paces[t as usize].clone(),
@@ -347,6 +358,7 @@ async fn run_relay(
             );
         }
     }
+    run.set_up.store(true, Ordering::Release);
     let connected = run.ready.load(Ordering::Acquire);
     if connected == 0 {
         let _ = stop_tx.send(true);
@@ -435,6 +447,18 @@ async fn run_relay(
     })
 }
 
+/// The track a publisher produces and a subscriber asks for: with --max, oldest group first
+/// (every frame is to be delivered and counted); otherwise the default, newest first, as
+/// live media.
+fn track(path: Path, max: bool) -> Track {
+    let builder = Track::build(path);
+    if max {
+        builder.group_order(GroupOrder::Ascending).into_track()
+    } else {
+        builder.into_track()
+    }
+}
+
 /// A frame of `size` bytes stamped now with `index`: one allocation and one copy, as an
 /// application producing fresh frames would do.
 fn frame(template: &[u8], epoch: Instant, index: u64) -> Bytes {
@@ -465,10 +489,24 @@ async fn publish(
         if *stop.borrow() {
             break;
         }
-        if args.max {
-            if index >= ahead {
+        if args.max && !run.set_up.load(Ordering::Acquire) {
+            // While subscribers join: a frame every 10 ms, so each gets a first frame soon
+            // without the relay being flooded before anyone is measured.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = stop.changed() => break,
+            }
+        } else if args.max {
+            // Within the window; and a new group only once every subscriber has the
+            // previous one, so no hop ever learns of a group before the one ahead of it
+            // (a consumer that sees group n+1 first passes over group n for good).
+            let mut need = (index + 1).saturating_sub(ahead);
+            if index > 0 && index.is_multiple_of(args.group_frames) {
+                need = need.max(index - args.group_frames + 1);
+            }
+            if need > 0 {
                 tokio::select! {
-                    _ = pace.wait_for(index - ahead + 1) => {}
+                    _ = pace.wait_for(need) => {}
                     _ = stop.changed() => break,
                 }
             } else if index % 16 == 15 {
@@ -512,6 +550,7 @@ async fn subscriber(
     url: String,
     timeout: Duration,
     path: Path,
+    max: bool,
     handshakes: Arc<Semaphore>,
     run: Arc<Run>,
     pace: Arc<TrackPace>,
@@ -522,7 +561,7 @@ async fn subscriber(
         let permit = handshakes.acquire().await;
         let (session, driver) = connect(&endpoint, &url, timeout).await?;
         drop(permit);
-        let result = receive(&session, path, &run, &pace, index, stop).await;
+        let result = receive(&session, path, max, &run, &pace, index, stop).await;
         session.close(ErrorCode::CANCEL);
         drop(session);
         let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
@@ -539,6 +578,7 @@ async fn subscriber(
 async fn receive(
     session: &Session,
     path: Path,
+    max: bool,
     run: &Run,
     pace: &TrackPace,
     index: usize,
@@ -548,7 +588,7 @@ async fn receive(
     let mut first = true;
     // The relay may not know the track for a moment after the publisher announced it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut track = session.subscribe(Track::new(path.clone()));
+    let mut track = session.subscribe(self::track(path.clone(), max));
     let mut skipped_before = 0;
     loop {
         let next = tokio::select! {
@@ -560,7 +600,7 @@ async fn receive(
             Ok(None) => break,
             Err(moq_model::Error::NotFound) if first && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                track = session.subscribe(Track::new(path.clone()));
+                track = session.subscribe(self::track(path.clone(), max));
                 continue;
             }
             Err(err) => {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use moq_transport_quinn::{
-    Certificate, Client, ClientConfig, Connection, Server, ServerConfig, Trust, quinn,
+    Certificate, Client, ClientConfig, Congestion, Connection, Server, ServerConfig,
+    TransportSettings, Trust, quinn,
 };
 use tokio::sync::Mutex;
 
@@ -36,15 +37,22 @@ fn quic(conn: Connection) -> anyhow::Result<quinn::Connection> {
 pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Report> {
     let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).context("certificate")?;
     let fingerprint = cert.fingerprint();
+    let mut transport = TransportSettings::default();
+    if args.cubic {
+        transport.congestion = Congestion::Cubic;
+    }
     let mut server = Server::new(
-        ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().expect("an address")),
+        ServerConfig::new(vec![cert])
+            .with_bind("127.0.0.1:0".parse().expect("an address"))
+            .with_transport(transport.clone()),
     )
     .map_err(|e| anyhow!("{e}"))?;
     let port = server.local_addr()?.port();
     let client = Client::new(
         ClientConfig::default()
             .with_bind("127.0.0.1:0".parse().expect("an address"))
-            .with_trust(Trust::Fingerprints(vec![fingerprint])),
+            .with_trust(Trust::Fingerprints(vec![fingerprint]))
+            .with_transport(transport),
     )
     .map_err(|e| anyhow!("{e}"))?;
     let url = format!("moqf://127.0.0.1:{port}/");
