@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# End-to-end comparison on loopback, all in one run (docs/benchmarks.md, "End to end"):
+#   (a) raw QUIC: `moq bench --raw-quic`, two quinn endpoints with no MoQ, the ceiling;
+#   (b) our moq-relay under `moq bench`;
+#   (c) the published moq-relay 0.6.10 under the same `moq bench` load.
+# The rows of (b) and (c) alternate, so both see the same machine. Each relay is started
+# fresh for each row and killed after it. Writes one JSON object per row to OUT/results.jsonl
+# and a summary with ratios (and a plot, if matplotlib is importable) via report.py.
+#
+# usage: scripts/perf/compare.sh [--out DIR] [--duration S] [--subs "1 10 100 500"]
+#                                [--their-relay PATH] [--root DIR] [--repeat N]
+#        scripts/perf/compare.sh --churn SECONDS [--out DIR] [--relay ours|theirs]
+#   --out DIR          results and logs (default: ${TMPDIR:-/tmp}/moq-perf)
+#   --duration S       measured seconds per row (default 5)
+#   --subs LIST        subscriber counts of the fan-out sweep (default "1 10 100 500")
+#   --their-relay PATH the published relay's binary; default: DIR/bin/moq-relay, installed
+#                      there with `cargo install --locked --root DIR moq-relay@0.6.10` if
+#                      missing (DIR from --root, default ${TMPDIR:-/tmp}/moq-published)
+#   --repeat N         run the whole comparison N times (default 1)
+#   --churn SECONDS    instead: one relay, publishers and subscribers connecting and leaving
+#                      for SECONDS (bounded by a count too), VmRSS sampled every 5 s into
+#                      OUT/churn-RELAY.csv
+#
+# Environment: CARGO_TARGET_DIR (where our release build goes), PYTHON (for report.py).
+# Needs: cargo, openssl, python3. Talks only to 127.0.0.1; kills what it starts.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+out="${TMPDIR:-/tmp}/moq-perf"
+duration=5
+subs="1 10 100 500"
+their_relay=""
+root="${TMPDIR:-/tmp}/moq-published"
+repeat=1
+churn=0
+churn_relay=ours
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out) out="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --subs) subs="$2"; shift 2 ;;
+        --their-relay) their_relay="$2"; shift 2 ;;
+        --root) root="$2"; shift 2 ;;
+        --repeat) repeat="$2"; shift 2 ;;
+        --churn) churn="$2"; shift 2 ;;
+        --relay) churn_relay="$2"; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$out/logs"
+out="$(cd "$out" && pwd)"
+
+echo "== building ours (release)"
+cargo build --release --locked -p moq-relay -p moq-cli
+target="${CARGO_TARGET_DIR:-target}"
+our_relay="$target/release/moq-relay"
+moq="$target/release/moq"
+
+if [ -z "$their_relay" ]; then
+    their_relay="$root/bin/moq-relay"
+    if [ ! -x "$their_relay" ]; then
+        echo "== installing moq-relay@0.6.10 into $root (once)"
+        CARGO_TARGET_DIR="$root/target" nice cargo install --locked --root "$root" moq-relay@0.6.10
+    fi
+fi
+# A certificate for the published relay (it has no self-signing option).
+if [ ! -f "$out/cert.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 10 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
+fi
+
+relay_pid=""
+cleanup() {
+    # Our background jobs (churn loops, sampler), then the relay.
+    for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done
+    if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_relay() { # which port log
+    case "$1" in
+        ours) "$our_relay" --bind "127.0.0.1:$2" --tls-self-sign localhost,127.0.0.1 \
+                  --stats-interval 0 -q >"$3" 2>&1 & ;;
+        theirs) "$their_relay" --bind "127.0.0.1:$2" --tls-cert "$out/cert.pem" \
+                  --tls-key "$out/key.pem" -q >"$3" 2>&1 & ;;
+    esac
+    relay_pid=$!
+    sleep 1
+    if ! kill -0 "$relay_pid" 2>/dev/null; then
+        echo "relay $1 did not start; see $3" >&2
+        exit 1
+    fi
+}
+
+stop_relay() {
+    kill "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+    relay_pid=""
+}
+
+# One row: `bench_row LABEL RELAY ARGS...` appends {"label":..,"relay":..,"run":..,...}.
+bench_row() {
+    local label="$1" which="$2"; shift 2
+    local port log json
+    port=$(free_port)
+    log="$out/logs/$label-$which.run$run"
+    start_relay "$which" "$port" "$log.relay.log"
+    json=$(timeout 300 "$moq" --bind 127.0.0.1:0 --tls-disable-verify bench \
+        "moqf://127.0.0.1:$port/" --relay-pid "$relay_pid" --json "$@" 2>"$log.err" || true)
+    stop_relay
+    if [ -z "$json" ]; then
+        json='{"error":"no result"}'
+        echo "   $label $which: no result (see $log.err)" >&2
+    fi
+    echo "{\"label\":\"$label\",\"relay\":\"$which\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
+    python3 - "$label" "$which" "$json" <<'EOF'
+import json, sys
+label, which, raw = sys.argv[1:4]
+r = json.loads(raw)
+if "frames_per_s" in r:
+    l = r["latency_us"]
+    print(f"   {label:<16} {which:<7} {r['frames_per_s']:>11.0f} frames/s {r['mb_per_s']:>8.1f} MB/s"
+          f"  p50 {l['p50']/1e3:7.2f} ms  p99 {l['p99']/1e3:7.2f} ms  skipped {r['groups_skipped']}"
+          f"  dropped {r['groups_dropped']}  subs {r['subscribers_connected']}/{r['subscribers']}")
+EOF
+}
+
+if [ "$churn" -gt 0 ]; then
+    run=0
+    port=$(free_port)
+    start_relay "$churn_relay" "$port" "$out/logs/churn-$churn_relay.relay.log"
+    csv="$out/churn-$churn_relay.csv"
+    echo "seconds,vmrss_kib,bench_runs" >"$csv"
+    echo "== churn: $churn_relay relay (pid $relay_pid) for $churn s; VmRSS into $csv"
+    start=$(date +%s)
+    results="$out/churn-$churn_relay.jsonl"
+    : >"$results"
+    sample() {
+        local rss
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$relay_pid/status" 2>/dev/null || echo 0)
+        echo "$(( $(date +%s) - start )),$rss,$(wc -l <"$results")" >>"$csv"
+    }
+    # Sampler in the background (bounded by the same deadline).
+    (
+        while [ $(( $(date +%s) - start )) -lt "$churn" ]; do
+            sample
+            sleep 5
+        done
+    ) &
+    sampler=$!
+    # Sessions come and go: each bench run connects its publishers and subscribers, loads
+    # the relay for 2 to 4 s and leaves; shapes vary so tracks, groups and sessions churn.
+    # Two loops run at once, out of step, so sessions leave while others are busy.
+    shapes=("--tracks 4 --subscribers 10 --rate 200"
+            "--tracks 1 --subscribers 50 --rate 500"
+            "--tracks 8 --subscribers 2 --max --frame-size 16384"
+            "--tracks 2 --subscribers 20 --rate 100 --group-frames 1")
+    churn_loop() { # offset
+        local i=$1
+        sleep "$1"
+        while [ $(( $(date +%s) - start )) -lt "$churn" ] && [ "$i" -lt 1000 ]; do
+            shape=${shapes[$(( i % ${#shapes[@]} ))]}
+            # shellcheck disable=SC2086
+            timeout 60 "$moq" --bind 127.0.0.1:0 --tls-disable-verify bench \
+                "moqf://127.0.0.1:$port/" --duration $(( 2 + i % 3 )) --json $shape \
+                >>"$results" 2>>"$out/logs/churn-$churn_relay.err" || true
+            i=$((i + 1))
+        done
+    }
+    churn_loop 0 &
+    loop_a=$!
+    churn_loop 1 &
+    loop_b=$!
+    wait "$loop_a" "$loop_b" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    sample
+    stop_relay
+    echo "== $(wc -l <"$results") bench runs; VmRSS (KiB) first / after 60 s / max / last:"
+    awk -F, 'NR==2 {first=$2} $1>=60 && !m {at60=$2; m=1} NR>1 && $2>max {max=$2} NR>1 {last=$2}
+             END {print "   " first " / " at60 " / " max " / " last}' "$csv"
+    exit 0
+fi
+
+for run in $(seq 1 "$repeat"); do
+    echo "== run $run of $repeat ($(date -u +%H:%M:%S) UTC, load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    # (a) the ceiling: with the relays' congestion control (BBR) and with CUBIC.
+    for cc in bbr cubic; do
+        flag=""
+        [ "$cc" = cubic ] && flag="--cubic"
+        # shellcheck disable=SC2086
+        json=$(timeout 120 "$moq" bench --raw-quic $flag --frame-size 65536 --duration "$duration" --json)
+        echo "{\"label\":\"raw-64k-$cc\",\"relay\":\"none\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
+        echo "   raw-64k-$cc    quic    $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(f"{r[\"frames_per_s\"]:>11.0f} frames/s {r[\"mb_per_s\"]:>8.1f} MB/s")' "$json")"
+    done
+    # (b) and (c), alternating.
+    for which in ours theirs; do
+        bench_row "1to1-64k-max" "$which" --subscribers 1 --max --frame-size 65536 --duration "$duration"
+    done
+    for n in $subs; do
+        for which in ours theirs; do
+            bench_row "fanout-$n-max" "$which" --subscribers "$n" --max --frame-size 1024 --duration "$duration"
+        done
+        for which in ours theirs; do
+            bench_row "fanout-$n-500fps" "$which" --subscribers "$n" --rate 500 --frame-size 1024 --duration "$duration"
+        done
+    done
+done
+
+"${PYTHON:-python3}" scripts/perf/report.py "$out/results.jsonl" --plot "$out/perf-fanout.png"

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Summarise scripts/perf/compare.sh results: a Markdown table per run, the ratios the
+targets in docs/benchmarks.md ("End to end") are about, and optionally a plot of delivered
+throughput and p99 latency against the number of subscribers.
+
+usage: report.py RESULTS.jsonl [--plot OUT.png]
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def fmt_rate(v):
+    return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k"
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        print(__doc__)
+        return 2
+    plot = None
+    if "--plot" in args:
+        i = args.index("--plot")
+        plot = args[i + 1]
+        del args[i : i + 2]
+    rows = load(args[0])
+    by = defaultdict(list)  # (label, relay) -> [bench]
+    runs = sorted({r["run"] for r in rows})
+    for r in rows:
+        if "frames_per_s" in r["bench"]:
+            by[(r["label"], r["relay"])].append(r["bench"])
+
+    def med(label, relay, key, sub=None):
+        vals = []
+        for b in by.get((label, relay), []):
+            v = b[key] if sub is None else b[key][sub]
+            vals.append(v)
+        return statistics.median(vals) if vals else None
+
+    labels = []
+    for r in rows:
+        if r["label"] not in labels:
+            labels.append(r["label"])
+    print(f"runs: {len(runs)} (medians over runs where there are several)\n")
+    print("| row | relay | delivered frames/s | MB/s | p50 ms | p99 ms | max ms | skipped | dropped | subs | bench CPU % | relay CPU % | relay RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label in labels:
+        for relay in ["none", "ours", "theirs"]:
+            benches = by.get((label, relay))
+            if not benches:
+                continue
+            b = benches[len(benches) // 2]
+            fps = med(label, relay, "frames_per_s")
+            mbs = med(label, relay, "mb_per_s")
+            lat = lambda q: med(label, relay, "latency_us", q) / 1e3
+            relay_cpu = statistics.median([x.get("relay", {}).get("cpu_percent", 0) for x in benches])
+            rss = max(x.get("relay", {}).get("rss_kib", 0) for x in benches) / 1024
+            name = {"none": "raw QUIC", "ours": "ours", "theirs": "0.6.10"}[relay]
+            print(
+                f"| {label} | {name} | {fmt_rate(fps)} | {mbs:.1f} | {lat('p50'):.2f} | {lat('p99'):.2f} | {lat('max'):.2f} "
+                f"| {sum(x['groups_skipped'] for x in benches)} | {sum(x['groups_dropped'] for x in benches)} "
+                f"| {b['subscribers_connected']}/{b['subscribers']} | {statistics.median([x['cpu_percent'] for x in benches]):.0f} "
+                f"| {relay_cpu:.0f} | {rss:.1f} |"
+            )
+
+    print("\nTargets (ratios from the same run(s)):")
+
+    def per_run_ratio(label_a, relay_a, label_b, relay_b, key):
+        out = []
+        for run in runs:
+            a = [r["bench"] for r in rows if r["run"] == run and r["label"] == label_a and r["relay"] == relay_a and key in r["bench"]]
+            b = [r["bench"] for r in rows if r["run"] == run and r["label"] == label_b and r["relay"] == relay_b and key in r["bench"]]
+            if a and b and b[0][key] > 0:
+                out.append(a[0][key] / b[0][key])
+        return out
+
+    r = per_run_ratio("fanout-100-max", "ours", "fanout-100-max", "theirs", "frames_per_s")
+    if r:
+        print(f"- 1->100 delivered throughput, ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)} (target >= 2x): "
+              f"{'met' if min(r) >= 2 else 'NOT met'}")
+    for cc in ["cubic", "bbr"]:
+        r = per_run_ratio("1to1-64k-max", "ours", f"raw-64k-{cc}", "none", "mb_per_s")
+        if r:
+            print(f"- 1->1 64 KB through ours / raw QUIC ({cc}): {', '.join(f'{100 * x:.0f}%' for x in r)} (target >= 70%): "
+                  f"{'met' if min(r) >= 0.7 else 'NOT met'}")
+        r = per_run_ratio("1to1-64k-max", "theirs", f"raw-64k-{cc}", "none", "mb_per_s")
+        if r:
+            print(f"  (0.6.10 / raw QUIC ({cc}): {', '.join(f'{100 * x:.0f}%' for x in r)})")
+    r = per_run_ratio("1to1-64k-max", "ours", "1to1-64k-max", "theirs", "mb_per_s")
+    if r:
+        print(f"- 1->1 64 KB, ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)}")
+    p99 = [b["latency_us"]["p99"] / 1e3 for b in by.get(("fanout-100-500fps", "ours"), [])]
+    if p99:
+        print(f"- p99 at 1->100, 500 frames/s of 1 KB, ours: {', '.join(f'{x:.2f} ms' for x in p99)} (target <= 5 ms): "
+              f"{'met' if max(p99) <= 5 else 'NOT met'}")
+    theirs99 = [b["latency_us"]["p99"] / 1e3 for b in by.get(("fanout-100-500fps", "theirs"), [])]
+    if theirs99:
+        print(f"  (0.6.10: {', '.join(f'{x:.2f} ms' for x in theirs99)})")
+
+    if plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print(f"\n(no matplotlib: no plot written to {plot})")
+            return 0
+        counts = sorted({int(l.split("-")[1]) for l in labels if l.startswith("fanout-")})
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for relay, name, style in [("ours", "our moq-relay", "o-"), ("theirs", "moq-relay 0.6.10", "s--")]:
+            xs, fps, xs2, p99s = [], [], [], []
+            for n in counts:
+                v = med(f"fanout-{n}-max", relay, "frames_per_s")
+                if v is not None:
+                    xs.append(n)
+                    fps.append(v / 1e3)
+                w = med(f"fanout-{n}-500fps", relay, "latency_us", "p99")
+                if w is not None:
+                    xs2.append(n)
+                    p99s.append(w / 1e3)
+            left.plot(xs, fps, style, label=name)
+            right.plot(xs2, p99s, style, label=name)
+        left.set_xscale("log")
+        left.set_xlabel("subscribers (one track)")
+        left.set_ylabel("delivered frames/s (thousands)")
+        left.set_title("throughput, 1 KB frames, as fast as read")
+        right.set_xscale("log")
+        right.set_yscale("log")
+        right.set_xlabel("subscribers (one track)")
+        right.set_ylabel("p99 one-way latency (ms)")
+        right.set_title("p99 latency, 500 frames/s of 1 KB")
+        right.axhline(5, color="grey", linewidth=0.8, linestyle=":")
+        for ax in (left, right):
+            ax.set_xticks(counts)
+            ax.set_xticklabels([str(c) for c in counts])
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(plot, dpi=110)
+        print(f"\nplot: {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
