@@ -1,6 +1,6 @@
 //! `moq bench`: a load generator and meter. N publishers (one track each) and M subscribers
-//! per track, each on its own QUIC connection (all from one client endpoint), against a
-//! relay; reports delivered throughput, one-way latency, skipped and dropped groups and the
+//! per track, each on its own QUIC connection (a few connections per client endpoint),
+//! against a relay; reports delivered throughput, one-way latency, skipped and dropped groups and the
 //! CPU time of this process (and of the relay, given its pid). See `docs/benchmarks.md`.
 //!
 //! Every frame starts with a stamp (`stats::STAMP_LEN` bytes): the time it was written,
@@ -78,6 +78,10 @@ pub(crate) struct BenchArgs {
     /// Also sample this process (the relay) for CPU time and resident memory.
     #[arg(long, value_name = "PID")]
     relay_pid: Option<u32>,
+    /// Subscriber connections per client endpoint (UDP socket). One socket for hundreds
+    /// of busy connections overflows its kernel receive buffer and loses packets.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    per_endpoint: usize,
     /// Concurrent connection handshakes while setting up.
     #[arg(long, default_value_t = 16, hide = true)]
     connect_parallel: usize,
@@ -263,13 +267,20 @@ async fn run_relay(
 ) -> anyhow::Result<Report> {
     let url = args.url.clone().unwrap_or_default();
     let timeout = Duration::from_secs_f64(client.timeout.clamp(0.05, 3600.0));
-    let endpoint = Client::new(
-        ClientConfig::default()
-            .with_bind(client.bind)
-            .with_trust(trust(client)?)
-            .with_connect_timeout(timeout),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    let config = ClientConfig::default()
+        .with_bind(client.bind)
+        .with_trust(trust(client)?)
+        .with_connect_timeout(timeout);
+    if client.bind.port() != 0 {
+        bail!("moq bench opens several client sockets: give --bind a port of 0");
+    }
+    // Publishers share one endpoint; subscribers share one per --per-endpoint connections.
+    let endpoint = Client::new(config.clone()).map_err(|e| anyhow!("{e}"))?;
+    let per_endpoint = args.per_endpoint.max(1);
+    let total = args.tracks as usize * args.subscribers as usize;
+    let subscriber_endpoints = (0..total.div_ceil(per_endpoint))
+        .map(|_| Client::new(config.clone()).map_err(|e| anyhow!("{e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let run = Arc::new(Run {
         epoch: Instant::now(),
         measuring: AtomicBool::new(false),
@@ -324,8 +335,9 @@ async fn run_relay(
     for t in 0..args.tracks {
         for s in 0..per_track {
             let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
+            let n = t as usize * per_track + s;
             subscribers.spawn(subscriber(
-                endpoint.clone(),
+                subscriber_endpoints[n / per_endpoint].clone(),
                 url.clone(),
                 timeout,
                 path,
@@ -427,8 +439,12 @@ async fn run_relay(
         drop(session);
         let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
     }
-    endpoint.close();
-    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    for endpoint in subscriber_endpoints.iter().chain([&endpoint]) {
+        endpoint.close();
+    }
+    for endpoint in subscriber_endpoints.iter().chain([&endpoint]) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    }
 
     Ok(Report {
         mode: "relay",
