@@ -165,23 +165,28 @@ pub(crate) fn client_config(
         Trust::Fingerprints(fingerprints) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                fingerprints: fingerprints.clone(),
+                pinned: Some(fingerprints.clone()),
                 provider,
             }))
             .with_no_client_auth(),
         Trust::DangerousDisableVerify => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerifier { provider }))
+            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
+                pinned: None,
+                provider,
+            }))
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 
-/// Accepts exactly the pinned leaf certificates; still checks the handshake signature.
+/// Checks the server's leaf certificate against pinned SHA-256 fingerprints, or accepts any
+/// certificate when `pinned` is `None` ([`Trust::DangerousDisableVerify`]). Either way the
+/// TLS 1.3 handshake signature is still verified, so the peer must hold the certificate's key.
 #[derive(Debug)]
 struct PinnedVerifier {
-    fingerprints: Vec<Fingerprint>,
+    pinned: Option<Vec<Fingerprint>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -194,13 +199,14 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let fingerprint = Fingerprint::of(end_entity);
-        if self.fingerprints.contains(&fingerprint) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
+        match &self.pinned {
+            None => Ok(ServerCertVerified::assertion()),
+            Some(pinned) if pinned.contains(&Fingerprint::of(end_entity)) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Some(_) => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+            )),
         }
     }
 
@@ -211,56 +217,6 @@ impl ServerCertVerifier for PinnedVerifier {
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         // Only TLS 1.3 is offered.
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Accepts any certificate; still checks the handshake signature.
-#[derive(Debug)]
-struct NoVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for NoVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         Err(rustls::Error::PeerIncompatible(
             rustls::PeerIncompatible::Tls13RequiredForQuic,
         ))
