@@ -16,6 +16,11 @@
 //!   downstream subscriber and serves late joiners the latest group from its first frame,
 //!   and each downstream session sends with its own subscriber's priority and group order.
 //!   When the last downstream subscriber leaves, the upstream subscription ends.
+//! * **Info.** Every downstream subscriber's Info describes the track as the publisher sees
+//!   it: for the first subscriber of a track the relay asks the announcer for its Info,
+//!   subscribes upstream with the publisher's priority, order and expiry, and answers once
+//!   the latest group has arrived (bounded by [`INFO_TIMEOUT`]); a path the announcer does
+//!   not know is refused with NotFound (13).
 //! * **No leftovers.** A session's routes, announcements and subscriptions go with it.
 //!
 //! ```text
@@ -47,4 +52,4 @@ mod origins;
 mod relay;
 
 pub use origins::{Origins, SessionId};
-pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, Relay, RelayConfig, RelayStats};
+pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, INFO_TIMEOUT, Relay, RelayConfig, RelayStats};

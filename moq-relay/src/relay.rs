@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use moq_model::{Error as ModelError, Path, Router, RouterConsumer, RouterProducer};
+use moq_model::{Error as ModelError, Path, Router, RouterConsumer, RouterProducer, RouterRequest};
 use moq_proto::ErrorCode;
 use moq_session::{Session, SessionConfig};
 use moq_transport_quinn::{Request, Server};
@@ -332,21 +332,110 @@ impl Relay {
 }
 
 /// Answers the sessions' requests for tracks they do not publish themselves: forward to
-/// the announcer of the path, or refuse with NotFound.
+/// the announcer of the path, or refuse with NotFound. Each request is answered on its own
+/// task ([`forward`]), so a slow upstream holds up nobody else.
 async fn route(mut router: RouterProducer, origins: Origins) {
     while let Some(request) = router.requested().await {
         let track = request.track().clone();
         match origins.route(&track.path) {
             Some((id, session)) => {
                 tracing::debug!(path = %track.path, upstream = id, "routed");
-                // The upstream session shares one subscription among identical requests
-                // and ends it when the last consumer goes.
-                request.serve(session.subscribe(track));
+                let span = tracing::debug_span!("forward", path = %track.path, upstream = id);
+                tokio::spawn(forward(request, session).instrument(span));
             }
             None => {
                 tracing::debug!(path = %track.path, "no announcer");
                 request.reject(ModelError::NotFound);
             }
+        }
+    }
+}
+
+/// How long the relay waits for the upstream publisher's description of a track (its
+/// answer to an Info request, then the group it called the latest) before it serves the
+/// first downstream subscriber of the track without it.
+pub const INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves one routed request from `upstream`.
+///
+/// The Info every downstream subscriber receives is built from the served track's
+/// description and its latest group (WIRE.md §4.4 step 4: the track *as the publisher sees
+/// it*). So, when the upstream session does not subscribe to the track yet, the relay first
+/// asks the publisher for its Info (§12: "a relay without an active subscription should
+/// forward an INFO request upstream"), subscribes upstream with the publisher's priority,
+/// order and expiry (they break the tie between downstream subscribers who disagree), and
+/// waits until the group the publisher called the latest has arrived. Unknown upstream
+/// (reset 13), or an upstream subscription that fails meanwhile: the request is rejected
+/// with that error (NotFound: the downstream subscription is reset with 13). A publisher
+/// that does not answer Info requests within [`INFO_TIMEOUT`] (or refuses them otherwise)
+/// is subscribed to with the downstream subscriber's values, as before.
+async fn forward(request: RouterRequest, upstream: Session) {
+    let wanted = request.track().clone();
+    let path = wanted.path.clone();
+    // Shared with a subscription whose Info arrived: the cached track already describes
+    // the publisher's view.
+    if upstream.subscription_info(&path).is_some() {
+        return request.serve(upstream.subscribe(wanted));
+    }
+    let asked = tokio::select! {
+        asked = tokio::time::timeout(INFO_TIMEOUT, upstream.info(path.clone())) => asked,
+        () = request.cancelled() => return,
+    };
+    let (track, latest) = match asked {
+        Ok(Ok(info)) => {
+            let mut track = wanted;
+            track.priority = info.track_priority;
+            track.group_order = info.group_order;
+            track.group_expires = info.group_expires;
+            (track, info.group_latest)
+        }
+        Ok(Err(err)) => match err.to_model() {
+            ModelError::NotFound => {
+                tracing::debug!("unknown upstream");
+                return request.reject(ModelError::NotFound);
+            }
+            err => {
+                tracing::debug!(%err, "no Info from upstream; serving without it");
+                (wanted, 0)
+            }
+        },
+        Err(_) => {
+            tracing::debug!("no Info from upstream within {INFO_TIMEOUT:?}; serving without it");
+            (wanted, 0)
+        }
+    };
+    let consumer = upstream.subscribe(track);
+    // Wait (bounded) for the group the publisher called the latest, or for the upstream
+    // subscription to fail (its error goes downstream).
+    let mut probe = consumer.clone();
+    let arrived = async {
+        // 0 is also "no group yet" (§5.8): nothing to wait for then.
+        while latest > 0 && probe.latest().is_none_or(|have| have < latest) {
+            match probe.next_group().await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    };
+    let arrived = tokio::select! {
+        arrived = tokio::time::timeout(INFO_TIMEOUT, arrived) => arrived,
+        () = request.cancelled() => return,
+    };
+    drop(probe);
+    match arrived {
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "upstream subscription failed");
+            request.reject(err);
+        }
+        Ok(Ok(())) => request.serve(consumer),
+        Err(_) => {
+            tracing::debug!(
+                latest,
+                "the latest group did not arrive within {INFO_TIMEOUT:?}"
+            );
+            request.serve(consumer);
         }
     }
 }

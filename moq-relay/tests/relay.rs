@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use moq_model::{Announced, AnnouncedConsumer, Path, Track, TrackConsumer};
+use moq_model::{
+    Announced, AnnouncedConsumer, Broadcast, Error as ModelError, Path, Track, TrackConsumer,
+};
+use moq_proto::{GroupOrder, Info};
 use moq_relay::{Relay, RelayConfig};
 use moq_session::Session;
 use moq_transport_quinn::{
@@ -423,5 +426,82 @@ async fn churn_leaves_nothing_behind() {
     .await;
     assert!(relay.relay.origins().paths().is_empty());
     drop(track);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_subscriber_gets_the_publishers_info() {
+    let relay = Harness::start().await;
+    let publisher = relay.connect(Via::Quic).await;
+    let path = Path::from(["room", "carol", "audio"]);
+    let (mut track, consumer) = Track::build(path.clone())
+        .priority(3)
+        .group_order(GroupOrder::Ascending)
+        .group_expires(Duration::from_millis(500))
+        .produce();
+    publisher.session.publish(consumer).unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+    for sequence in 0..=41u64 {
+        let mut group = track.append_group();
+        group.write_frame(sequence.to_string()).unwrap();
+        group.finish();
+    }
+    let expected = Info {
+        track_priority: 3,
+        group_order: GroupOrder::Ascending,
+        group_expires: Duration::from_millis(500),
+        group_latest: 41,
+    };
+
+    // The first subscriber asks for other values: the Info still describes the publisher's
+    // track, and the latest group it has.
+    let mut peers = Vec::new();
+    for via in [Via::Quic, Via::WebTransport] {
+        let peer = relay.connect(via).await;
+        let mut sub = peer.session.subscribe(Track::new(path.clone()));
+        assert_eq!(read_group(&mut sub).await, (41, vec![b"41".to_vec()]));
+        until("Info", || peer.session.subscription_info(&path).is_some()).await;
+        assert_eq!(
+            peer.session.subscription_info(&path),
+            Some(expected.clone())
+        );
+        peers.push((peer, sub));
+    }
+    assert_eq!(publisher.session.stats().serving, 1);
+
+    for (peer, sub) in peers {
+        drop(sub);
+        peer.leave().await;
+    }
+    publisher.leave().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_unknown_upstream_is_not_found() {
+    let relay = Harness::start().await;
+    let publisher = relay.connect(Via::Quic).await;
+    let prefix = Path::from(["room", "dave"]);
+    let (mut broadcast, consumer) = Broadcast::new(prefix.clone()).produce();
+    let _video = broadcast
+        .create_track(Track::new(Path::from(["video"])))
+        .unwrap();
+    publisher.session.publish_broadcast(consumer).unwrap();
+    until("announced", || {
+        relay.relay.origins().route(&prefix).is_some()
+    })
+    .await;
+
+    // Routed by the broadcast's prefix to the publisher, which knows no such track.
+    let subscriber = relay.connect(Via::Quic).await;
+    let mut sub = subscriber
+        .session
+        .subscribe(Track::new(Path::from(["room", "dave", "nope"])));
+    assert_eq!(sub.next_group().await.unwrap_err(), ModelError::NotFound);
+    assert_eq!(publisher.session.stats().serving, 0);
+
+    drop(sub);
+    subscriber.leave().await;
+    publisher.leave().await;
     relay.stop().await;
 }
