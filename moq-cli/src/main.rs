@@ -92,9 +92,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// A relay, a clock publisher and a clock subscriber in one process on loopback.
     Demo {
-        /// The relay's UDP address.
+        /// The relay's UDP address (and TCP, for the page over HTTP).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Serve the browser page from DIR (default: moq-web/www, if built).
+        #[arg(long, value_name = "DIR")]
+        web: Option<PathBuf>,
     },
 }
 
@@ -253,7 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { listen } => demo::run(listen, &client).await,
+        Command::Demo { listen, web } => demo::run(listen, web, &client).await,
         Command::Bench(args) => bench::run(&client, args).await,
     }
 }
