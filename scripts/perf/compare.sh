@@ -56,7 +56,7 @@ target="${CARGO_TARGET_DIR:-target}"
 our_relay="$target/release/moq-relay"
 moq="$target/release/moq"
 
-if [ -z "$their_relay" ]; then
+if [ "$churn" -eq 0 ] && [ -z "$their_relay" ]; then
     their_relay="$root/bin/moq-relay"
     if [ ! -x "$their_relay" ]; then
         echo "== installing moq-relay@0.6.10 into $root (once)"
@@ -181,7 +181,7 @@ if [ "$churn" -gt 0 ]; then
     sample
     stop_relay
     echo "== $(wc -l <"$results") bench runs; VmRSS (KiB) first / after 60 s / max / last:"
-    awk -F, 'NR==2 {first=$2} $1>=60 && !m {at60=$2; m=1} NR>1 && $2>max {max=$2} NR>1 {last=$2}
+    awk -F, 'NR==2 {first=$2} NR>1 && $1>=60 && !m {at60=$2; m=1} NR>1 && $2>max {max=$2} NR>1 {last=$2}
              END {print "   " first " / " at60 " / " max " / " last}' "$csv"
     exit 0
 fi

@@ -4,6 +4,7 @@ targets in docs/benchmarks.md ("End to end") are about, and optionally a plot of
 throughput and p99 latency against the number of subscribers.
 
 usage: report.py RESULTS.jsonl [--plot OUT.png]
+       report.py --churn CHURN.csv [--plot OUT.png]   (relay VmRSS over a churn run)
 """
 
 import json
@@ -36,6 +37,8 @@ def main():
         i = args.index("--plot")
         plot = args[i + 1]
         del args[i : i + 2]
+    if args[0] == "--churn":
+        return churn(args[1], plot)
     rows = load(args[0])
     by = defaultdict(list)  # (label, relay) -> [bench]
     runs = sorted({r["run"] for r in rows})
@@ -91,6 +94,21 @@ def main():
     if r:
         print(f"- 1->100 delivered throughput, ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)} (target >= 2x): "
               f"{'met' if min(r) >= 2 else 'NOT met'}")
+
+    def cpu_per_frame(b):
+        relay = b.get("relay")
+        if not relay or not b["frames_delivered"]:
+            return None
+        return relay["cpu_s"] * 1e6 / b["frames_delivered"]
+
+    for run in runs:
+        pair = {}
+        for row in rows:
+            if row["run"] == run and row["label"] == "fanout-100-max" and "frames_per_s" in row["bench"]:
+                pair[row["relay"]] = cpu_per_frame(row["bench"])
+        if pair.get("ours") and pair.get("theirs"):
+            print(f"  relay CPU per delivered frame at 1->100 (run {run}): ours {pair['ours']:.2f} us, "
+                  f"0.6.10 {pair['theirs']:.2f} us ({pair['theirs'] / pair['ours']:.2f}x)")
     for cc in ["cubic", "bbr"]:
         r = per_run_ratio("1to1-64k-max", "ours", f"raw-64k-{cc}", "none", "mb_per_s")
         if r:
@@ -152,6 +170,39 @@ def main():
         fig.tight_layout()
         fig.savefig(plot, dpi=110)
         print(f"\nplot: {plot}")
+    return 0
+
+
+def churn(path, plot):
+    import csv
+
+    rows = [(int(r["seconds"]), int(r["vmrss_kib"]), int(r["bench_runs"])) for r in csv.DictReader(open(path))]
+    print("| minute | VmRSS min MiB | mean | max | bench runs finished |")
+    print("|---:|---:|---:|---:|---:|")
+    for lo in range(0, rows[-1][0] + 1, 60):
+        sel = [r for r in rows if lo <= r[0] < lo + 60]
+        if sel:
+            v = [r[1] / 1024 for r in sel]
+            print(f"| {lo // 60 + 1} | {min(v):.1f} | {sum(v) / len(v):.1f} | {max(v):.1f} | {sel[-1][2]} |")
+    if plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print(f"(no matplotlib: no plot written to {plot})")
+            return 0
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        ax.plot([r[0] for r in rows], [r[1] / 1024 for r in rows], "-")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("relay VmRSS (MiB)")
+        ax.set_title(f"our moq-relay under churn ({rows[-1][2]} moq bench runs coming and going)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(plot, dpi=110)
+        print(f"plot: {plot}")
     return 0
 
 
