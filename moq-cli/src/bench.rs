@@ -439,12 +439,13 @@ async fn run_relay(
         drop(session);
         let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
     }
-    for endpoint in subscriber_endpoints.iter().chain([&endpoint]) {
+    // Close every endpoint, then wait (2 s at most in all) until the closes are sent.
+    let mut idle = JoinSet::new();
+    for endpoint in subscriber_endpoints.into_iter().chain([endpoint]) {
         endpoint.close();
+        idle.spawn(async move { endpoint.wait_idle().await });
     }
-    for endpoint in subscriber_endpoints.iter().chain([&endpoint]) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), idle.join_all()).await;
 
     Ok(Report {
         mode: "relay",

@@ -110,7 +110,7 @@ bench_row() {
     port=$(free_port)
     log="$out/logs/$label-$which.run$run"
     start_relay "$which" "$port" "$log.relay.log"
-    json=$(timeout 300 "$moq" --bind 127.0.0.1:0 --tls-disable-verify bench \
+    json=$(timeout 180 "$moq" --bind 127.0.0.1:0 --tls-disable-verify bench \
         "moqf://127.0.0.1:$port/" --relay-pid "$relay_pid" --json "$@" 2>"$log.err" || true)
     stop_relay
     if [ -z "$json" ]; then
