@@ -152,7 +152,11 @@ def main():
                     p99s.append(w / 1e3)
             left.plot(xs, fps, style, label=name)
             right.plot(xs2, p99s, style, label=name)
+        from matplotlib.ticker import FuncFormatter
+
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
         left.set_xscale("log")
+        left.set_yscale("log")
         left.set_xlabel("subscribers (one track)")
         left.set_ylabel("delivered frames/s (thousands)")
         left.set_title("throughput, 1 KB frames, as fast as read")
@@ -161,10 +165,12 @@ def main():
         right.set_xlabel("subscribers (one track)")
         right.set_ylabel("p99 one-way latency (ms)")
         right.set_title("p99 latency, 500 frames/s of 1 KB")
-        right.axhline(5, color="grey", linewidth=0.8, linestyle=":")
+        right.axhline(5, color="grey", linewidth=0.8, linestyle=":", label="5 ms target (at 100)")
         for ax in (left, right):
             ax.set_xticks(counts)
             ax.set_xticklabels([str(c) for c in counts])
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend()
         fig.tight_layout()
