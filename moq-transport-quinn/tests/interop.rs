@@ -1,14 +1,17 @@
 //! Interop with the published `moq-transfork` 0.5.0 (on its own transport stack,
 //! web-transport-quinn 0.3.4) over real loopback QUIC: our session on our transport on one
-//! side, theirs on the other, over raw QUIC and WebTransport, publishing both ways.
+//! side, theirs on the other, over raw QUIC and WebTransport: announce, subscribe,
+//! unsubscribe and not-found both ways, then groups and frames byte-exact both ways
+//! (docs/interop.md, "Sessions").
 
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::loopback;
-use moq_model::Track;
+use moq_model::{Announced, Path, Track};
 use moq_proto::ErrorCode;
 use moq_session::Session;
 use moq_transport_quinn::{Certificate, Client, ClientConfig, Server, ServerConfig, Trust};
@@ -18,8 +21,166 @@ fn their_path(parts: &[&str]) -> moq_transfork::Path {
     parts.iter().collect()
 }
 
+/// The bound on every wait for the peer: generous for a loaded machine, finite so a
+/// failure fails instead of hanging.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Awaits `future` within [`WAIT`], failing the test with `what` otherwise.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+/// Polls `check` until it holds, within [`WAIT`].
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    within(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// Announce, unsubscribe and not-found both ways between our session and theirs; leaves
+/// both sessions open and idle.
+async fn discovery_and_teardown(ours: &Session, theirs: &mut moq_transfork::Session) {
+    // Announce, theirs to ours: publishing a track announces it in 0.5.0, and dropping its
+    // producer announces it ended.
+    let mut announced = ours.announced(["ann"]);
+    let (writer, reader) = moq_transfork::Track::new(their_path(&["ann", "theirs"])).produce();
+    theirs.publish(reader).unwrap();
+    let path = Path::from(["ann", "theirs"]);
+    match within("their announce", announced.next()).await {
+        Ok(Some(Announced::Active(p))) => assert_eq!(p, path),
+        other => panic!("expected their track active, got {other:?}"),
+    }
+    drop(writer);
+    match within("their unannounce", announced.next()).await {
+        Ok(Some(Announced::Ended(p))) => assert_eq!(p, path),
+        other => panic!("expected their track ended, got {other:?}"),
+    }
+    drop(announced);
+
+    // Announce, ours to theirs.
+    let mut their_announced = theirs.announced_prefix(their_path(&["mine"]));
+    let (track, consumer) = Track::new(["mine", "track"]).produce();
+    ours.publish(consumer).unwrap();
+    let path = their_path(&["mine", "track"]);
+    match within("our announce", their_announced.next()).await {
+        Some(moq_transfork::Announced::Active(p)) => assert_eq!(p, path),
+        other => panic!("expected our track active, got {other:?}"),
+    }
+    drop(track);
+    match within("our unannounce", their_announced.next()).await {
+        Some(moq_transfork::Announced::Ended(p)) => assert_eq!(p, path),
+        other => panic!("expected our track ended, got {other:?}"),
+    }
+    drop(their_announced);
+
+    // Unsubscribe, ours from theirs: once our last consumer is gone our subscription
+    // ends; the 0.5.0 publisher keeps opening group streams until a write fails
+    // (WIRE.md §4.4), which we stop; the session stays usable and a new subscription to
+    // the same track starts from their latest group.
+    let (mut writer, reader) =
+        moq_transfork::Track::new(their_path(&["unsub", "theirs"])).produce();
+    theirs.publish(reader).unwrap();
+    let mut group = writer.append_group();
+    group.write_frame(Bytes::from_static(b"one"));
+    drop(group);
+    let mut sub = ours.subscribe(Track::new(["unsub", "theirs"]));
+    let mut group = within("their first group", sub.next_group())
+        .await
+        .unwrap()
+        .expect("their first group");
+    assert_eq!(
+        within("a frame", group.read_frame())
+            .await
+            .unwrap()
+            .unwrap(),
+        "one"
+    );
+    assert_eq!(ours.stats().subscriptions, 1);
+    drop((group, sub));
+    until("our subscription to end", || {
+        ours.stats().subscriptions == 0
+    })
+    .await;
+    for payload in [&b"two"[..], b"three"] {
+        let mut group = writer.append_group();
+        group.write_frame(Bytes::from_static(payload));
+        drop(group);
+    }
+    let mut sub = ours.subscribe(Track::new(["unsub", "theirs"]));
+    let mut group = within("their latest group", sub.next_group())
+        .await
+        .unwrap()
+        .expect("their latest group");
+    assert_eq!(
+        within("a frame", group.read_frame())
+            .await
+            .unwrap()
+            .unwrap(),
+        "three"
+    );
+    drop((group, sub));
+    until("our second subscription to end", || {
+        ours.stats().subscriptions == 0
+    })
+    .await;
+    drop(writer);
+
+    // Unsubscribe, theirs from ours: when their last consumer is gone the 0.5.0
+    // subscriber ends the subscribe stream, and we stop serving it: the consumer our
+    // serving held goes away.
+    let (mut track, consumer) = Track::new(["unsub", "ours"]).produce();
+    ours.publish(consumer).unwrap();
+    let published = track.stats().consumers;
+    let mut group = track.append_group();
+    group.write_frame(Bytes::from_static(b"x")).unwrap();
+    group.finish();
+    let their_sub = theirs.subscribe(moq_transfork::Track::new(their_path(&["unsub", "ours"])));
+    // Serving holds a consumer of its own.
+    until("us to serve their subscription", || {
+        ours.stats().serving == 1 && track.stats().consumers == published + 1
+    })
+    .await;
+    drop(their_sub);
+    until("us to stop serving their subscription", || {
+        ours.stats().serving == 0 && track.stats().consumers == published
+    })
+    .await;
+    drop(track);
+
+    // Not found, ours: they reset the subscribe stream with NotFound (13).
+    let mut missing = ours.subscribe(Track::new(["no", "such", "track"]));
+    match within("their not-found", missing.next_group()).await {
+        Err(err) => assert_eq!(err.code(), ErrorCode::NOT_FOUND, "{err}"),
+        Ok(group) => panic!("expected not found, got {:?}", group.is_some()),
+    }
+    drop(missing);
+
+    // Not found, theirs: we reset with 13; 0.5.0 never decodes stream codes (WIRE.md
+    // §2.4), so what its consumer sees is only that the track ended without a group.
+    let mut missing = theirs.subscribe(moq_transfork::Track::new(their_path(&["no", "such"])));
+    let result = within("our not-found", missing.next_group()).await;
+    let result = result.map(|group| group.is_some());
+    assert!(
+        matches!(result, Ok(false)),
+        "0.5.0 consumer of a missing track: {result:?}"
+    );
+    drop(missing);
+    until("all subscriptions to end", || {
+        let stats = ours.stats();
+        stats.subscriptions == 0 && stats.serving == 0
+    })
+    .await;
+}
+
 /// Publishes both ways between our session and theirs, then closes ours.
 async fn exchange(ours: Session, mut theirs: moq_transfork::Session) {
+    discovery_and_teardown(&ours, &mut theirs).await;
+
     // They publish, we subscribe.
     let (mut writer, reader) = moq_transfork::Track::new(their_path(&["demo", "clock"])).produce();
     theirs.publish(reader).unwrap();
