@@ -195,7 +195,7 @@ for run in $(seq 1 "$repeat"); do
         # shellcheck disable=SC2086
         json=$(timeout 120 "$moq" bench --raw-quic $flag --frame-size 65536 --duration "$duration" --json)
         echo "{\"label\":\"raw-64k-$cc\",\"relay\":\"none\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
-        echo "   raw-64k-$cc    quic    $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(f"{r[\"frames_per_s\"]:>11.0f} frames/s {r[\"mb_per_s\"]:>8.1f} MB/s")' "$json")"
+        echo "   raw-64k-$cc    quic    $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%11.0f frames/s %8.1f MB/s" % (r["frames_per_s"], r["mb_per_s"]))' "$json")"
     done
     # (b) and (c), alternating.
     for which in ours theirs; do
