@@ -138,7 +138,7 @@ pub(crate) async fn run(
     let result = tokio::select! {
         result = published => result.and(Err(anyhow!("the clock publisher stopped"))),
         result = subscribed => result.and(Err(anyhow!("the clock subscriber stopped"))),
-        _ = crate::shutdown_signal() => Ok(()),
+        _ = moq_relay::shutdown_signal() => Ok(()),
     };
     publisher.finish().await;
     if let Some(task) = http_task {

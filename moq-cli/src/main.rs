@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let input = tokio::io::stdin();
             let result = tokio::select! {
                 result = pubsub::publish(&conn.session, path, input, framing, linger) => result,
-                _ = shutdown_signal() => Ok(()),
+                _ = moq_relay::shutdown_signal() => Ok(()),
             };
             conn.finish().await;
             result
@@ -200,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let output = pubsub::Output { raw, groups };
             let result = tokio::select! {
                 result = pubsub::subscribe(&conn.session, path, output) => result,
-                _ = shutdown_signal() => Ok(()),
+                _ = moq_relay::shutdown_signal() => Ok(()),
             };
             conn.finish().await;
             result
@@ -220,7 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         clock::subscribe(&conn.session, path).await
                     }
                 } => result,
-                _ = shutdown_signal() => Ok(()),
+                _ = moq_relay::shutdown_signal() => Ok(()),
             };
             conn.finish().await;
             result
@@ -258,27 +258,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { listen, web } => demo::run(listen, web, &client).await,
         Command::Bench(args) => bench::run(&client, args).await,
-    }
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(term) => { term.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -53,3 +53,32 @@ mod relay;
 
 pub use origins::{Origins, SessionId};
 pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, INFO_TIMEOUT, Relay, RelayConfig, RelayStats};
+
+/// Resolves on Ctrl-C, or on SIGTERM on Unix: what the relay binary, and the `moq` tool's
+/// long-running commands, wait for before closing their sessions cleanly.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: dropping the future only stops waiting. Once called, tokio keeps its signal
+/// handlers installed for the life of the process, so Ctrl-C no longer ends the process by
+/// itself; whoever calls this must exit when it resolves.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

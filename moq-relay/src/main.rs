@@ -191,7 +191,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let serving = relay.clone();
     let mut accept = tokio::spawn(async move { serving.serve(server).await });
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = moq_relay::shutdown_signal() => tracing::info!("shutting down"),
         _ = &mut accept => bail!("the QUIC endpoint stopped"),
     }
     // Closes every session with code 0 (Cancel); `serve` returns once the closes are sent
@@ -208,26 +208,4 @@ async fn run(args: Args) -> anyhow::Result<()> {
         task.abort();
     }
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(term) => { term.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
