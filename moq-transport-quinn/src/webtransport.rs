@@ -24,6 +24,13 @@
 //! peer's. The adapter watches for the peer's close and keeps it, which wins that race in
 //! practice on a multi-threaded runtime but is not guaranteed; when it is lost, the close
 //! reads as [`ErrorCode::CANCEL`] from the peer.
+//!
+//! A connection lost without any close from the peer (idle timeout, stateless reset) meets
+//! the same local close, and loses the same race. The adapter tells the two apart by what
+//! arrived: neither a capsule nor a CONNECTION_CLOSE (quinn counts the frames it receives)
+//! reads as [`TransportError::ConnectionLost`], as on raw QUIC. A peer that ends the
+//! CONNECT stream without a capsule and without closing the connection looks the same
+//! afterwards, and reads that way too.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -142,16 +149,30 @@ impl Connection {
                 err
             }
         };
+        let capsule = match self.0.session.close_reason() {
+            Some(SessionError::WebTransportError(WebTransportError::Closed(code, reason))) => {
+                Some((ErrorCode(code), reason))
+            }
+            _ => None,
+        };
+        if matches!(err, quinn::ConnectionError::LocallyClosed)
+            && self.0.local.get().is_none()
+            && capsule.is_none()
+            && self.0.quic.stats().frame_rx.connection_close == 0
+        {
+            // quinn says we closed, but not through `close`: web-transport-quinn did when
+            // its CONNECT stream failed, and the peer sent neither a session close capsule
+            // nor a CONNECTION_CLOSE. So the connection was lost (idle timeout, stateless
+            // reset) and that local close overwrote quinn's reason before the watcher saw it.
+            return TransportError::ConnectionLost(
+                "lost without a close from the peer (idle timeout or reset)".into(),
+            );
+        }
         connection_error(err, &self.0.local, || {
             // quinn says we closed, but not through `close`: web-transport-quinn did, because
-            // the peer ended the session on the CONNECT stream, with a capsule (plain code)
-            // or without one.
-            Some(match self.0.session.close_reason() {
-                Some(SessionError::WebTransportError(WebTransportError::Closed(code, reason))) => {
-                    (ErrorCode(code), reason)
-                }
-                _ => (ErrorCode::CANCEL, String::new()),
-            })
+            // the peer ended the session: with a capsule (plain code), or by closing the QUIC
+            // connection, whose code was lost (see the module docs).
+            Some(capsule.unwrap_or((ErrorCode::CANCEL, String::new())))
         })
     }
 
