@@ -221,6 +221,37 @@ fn frame_size_limit() {
 }
 
 #[test]
+fn frame_size_limit_inside_a_chunk() {
+    // The over-limit header sits in the middle of one chunk, after a whole frame: the error is
+    // the same as for a header read on its own, and it sticks.
+    let config = ReaderConfig::default().with_max_frame_size(1000);
+    let mut reader = GroupReader::with_config(config);
+    let mut bytes = vec![0x00, 0x00, 0x00];
+    Frame { size: 2 }.encode(&mut bytes);
+    bytes.extend_from_slice(b"ok");
+    Frame { size: 1001 }.encode(&mut bytes);
+    bytes.extend_from_slice(&[0; 16]);
+    reader.push(bytes.into());
+    let mut events = Vec::new();
+    let err = loop {
+        match reader.next() {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => panic!("the stream is malformed"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(events.len(), 4, "{events:?}");
+    let expected = ReadError::Decode(DecodeError::LimitExceeded {
+        limit: Limit::FrameSize,
+        value: 1001,
+        max: 1000,
+    });
+    assert_eq!(err, expected);
+    assert_eq!(reader.next(), Err(expected.clone()));
+    assert_eq!(reader.finish(), Err(expected));
+}
+
+#[test]
 #[should_panic(expected = "unread input")]
 fn finish_with_unread_input_panics() {
     let mut reader = GroupReader::new();
