@@ -287,28 +287,33 @@ impl GroupReader {
         loop {
             match self.state {
                 GroupState::Payload { remaining } => {
-                    // Hand out the chunk itself, or a slice of it: never a copy.
-                    if let Some(chunk) = &mut self.current {
-                        let len = chunk.len() as u64;
-                        if len > remaining {
+                    // Hand out the chunk itself, or a slice of it: never a copy. The chunk is
+                    // taken out before its length is looked at, so handing it out moves four
+                    // separate words. Looking first and taking after made the compiler copy two
+                    // of them with one 16-byte load over two 8-byte stores, which the CPU cannot
+                    // forward: a stall per payload that, depending on code and stack layout,
+                    // made `proto/group_stream` up to twice as slow in wall time.
+                    match self.current.take() {
+                        Some(data) if data.len() as u64 <= remaining => {
+                            let remaining = remaining - data.len() as u64;
+                            self.state = match remaining {
+                                0 => GroupState::FrameEnd,
+                                _ => GroupState::Payload { remaining },
+                            };
+                            return Ok(Some(GroupEvent::Payload(data)));
+                        }
+                        Some(chunk) => {
                             // The frame ends inside this chunk: a slice (one reference count
                             // increment), and the rest stays.
+                            let chunk = self.current.insert(chunk);
                             let at = remaining as usize;
                             let data = chunk.slice(..at);
                             chunk.advance(at);
                             self.state = GroupState::FrameEnd;
                             return Ok(Some(GroupEvent::Payload(data)));
                         }
-                        let remaining = remaining - len;
-                        self.state = match remaining {
-                            0 => GroupState::FrameEnd,
-                            _ => GroupState::Payload { remaining },
-                        };
-                        if let Some(data) = self.current.take() {
-                            return Ok(Some(GroupEvent::Payload(data)));
-                        }
-                    } else if self.queue.is_empty() {
-                        return Ok(None);
+                        None if self.queue.is_empty() => return Ok(None),
+                        None => {}
                     }
                 }
                 GroupState::FrameEnd => {
