@@ -13,11 +13,6 @@
 //!   the spare capacity of a `BytesMut` (`read_buf`), a message is decoded from the start of
 //!   that buffer and "more" means read again, and frame payloads come from that buffer first,
 //!   then straight from the stream without copying (`read(max)`).
-//! - `proto/group_stream/handles-only`: not a reader, a floor. The same chunks, with the payload
-//!   pieces' positions worked out beforehand; it only makes and drops the `Bytes` handles that
-//!   any reader handing out owned zero-copy payloads must (a slice for each payload piece but
-//!   the chunk's last, which is the chunk itself). No decoding, so it bounds how fast
-//!   `moq-proto` can get on this input while keeping its API.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -200,48 +195,6 @@ fn read_ours(chunks: Vec<Bytes>) -> usize {
     payload
 }
 
-/// The payload pieces of each chunk of `group_stream_chunks`, as ranges within the chunk.
-fn payload_pieces(chunks: &[Bytes]) -> Vec<Vec<(usize, usize)>> {
-    // Stream type and group header: 3 bytes; each frame: a 2-byte size, then its payload.
-    let header = 3;
-    let frame = 2 + FRAME_SIZE;
-    let mut pieces = Vec::new();
-    let mut chunk_start = 0;
-    for chunk in chunks {
-        let chunk_end = chunk_start + chunk.len();
-        let mut ranges = Vec::new();
-        for i in 0..FRAMES {
-            let start = (header + i * frame + 2).max(chunk_start);
-            let end = (header + (i + 1) * frame).min(chunk_end);
-            if start < end {
-                ranges.push((start - chunk_start, end - chunk_start));
-            }
-        }
-        pieces.push(ranges);
-        chunk_start = chunk_end;
-    }
-    pieces
-}
-
-/// The floor: only the handle work of an owned zero-copy reader, pieces known in advance.
-/// Returns payload bytes seen. Not inlined, like `read_ours`.
-#[inline(never)]
-fn read_handles_only(chunks: Vec<Bytes>, pieces: &[Vec<(usize, usize)>]) -> usize {
-    let mut payload = 0;
-    for (mut chunk, ranges) in chunks.into_iter().zip(pieces) {
-        let Some((&(start, end), rest)) = ranges.split_last() else {
-            continue;
-        };
-        for &(start, end) in rest {
-            payload += black_box(chunk.slice(start..end)).len();
-        }
-        chunk.advance(start);
-        chunk.truncate(end - start);
-        payload += black_box(chunk).len();
-    }
-    payload
-}
-
 /// A stand-in for a QUIC receive stream with all the chunks already received, with the two
 /// reads 0.5.0 uses (through `web-transport-quinn`): `read(max)`, which hands out (part of) the
 /// next chunk without copying, and `read_buf(buf)`, which copies into the spare capacity of
@@ -375,11 +328,6 @@ fn group_stream(c: &mut Criterion) {
     assert_eq!(read_ours(chunks.clone()), FRAMES * FRAME_SIZE);
     let (payload, reads, copied) = read_baseline_counted(chunks.clone());
     assert_eq!(payload, FRAMES * FRAME_SIZE);
-    let pieces = payload_pieces(&chunks);
-    assert_eq!(
-        read_handles_only(chunks.clone(), &pieces),
-        FRAMES * FRAME_SIZE
-    );
     // Deterministic context for the timings: ours takes each chunk once and copies nothing.
     println!(
         "proto/group_stream: {} chunks; moq-proto: {} stream reads, 0 bytes copied; \
@@ -395,13 +343,6 @@ fn group_stream(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::from_parameter("moq-transfork-0.5.0"), |b| {
         b.iter_batched(|| chunks.clone(), read_baseline, BatchSize::SmallInput)
-    });
-    group.bench_function(BenchmarkId::from_parameter("handles-only"), |b| {
-        b.iter_batched(
-            || chunks.clone(),
-            |chunks| read_handles_only(chunks, &pieces),
-            BatchSize::SmallInput,
-        )
     });
     group.finish();
 }
