@@ -192,10 +192,11 @@ pub(crate) fn varint_prefix(buf: &[u8]) -> Option<(u64, usize)> {
     if let Some(word) = buf.first_chunk::<8>() {
         // Eight bytes at hand: no branch on the length. The top two bits give the length
         // (1 << tag bytes, WIRE.md §3.1); clear them, then shift out the bytes after it.
+        const SHIFT: [u32; 4] = [56, 48, 32, 0];
+        const LEN: [usize; 4] = [1, 2, 4, 8];
         let word = u64::from_be_bytes(*word);
-        let tag = (word >> 62) as u32;
-        let value = (word << 2 >> 2) >> (64 - (8 << tag));
-        return Some((value, 1 << tag));
+        let tag = (word >> 62) as usize;
+        return Some(((word & (u64::MAX >> 2)) >> SHIFT[tag], LEN[tag]));
     }
     let first = *buf.first()?;
     let len = 1usize << (first >> 6);

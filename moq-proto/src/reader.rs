@@ -13,6 +13,7 @@
 
 use std::any::TypeId;
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -117,14 +118,23 @@ pub enum GroupEvent {
 const PARTIAL_CAP: usize = 16;
 
 /// Where a group stream is. Small and `Copy`, so the per-event `match` stays cheap; the error
-/// of the `Failed` state is kept beside it.
+/// of the `Failed` state is kept beside it. The per-frame states come first: the compiled
+/// `match` tests their tags first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum GroupState {
-    StreamType,
-    Header,
-    FrameHeader,
-    Payload { remaining: u64 },
+    /// Inside a frame payload, with this many bytes of it to come.
+    Payload { remaining: NonZeroU64 },
+    /// After a frame payload, before its `FrameEnd` event.
     FrameEnd,
+    /// At a frame header, no bytes of it kept.
+    FrameHeader,
+    /// Inside a frame header split across chunks: its first bytes are kept in `partial`.
+    FrameHeaderSplit,
+    /// At the stream type.
+    StreamType,
+    /// At the group header.
+    Header,
+    /// Failed; the error is in `GroupReader::error`.
     Failed,
 }
 
@@ -287,6 +297,7 @@ impl GroupReader {
         loop {
             match self.state {
                 GroupState::Payload { remaining } => {
+                    let remaining = remaining.get();
                     // Hand out the chunk itself, or a slice of it: never a copy. The chunk is
                     // taken out before its length is looked at, so handing it out moves four
                     // separate words. Looking first and taking after made the compiler copy two
@@ -295,10 +306,9 @@ impl GroupReader {
                     // made `proto/group_stream` up to twice as slow in wall time.
                     match self.current.take() {
                         Some(data) if data.len() as u64 <= remaining => {
-                            let remaining = remaining - data.len() as u64;
-                            self.state = match remaining {
-                                0 => GroupState::FrameEnd,
-                                _ => GroupState::Payload { remaining },
+                            self.state = match NonZeroU64::new(remaining - data.len() as u64) {
+                                None => GroupState::FrameEnd,
+                                Some(remaining) => GroupState::Payload { remaining },
                             };
                             return Ok(Some(GroupEvent::Payload(data)));
                         }
@@ -320,7 +330,7 @@ impl GroupReader {
                     self.state = GroupState::FrameHeader;
                     return Ok(Some(GroupEvent::FrameEnd));
                 }
-                GroupState::FrameHeader if self.partial_len == 0 => {
+                GroupState::FrameHeader => {
                     // A frame header is one varint (WIRE.md §5.13); decode it in place if
                     // whole. Over the limit, `next_slow` reads it again and fails.
                     if let Some(chunk) = &self.current
@@ -329,9 +339,9 @@ impl GroupReader {
                     {
                         self.consume(used);
                         self.frame_size = size;
-                        self.state = match size {
-                            0 => GroupState::FrameEnd,
-                            size => GroupState::Payload { remaining: size },
+                        self.state = match NonZeroU64::new(size) {
+                            None => GroupState::FrameEnd,
+                            Some(remaining) => GroupState::Payload { remaining },
                         };
                         return Ok(Some(GroupEvent::FrameStart { size }));
                     }
@@ -370,27 +380,35 @@ impl GroupReader {
                     None => Slow::NeedMore,
                 }
             }
-            GroupState::FrameHeader => match self.header::<Frame>()? {
-                Some(frame) => {
-                    if frame.size > self.max_frame_size {
-                        return Err(DecodeError::LimitExceeded {
-                            limit: Limit::FrameSize,
-                            value: frame.size,
-                            max: self.max_frame_size,
+            GroupState::FrameHeader | GroupState::FrameHeaderSplit => {
+                match self.header::<Frame>()? {
+                    Some(frame) => {
+                        if frame.size > self.max_frame_size {
+                            return Err(DecodeError::LimitExceeded {
+                                limit: Limit::FrameSize,
+                                value: frame.size,
+                                max: self.max_frame_size,
+                            }
+                            .into());
                         }
-                        .into());
+                        // Back in the fast path with the header's bytes consumed: set the state
+                        // the fast path would have set, and report the frame start from here.
+                        self.frame_size = frame.size;
+                        self.state = match NonZeroU64::new(frame.size) {
+                            None => GroupState::FrameEnd,
+                            Some(remaining) => GroupState::Payload { remaining },
+                        };
+                        Slow::FrameStart(frame.size)
                     }
-                    // Back in the fast path with the header's bytes consumed: set the state
-                    // the fast path would have set, and report the frame start from here.
-                    self.frame_size = frame.size;
-                    self.state = match frame.size {
-                        0 => GroupState::FrameEnd,
-                        size => GroupState::Payload { remaining: size },
-                    };
-                    Slow::FrameStart(frame.size)
+                    None => {
+                        if self.partial_len > 0 {
+                            // The fast path reads only headers that have no bytes kept.
+                            self.state = GroupState::FrameHeaderSplit;
+                        }
+                        Slow::NeedMore
+                    }
                 }
-                None => Slow::NeedMore,
-            },
+            }
             GroupState::Header => match self.header::<Group>()? {
                 Some(group) => {
                     self.state = GroupState::FrameHeader;
@@ -438,14 +456,13 @@ impl GroupReader {
             "GroupReader::finish with unread input"
         );
         let err = match self.state {
-            GroupState::FrameHeader if self.partial_len == 0 => return Ok(()),
-            GroupState::FrameEnd => return Ok(()),
+            GroupState::FrameHeader | GroupState::FrameEnd => return Ok(()),
             GroupState::Payload { remaining } => ReadError::WrongSize {
                 declared: self.frame_size,
-                received: self.frame_size - remaining,
+                received: self.frame_size - remaining.get(),
             },
             GroupState::Failed => return Err(self.error()),
-            GroupState::StreamType | GroupState::Header | GroupState::FrameHeader => {
+            GroupState::StreamType | GroupState::Header | GroupState::FrameHeaderSplit => {
                 ReadError::Truncated {
                     buffered: self.partial_len,
                 }
