@@ -103,6 +103,7 @@ mod error;
 pub mod quic;
 mod server;
 mod settings;
+mod socket;
 mod tls;
 pub mod webtransport;
 

@@ -84,40 +84,6 @@ pub struct Server {
     timeout: Duration,
 }
 
-/// Kernel socket buffer size asked for (Linux caps it at `net.core.rmem_max` /
-/// `wmem_max`). One server socket carries every connection's packets and ACKs; at the
-/// usual 208 KiB default, a relay fanning out to hundreds of subscribers overflows it in
-/// any scheduling hiccup and the kernel drops datagrams (`moq bench` at 1→500 on a busy
-/// 2-core machine: 60,000 drops in 4 s; 44,000 with this, as the relay then simply
-/// cannot keep up).
-const SOCKET_BUFFER: usize = 4 << 20;
-
-/// `quinn::Endpoint::server` with larger socket buffers (best effort: a refusal is logged).
-fn bind(server: quinn::ServerConfig, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
-    let socket = std::net::UdpSocket::bind(addr)?;
-    match quinn::udp::UdpSocketState::new((&socket).into()) {
-        Ok(state) => {
-            for result in [
-                state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER),
-                state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER),
-            ] {
-                if let Err(err) = result {
-                    tracing::debug!(%err, "cannot enlarge the UDP socket's buffers");
-                }
-            }
-        }
-        Err(err) => tracing::debug!(%err, "cannot inspect the UDP socket"),
-    }
-    let runtime =
-        quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime found"))?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server),
-        socket,
-        runtime,
-    )
-}
-
 impl Server {
     /// Binds the socket. Must be called within a tokio runtime.
     pub fn new(config: ServerConfig) -> Result<Self, ConfigError> {
@@ -126,10 +92,11 @@ impl Server {
             .map_err(|e| ConfigError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(config.transport.to_quinn()));
-        let endpoint = bind(server, config.bind).map_err(|e| ConfigError::Bind {
-            addr: config.bind,
-            message: e.to_string(),
-        })?;
+        let endpoint =
+            crate::socket::endpoint(config.bind, Some(server)).map_err(|e| ConfigError::Bind {
+                addr: config.bind,
+                message: e.to_string(),
+            })?;
         Ok(Self {
             endpoint,
             fingerprints: config
