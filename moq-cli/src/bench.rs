@@ -55,9 +55,18 @@ pub(crate) struct BenchArgs {
     rate: f64,
     /// As fast as the slowest subscriber of each track reads: a publisher keeps at most
     /// --window bytes (at least 8 frames, at most 32 groups) ahead of it, and starts a
-    /// group only once every subscriber has the previous one.
+    /// group only once every subscriber has the first frame of the group
+    /// --groups-in-flight back.
     #[arg(long)]
     max: bool,
+    /// With --max: groups a publisher may have started that not every subscriber has seen
+    /// the first frame of. 1 (the default) measures one group's round trip through the
+    /// relay per group; more keep the relay busy. Above 1, tracks keep older groups cached
+    /// for --max-expires so that one that arrives after a newer one is still delivered;
+    /// a consumer that moved past it reports it as skipped.
+    #[arg(long, default_value_t = 1, value_name = "K", requires = "max",
+          value_parser = clap::value_parser!(u64).range(1..=32))]
+    groups_in_flight: u64,
     /// With --max: bytes a publisher may be ahead of its slowest subscriber.
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     window: u64,
@@ -187,6 +196,8 @@ struct Report {
     subscribers_connected: usize,
     frame_size: u64,
     rate: Option<f64>,
+    /// With --max through a relay: --groups-in-flight.
+    groups_in_flight: Option<u64>,
     group_frames: u64,
     seconds: f64,
     frames_sent: u64,
@@ -313,7 +324,7 @@ async fn run_relay(
             .await
             .with_context(|| format!("publisher {t}"))?;
         let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
-        let (producer, consumer) = track(path, args.max).produce();
+        let (producer, consumer) = track(path, args.max, args.groups_in_flight).produce();
         session
             .publish(consumer)
             .map_err(|e| anyhow!("cannot publish: {e}"))?;
@@ -340,8 +351,7 @@ async fn run_relay(
                 subscriber_endpoints[n / per_endpoint].clone(),
                 url.clone(),
                 timeout,
-                path,
-                args.max,
+                track(path, args.max, args.groups_in_flight),
                 handshakes.clone(),
                 run.clone(),
                 paces[t as usize].clone(),
@@ -455,6 +465,7 @@ async fn run_relay(
         subscribers_connected: connected,
         frame_size: args.frame_size,
         rate: (!args.max).then_some(args.rate),
+        groups_in_flight: args.max.then_some(args.groups_in_flight),
         group_frames: args.group_frames,
         seconds,
         frames_sent: run.sent.load(Ordering::Relaxed),
@@ -467,14 +478,27 @@ async fn run_relay(
 /// The track a publisher produces and a subscriber asks for: with --max, oldest group first
 /// (every frame is to be delivered and counted); otherwise the default, newest first, as
 /// live media.
-fn track(path: Path, max: bool) -> Track {
+///
+/// With several groups in flight, groups are kept cached for [`GROUPS_IN_FLIGHT_EXPIRES`]
+/// (publisher, relay and subscriber alike: the relay subscribes upstream with the
+/// publisher's expiry), so a group whose stream lost the race to a newer one still reaches
+/// the consumers that have not passed it.
+fn track(path: Path, max: bool, groups_in_flight: u64) -> Track {
     let builder = Track::build(path);
+    let builder = if groups_in_flight > 1 {
+        builder.group_expires(GROUPS_IN_FLIGHT_EXPIRES)
+    } else {
+        builder
+    };
     if max {
         builder.group_order(GroupOrder::Ascending).into_track()
     } else {
         builder.into_track()
     }
 }
+
+/// The group expiry of the bench's tracks with `--groups-in-flight` above 1.
+const GROUPS_IN_FLIGHT_EXPIRES: Duration = Duration::from_secs(2);
 
 /// A frame of `size` bytes stamped now with `index`: one allocation and one copy, as an
 /// application producing fresh frames would do.
@@ -514,12 +538,15 @@ async fn publish(
                 _ = stop.changed() => break,
             }
         } else if args.max {
-            // Within the window; and a new group only once every subscriber has the
-            // previous one, so no hop ever learns of a group before the one ahead of it
-            // (a consumer that sees group n+1 first passes over group n for good).
+            // Within the window; and a new group only once every subscriber has the first
+            // frame of the group --groups-in-flight back. With 1, no hop ever learns of a
+            // group before the one ahead of it (a consumer that sees group n+1 first passes
+            // over group n for good); with more, the streams of the groups in flight race
+            // and the caches (`track`) catch the late ones.
             let mut need = (index + 1).saturating_sub(ahead);
-            if index > 0 && index.is_multiple_of(args.group_frames) {
-                need = need.max(index - args.group_frames + 1);
+            let back = args.groups_in_flight * args.group_frames;
+            if index >= back && index.is_multiple_of(args.group_frames) {
+                need = need.max(index - back + 1);
             }
             if need > 0 {
                 tokio::select! {
@@ -566,8 +593,7 @@ async fn subscriber(
     endpoint: Client,
     url: String,
     timeout: Duration,
-    path: Path,
-    max: bool,
+    wanted: Track,
     handshakes: Arc<Semaphore>,
     run: Arc<Run>,
     pace: Arc<TrackPace>,
@@ -578,7 +604,7 @@ async fn subscriber(
         let permit = handshakes.acquire().await;
         let (session, driver) = connect(&endpoint, &url, timeout).await?;
         drop(permit);
-        let result = receive(&session, path, max, &run, &pace, index, stop).await;
+        let result = receive(&session, wanted, &run, &pace, index, stop).await;
         session.close(ErrorCode::CANCEL);
         drop(session);
         let _ = tokio::time::timeout(Duration::from_secs(1), driver).await;
@@ -594,8 +620,7 @@ async fn subscriber(
 
 async fn receive(
     session: &Session,
-    path: Path,
-    max: bool,
+    wanted: Track,
     run: &Run,
     pace: &TrackPace,
     index: usize,
@@ -605,7 +630,8 @@ async fn receive(
     let mut first = true;
     // The relay may not know the track for a moment after the publisher announced it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut track = session.subscribe(self::track(path.clone(), max));
+    let path = wanted.path.clone();
+    let mut track = session.subscribe(wanted.clone());
     let mut skipped_before = 0;
     loop {
         let next = tokio::select! {
@@ -617,7 +643,7 @@ async fn receive(
             Ok(None) => break,
             Err(moq_model::Error::NotFound) if first && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                track = session.subscribe(self::track(path.clone(), max));
+                track = session.subscribe(wanted.clone());
                 continue;
             }
             Err(err) => {
@@ -751,6 +777,11 @@ impl Report {
             self.rate.map_or("null".to_string(), |r| format!("{r}")),
         );
         field("max", self.rate.is_none().to_string());
+        field(
+            "groups_in_flight",
+            self.groups_in_flight
+                .map_or("null".to_string(), |k| k.to_string()),
+        );
         field("group_frames", self.group_frames.to_string());
         field("seconds", format!("{:.3}", self.seconds));
         field("frames_sent", self.frames_sent.to_string());
@@ -799,11 +830,13 @@ impl Report {
 
     fn table(&self) -> String {
         let mut out = String::new();
-        let rate = self
-            .rate
-            .map_or("as fast as the subscribers read".to_string(), |r| {
-                format!("{r} frames/s per track")
-            });
+        let rate = match (self.rate, self.groups_in_flight) {
+            (Some(r), _) => format!("{r} frames/s per track"),
+            (None, Some(k)) => {
+                format!("as fast as the subscribers read, {k} group(s) in flight")
+            }
+            (None, None) => "as fast as the subscribers read".to_string(),
+        };
         let target = if self.mode == "raw-quic" {
             "raw QUIC, two endpoints in this process".to_string()
         } else {

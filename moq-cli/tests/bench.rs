@@ -142,6 +142,28 @@ async fn bench_through_a_relay_reports_sane_json() {
     assert_eq!(number(&report, "subscribers_connected"), 2.0, "{report}");
     assert_eq!(report["max"], Value::Bool(true));
     assert_eq!(report["rate"], Value::Null);
+    assert_eq!(number(&report, "groups_in_flight"), 1.0, "{report}");
+
+    // Several groups in flight: every subscriber still receives.
+    let report = bench(
+        Some(&fingerprint),
+        &[
+            &url,
+            "--subscribers",
+            "3",
+            "--max",
+            "--groups-in-flight",
+            "4",
+            "--group-frames",
+            "5",
+            "--duration",
+            "2",
+        ],
+    )
+    .await;
+    check_sane(&report);
+    assert_eq!(number(&report, "subscribers_connected"), 3.0, "{report}");
+    assert_eq!(number(&report, "groups_in_flight"), 4.0, "{report}");
 
     relay.shutdown(moq_proto::ErrorCode::CANCEL);
     task.await.unwrap();

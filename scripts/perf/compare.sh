@@ -9,6 +9,7 @@
 #
 # usage: scripts/perf/compare.sh [--out DIR] [--duration S] [--subs "1 10 100 500"]
 #                                [--their-relay PATH] [--root DIR] [--repeat N]
+#                                [--groups-in-flight K]
 #        scripts/perf/compare.sh --churn SECONDS [--out DIR] [--relay ours|theirs]
 #   --out DIR          results and logs (default: ${TMPDIR:-/tmp}/moq-perf)
 #   --duration S       measured seconds per row (default 5)
@@ -17,6 +18,8 @@
 #                      there with `cargo install --locked --root DIR moq-relay@0.6.10` if
 #                      missing (DIR from --root, default ${TMPDIR:-/tmp}/moq-published)
 #   --repeat N         run the whole comparison N times (default 1)
+#   --groups-in-flight K  also run every `--max` row with `moq bench --groups-in-flight K`
+#                      (rows labelled ...-max-kK, right after the row with the default 1)
 #   --churn SECONDS    instead: one relay, publishers and subscribers connecting and leaving
 #                      for SECONDS (bounded by a count too), VmRSS sampled every 5 s into
 #                      OUT/churn-RELAY.csv
@@ -34,6 +37,7 @@ root="${TMPDIR:-/tmp}/moq-published"
 repeat=1
 churn=0
 churn_relay=ours
+in_flight=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out="$2"; shift 2 ;;
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
         --their-relay) their_relay="$2"; shift 2 ;;
         --root) root="$2"; shift 2 ;;
         --repeat) repeat="$2"; shift 2 ;;
+        --groups-in-flight) in_flight="$2"; shift 2 ;;
         --churn) churn="$2"; shift 2 ;;
         --relay) churn_relay="$2"; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -201,10 +206,22 @@ for run in $(seq 1 "$repeat"); do
     for which in ours theirs; do
         bench_row "1to1-64k-max" "$which" --subscribers 1 --max --frame-size 65536 --duration "$duration"
     done
+    if [ "$in_flight" -gt 1 ]; then
+        for which in ours theirs; do
+            bench_row "1to1-64k-max-k$in_flight" "$which" --subscribers 1 --max \
+                --groups-in-flight "$in_flight" --frame-size 65536 --duration "$duration"
+        done
+    fi
     for n in $subs; do
         for which in ours theirs; do
             bench_row "fanout-$n-max" "$which" --subscribers "$n" --max --frame-size 1024 --duration "$duration"
         done
+        if [ "$in_flight" -gt 1 ]; then
+            for which in ours theirs; do
+                bench_row "fanout-$n-max-k$in_flight" "$which" --subscribers "$n" --max \
+                    --groups-in-flight "$in_flight" --frame-size 1024 --duration "$duration"
+            done
+        fi
         for which in ours theirs; do
             bench_row "fanout-$n-500fps" "$which" --subscribers "$n" --rate 500 --frame-size 1024 --duration "$duration"
         done

@@ -79,6 +79,29 @@ def main():
                 f"| {relay_cpu:.0f} | {rss:.1f} |"
             )
 
+    print("\nPer run (delivered frames/s and MB/s; ours / 0.6.10 where both ran):\n")
+    print("| row | " + " | ".join(f"run {run}" for run in runs) + " |")
+    print("|---|" + "---:|" * len(runs))
+    for label in labels:
+        cells = []
+        for run in runs:
+            got = {r["relay"]: r["bench"] for r in rows if r["run"] == run and r["label"] == label}
+            if "none" in got and "mb_per_s" in got["none"]:
+                cells.append(f"{got['none']['mb_per_s']:.0f} MB/s")
+            elif "mb_per_s" in got.get("ours", {}) and "mb_per_s" in got.get("theirs", {}):
+                o, t = got["ours"], got["theirs"]
+                unit = "MB/s" if "64k" in label else "frames/s"
+                key = "mb_per_s" if "64k" in label else "frames_per_s"
+                fmt = (lambda v: f"{v:.0f}") if "64k" in label else fmt_rate
+                ratio = f" ({o[key] / t[key]:.2f}x)" if t[key] > 0 else ""
+                skipped = ""
+                if o["groups_skipped"] or t["groups_skipped"]:
+                    skipped = f", skipped {o['groups_skipped']} / {t['groups_skipped']}"
+                cells.append(f"{fmt(o[key])} / {fmt(t[key])} {unit}{ratio}{skipped}")
+            else:
+                cells.append("")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
     print("\nTargets (ratios from the same run(s)):")
 
     def per_run_ratio(label_a, relay_a, label_b, relay_b, key):
@@ -90,10 +113,11 @@ def main():
                 out.append(a[0][key] / b[0][key])
         return out
 
-    r = per_run_ratio("fanout-100-max", "ours", "fanout-100-max", "theirs", "frames_per_s")
-    if r:
-        print(f"- 1->100 delivered throughput, ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)} (target >= 2x): "
-              f"{'met' if min(r) >= 2 else 'NOT met'}")
+    for label in [l for l in labels if l.startswith("fanout-100-max")]:
+        r = per_run_ratio(label, "ours", label, "theirs", "frames_per_s")
+        if r:
+            print(f"- 1->100 delivered throughput ({label}), ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)} "
+                  f"(target >= 2x): {'met' if min(r) >= 2 else 'NOT met'}")
 
     def cpu_per_frame(b):
         relay = b.get("relay")
@@ -101,25 +125,27 @@ def main():
             return None
         return relay["cpu_s"] * 1e6 / b["frames_delivered"]
 
-    for run in runs:
-        pair = {}
-        for row in rows:
-            if row["run"] == run and row["label"] == "fanout-100-max" and "frames_per_s" in row["bench"]:
-                pair[row["relay"]] = cpu_per_frame(row["bench"])
-        if pair.get("ours") and pair.get("theirs"):
-            print(f"  relay CPU per delivered frame at 1->100 (run {run}): ours {pair['ours']:.2f} us, "
-                  f"0.6.10 {pair['theirs']:.2f} us ({pair['theirs'] / pair['ours']:.2f}x)")
-    for cc in ["cubic", "bbr"]:
-        r = per_run_ratio("1to1-64k-max", "ours", f"raw-64k-{cc}", "none", "mb_per_s")
+    for label in [l for l in labels if l.startswith("fanout-100-max")]:
+        for run in runs:
+            pair = {}
+            for row in rows:
+                if row["run"] == run and row["label"] == label and "frames_per_s" in row["bench"]:
+                    pair[row["relay"]] = cpu_per_frame(row["bench"])
+            if pair.get("ours") and pair.get("theirs"):
+                print(f"  relay CPU per delivered frame ({label}, run {run}): ours {pair['ours']:.2f} us, "
+                      f"0.6.10 {pair['theirs']:.2f} us ({pair['theirs'] / pair['ours']:.2f}x)")
+    for label in [l for l in labels if l.startswith("1to1-64k-max")]:
+        for cc in ["cubic", "bbr"]:
+            r = per_run_ratio(label, "ours", f"raw-64k-{cc}", "none", "mb_per_s")
+            if r:
+                print(f"- 1->1 64 KB ({label}) through ours / raw QUIC ({cc}): {', '.join(f'{100 * x:.0f}%' for x in r)} "
+                      f"(target >= 70%): {'met' if min(r) >= 0.7 else 'NOT met'}")
+            r = per_run_ratio(label, "theirs", f"raw-64k-{cc}", "none", "mb_per_s")
+            if r:
+                print(f"  (0.6.10 / raw QUIC ({cc}): {', '.join(f'{100 * x:.0f}%' for x in r)})")
+        r = per_run_ratio(label, "ours", label, "theirs", "mb_per_s")
         if r:
-            print(f"- 1->1 64 KB through ours / raw QUIC ({cc}): {', '.join(f'{100 * x:.0f}%' for x in r)} (target >= 70%): "
-                  f"{'met' if min(r) >= 0.7 else 'NOT met'}")
-        r = per_run_ratio("1to1-64k-max", "theirs", f"raw-64k-{cc}", "none", "mb_per_s")
-        if r:
-            print(f"  (0.6.10 / raw QUIC ({cc}): {', '.join(f'{100 * x:.0f}%' for x in r)})")
-    r = per_run_ratio("1to1-64k-max", "ours", "1to1-64k-max", "theirs", "mb_per_s")
-    if r:
-        print(f"- 1->1 64 KB, ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)}")
+            print(f"- 1->1 64 KB ({label}), ours / 0.6.10: {', '.join(f'{x:.2f}x' for x in r)}")
     p99 = [b["latency_us"]["p99"] / 1e3 for b in by.get(("fanout-100-500fps", "ours"), [])]
     if p99:
         print(f"- p99 at 1->100, 500 frames/s of 1 KB, ours: {', '.join(f'{x:.2f} ms' for x in p99)} (target <= 5 ms): "

@@ -128,6 +128,7 @@ pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Repo
         subscribers_connected: 1,
         frame_size: args.frame_size,
         rate: None,
+        groups_in_flight: None,
         group_frames: args.group_frames,
         seconds,
         frames_sent: shared.sent.load(Ordering::Relaxed),
