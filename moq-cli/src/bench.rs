@@ -26,7 +26,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::client::ClientArgs;
-use stats::{Histogram, ProcessSample, ReceiverStats, STAMP_LEN, StampReader};
+use stats::{Histogram, MachineSample, ProcessSample, ReceiverStats, STAMP_LEN, StampReader};
 
 /// `moq bench` flags.
 #[derive(Args, Debug, Clone)]
@@ -204,6 +204,8 @@ struct Report {
     received: ReceiverStats,
     cpu: Duration,
     relay: Option<(u32, ProcessSample, Duration)>,
+    /// CPU time of the whole machine over the measured window (Linux).
+    machine: Option<Duration>,
 }
 
 /// Runs `moq bench`.
@@ -390,6 +392,7 @@ async fn run_relay(
 
     // The measured window.
     let cpu_before = ProcessSample::read(None).unwrap_or_default();
+    let machine_before = MachineSample::read();
     let relay_before = args
         .relay_pid
         .and_then(|pid| ProcessSample::read(Some(pid)));
@@ -427,6 +430,9 @@ async fn run_relay(
     run.measuring.store(false, Ordering::Release);
     let seconds = started.elapsed().as_secs_f64();
     let cpu_after = ProcessSample::read(None).unwrap_or_default();
+    let machine = machine_before
+        .zip(MachineSample::read())
+        .map(|(before, after)| after.busy.saturating_sub(before.busy));
     let relay = args.relay_pid.and_then(|pid| {
         let after = ProcessSample::read(Some(pid))?;
         let before = relay_before?;
@@ -472,6 +478,7 @@ async fn run_relay(
         received,
         cpu: cpu_after.cpu().saturating_sub(cpu_before.cpu()),
         relay,
+        machine,
     })
 }
 
@@ -813,6 +820,15 @@ impl Report {
                 100.0 * self.cpu.as_secs_f64() / self.seconds.max(1e-9)
             ),
         );
+        if let Some(machine) = self.machine {
+            field(
+                "machine_cpu_percent",
+                format!(
+                    "{:.1}",
+                    100.0 * machine.as_secs_f64() / self.seconds.max(1e-9)
+                ),
+            );
+        }
         if let Some((pid, sample, cpu)) = &self.relay {
             field(
                 "relay",
@@ -877,6 +893,13 @@ impl Report {
             self.cpu.as_secs_f64(),
             100.0 * self.cpu.as_secs_f64() / self.seconds.max(1e-9)
         ));
+        if let Some(machine) = self.machine {
+            out.push_str(&format!(
+                "  machine     {:.0}% of one core busy (every process, {} cores)\n",
+                100.0 * machine.as_secs_f64() / self.seconds.max(1e-9),
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ));
+        }
         if let Some((pid, sample, cpu)) = &self.relay {
             out.push_str(&format!(
                 "  relay {pid}  cpu {:.2} s ({:.0}%), rss {} KiB\n",

@@ -23,6 +23,14 @@ def load(path):
     return rows
 
 
+def others_cpu(b):
+    """CPU (percent of one core) used by processes other than the bench and the relay over
+    the measured window, when the bench reported the machine's total."""
+    if "machine_cpu_percent" not in b:
+        return None
+    return max(0.0, b["machine_cpu_percent"] - b["cpu_percent"] - b.get("relay", {}).get("cpu_percent", 0))
+
+
 def fmt_rate(v):
     return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k"
 
@@ -58,8 +66,8 @@ def main():
         if r["label"] not in labels:
             labels.append(r["label"])
     print(f"runs: {len(runs)} (medians over runs where there are several)\n")
-    print("| row | relay | delivered frames/s | MB/s | p50 ms | p99 ms | max ms | skipped | dropped | subs | bench CPU % | relay CPU % | relay RSS MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| row | relay | delivered frames/s | MB/s | p50 ms | p99 ms | max ms | skipped | dropped | subs | bench CPU % | relay CPU % | others CPU % | relay RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label in labels:
         for relay in ["none", "ours", "theirs"]:
             benches = by.get((label, relay))
@@ -71,12 +79,14 @@ def main():
             lat = lambda q: med(label, relay, "latency_us", q) / 1e3
             relay_cpu = statistics.median([x.get("relay", {}).get("cpu_percent", 0) for x in benches])
             rss = max(x.get("relay", {}).get("rss_kib", 0) for x in benches) / 1024
+            others = [others_cpu(x) for x in benches if others_cpu(x) is not None]
+            others = f"{statistics.median(others):.0f}" if others else ""
             name = {"none": "raw QUIC", "ours": "ours", "theirs": "0.6.10"}[relay]
             print(
                 f"| {label} | {name} | {fmt_rate(fps)} | {mbs:.1f} | {lat('p50'):.2f} | {lat('p99'):.2f} | {lat('max'):.2f} "
                 f"| {sum(x['groups_skipped'] for x in benches)} | {sum(x['groups_dropped'] for x in benches)} "
                 f"| {b['subscribers_connected']}/{b['subscribers']} | {statistics.median([x['cpu_percent'] for x in benches]):.0f} "
-                f"| {relay_cpu:.0f} | {rss:.1f} |"
+                f"| {relay_cpu:.0f} | {others} | {rss:.1f} |"
             )
 
     print("\nPer run (delivered frames/s and MB/s; ours / 0.6.10 where both ran):\n")
@@ -87,7 +97,9 @@ def main():
         for run in runs:
             got = {r["relay"]: r["bench"] for r in rows if r["run"] == run and r["label"] == label}
             if "none" in got and "mb_per_s" in got["none"]:
-                cells.append(f"{got['none']['mb_per_s']:.0f} MB/s")
+                busy = others_cpu(got["none"])
+                busy = f", others {busy:.0f}%" if busy is not None else ""
+                cells.append(f"{got['none']['mb_per_s']:.0f} MB/s{busy}")
             elif "mb_per_s" in got.get("ours", {}) and "mb_per_s" in got.get("theirs", {}):
                 o, t = got["ours"], got["theirs"]
                 unit = "MB/s" if "64k" in label else "frames/s"
@@ -97,7 +109,10 @@ def main():
                 skipped = ""
                 if o["groups_skipped"] or t["groups_skipped"]:
                     skipped = f", skipped {o['groups_skipped']} / {t['groups_skipped']}"
-                cells.append(f"{fmt(o[key])} / {fmt(t[key])} {unit}{ratio}{skipped}")
+                busy = ""
+                if others_cpu(o) is not None and others_cpu(t) is not None:
+                    busy = f", others {others_cpu(o):.0f}% / {others_cpu(t):.0f}%"
+                cells.append(f"{fmt(o[key])} / {fmt(t[key])} {unit}{ratio}{skipped}{busy}")
             else:
                 cells.append("")
         print(f"| {label} | " + " | ".join(cells) + " |")

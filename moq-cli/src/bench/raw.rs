@@ -15,7 +15,7 @@ use moq_transport_quinn::{
 };
 use tokio::sync::Mutex;
 
-use super::stats::{ProcessSample, ReceiverStats, StampReader};
+use super::stats::{MachineSample, ProcessSample, ReceiverStats, StampReader};
 use super::{BenchArgs, Report, frame};
 
 struct Shared {
@@ -83,6 +83,7 @@ pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Repo
     // A second of warm-up, then the window.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu_before = ProcessSample::read(None).unwrap_or_default();
+    let machine_before = MachineSample::read();
     shared.measuring.store(true, Ordering::Release);
     let started = Instant::now();
     let window = Duration::from_secs_f64(args.duration);
@@ -111,6 +112,9 @@ pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Repo
     shared.measuring.store(false, Ordering::Release);
     let seconds = started.elapsed().as_secs_f64();
     let cpu_after = ProcessSample::read(None).unwrap_or_default();
+    let machine = machine_before
+        .zip(MachineSample::read())
+        .map(|(before, after)| after.busy.saturating_sub(before.busy));
 
     sending.abort();
     sender.close(quinn::VarInt::from_u32(0), b"done");
@@ -135,6 +139,7 @@ pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Repo
         received,
         cpu: cpu_after.cpu().saturating_sub(cpu_before.cpu()),
         relay: None,
+        machine,
     })
 }
 

@@ -222,6 +222,31 @@ impl ProcessSample {
     }
 }
 
+/// CPU time of the whole machine (every core, every process), from `/proc/stat`: what was
+/// busy besides the bench and the relay tells whether a run had the machine to itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MachineSample {
+    /// Time all cores spent not idle (user, nice, system, irq, softirq, steal).
+    pub busy: Duration,
+}
+
+impl MachineSample {
+    pub(crate) fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal ...
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+        Some(Self {
+            busy: Duration::from_micros(busy * 1_000_000 / USER_HZ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +304,7 @@ mod tests {
         if cfg!(target_os = "linux") {
             let sample = ProcessSample::read(None).unwrap();
             assert!(sample.rss_kib > 0);
+            assert!(MachineSample::read().is_some());
         }
     }
 }
