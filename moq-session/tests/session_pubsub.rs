@@ -238,6 +238,44 @@ async fn a_reset_group_reaches_its_consumers_with_the_code() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn payload_chunks_that_arrived_together_are_stored_as_one() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let mut sub = session.subscribe(Track::new(["pieces"]));
+    let (_control, _recv) = soon(client.accept_bi()).await.unwrap();
+    let mut group = client.open_uni().await.unwrap();
+    group
+        .write(encode(&[
+            &StreamUni::Group,
+            &Group {
+                subscribe: 0,
+                sequence: 0,
+            },
+            &Frame { size: 12 },
+        ]))
+        .await
+        .unwrap();
+    // Four pieces of one frame, all there before the session reads any of them, then a
+    // second frame that comes later.
+    for piece in [&b"abc"[..], b"def", b"ghi", b"jkl"] {
+        group.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    let mut received = soon(sub.next_group()).await.unwrap().unwrap();
+    let mut frame = soon(received.next_frame()).await.unwrap().unwrap();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = soon(frame.read_chunk()).await.unwrap() {
+        chunks.push(chunk);
+    }
+    assert_eq!(chunks.concat(), b"abcdefghijkl");
+    // One chunk, or at most as many as the session read in separate goes.
+    assert!(chunks.len() < 4, "{chunks:?}");
+    group.write(encode(&[&Frame { size: 2 }])).await.unwrap();
+    group.write(Bytes::from_static(b"ok")).await.unwrap();
+    group.finish().unwrap();
+    assert_eq!(soon(received.read_frame()).await.unwrap().unwrap(), "ok");
+    assert_eq!(soon(received.read_frame()).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn fin_mid_payload_is_wrong_size_never_a_short_frame() {
     let (session, client, _server, _stream) = raw_client().await;
     let mut sub = session.subscribe(Track::new(["short"]));
