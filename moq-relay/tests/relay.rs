@@ -505,3 +505,60 @@ async fn a_path_unknown_upstream_is_not_found() {
     publisher.leave().await;
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_requests_are_answered_through_the_relay() {
+    let relay = Harness::start().await;
+    let publisher = relay.connect(Via::Quic).await;
+    let path = Path::from(["room", "erin", "video"]);
+    let (mut track, consumer) = Track::build(path.clone())
+        .priority(3)
+        .group_order(GroupOrder::Ascending)
+        .group_expires(Duration::from_millis(500))
+        .produce();
+    publisher.session.publish(consumer).unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+    for sequence in 0..=7u64 {
+        let mut group = track.append_group();
+        group.write_frame(sequence.to_string()).unwrap();
+        group.finish();
+    }
+    let expected = Info {
+        track_priority: 3,
+        group_order: GroupOrder::Ascending,
+        group_expires: Duration::from_millis(500),
+        group_latest: 7,
+    };
+
+    for via in [Via::Quic, Via::WebTransport] {
+        let peer = relay.connect(via).await;
+        // Nobody downstream subscribes: the relay forwards the request upstream.
+        let info = tokio::time::timeout(Duration::from_secs(20), peer.session.info(path.clone()))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(info, expected);
+        // The upstream subscription made for it goes away with the request.
+        until("upstream unsubscribed", || {
+            publisher.session.stats().serving == 0
+        })
+        .await;
+        // A path nobody announced: 13, and the session goes on.
+        let unknown = tokio::time::timeout(
+            Duration::from_secs(20),
+            peer.session.info(Path::from(["room", "nobody"])),
+        )
+        .await
+        .expect("an answer");
+        match unknown {
+            Err(moq_session::Error::Transport(
+                moq_session::transport::TransportError::StreamReset(code),
+            )) => assert_eq!(code, moq_proto::ErrorCode::NOT_FOUND),
+            other => panic!("{other:?}"),
+        }
+        peer.leave().await;
+    }
+
+    publisher.leave().await;
+    relay.stop().await;
+}

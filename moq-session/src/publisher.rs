@@ -162,6 +162,11 @@ async fn serve_announce<S: SendStream, R: RecvStream>(
 }
 
 /// §4.6: Info then FIN; unknown → reset+stop 13.
+///
+/// A path nobody published here is asked of the router, as a subscription would be (§12: a
+/// relay forwards the request upstream): the Info describes the track the router serves,
+/// and the track is dropped once the Info is written. A router rejection resets the stream
+/// with its code.
 async fn serve_info<S: SendStream, R: RecvStream>(
     shared: Arc<Shared>,
     mut send: Sender<S>,
@@ -171,8 +176,9 @@ async fn serve_info<S: SendStream, R: RecvStream>(
         Ok(request) => request,
         Err(err) => return abort(&mut send, &mut reader, err.code()),
     };
-    let Some(track) = shared.published(&request.path) else {
-        return abort(&mut send, &mut reader, ErrorCode::NOT_FOUND);
+    let track = match resolve(&shared, Track::new(request.path)).await {
+        Ok(track) => track,
+        Err(code) => return abort(&mut send, &mut reader, code),
     };
     if send.write_message(&info(&track)).await.is_ok() {
         send.finish();
@@ -245,19 +251,16 @@ async fn write_skipping<S: SendStream>(
     send.write(bytes).await.map_err(|_| ErrorCode::TRANSPORT)
 }
 
-/// Finds the track for a subscription: published tracks and broadcasts, then the router.
-async fn resolve(shared: &Shared, subscribe: &Subscribe) -> Result<TrackConsumer, ErrorCode> {
-    if let Some(track) = shared.published(&subscribe.path) {
-        return Ok(track);
+/// Finds a track: published tracks and broadcasts, then the router (asked for `track`, which
+/// carries what the subscriber wants).
+async fn resolve(shared: &Shared, track: Track) -> Result<TrackConsumer, ErrorCode> {
+    if let Some(published) = shared.published(&track.path) {
+        return Ok(published);
     }
     let router = shared.lock().router.clone();
     let Some(router) = router else {
         return Err(ErrorCode::NOT_FOUND);
     };
-    let mut track = Track::new(subscribe.path.clone());
-    track.priority = subscribe.priority;
-    track.group_order = subscribe.group_order;
-    track.group_expires = subscribe.group_expires;
     router.subscribe(track).await.map_err(|e| e.code())
 }
 
@@ -297,7 +300,11 @@ async fn serve_subscribe<C: Connection>(
         Ok(subscribe) => subscribe,
         Err(err) => return abort(&mut send, &mut reader, err.code()),
     };
-    let track = match resolve(&shared, &subscribe).await {
+    let mut wanted = Track::new(subscribe.path.clone());
+    wanted.priority = subscribe.priority;
+    wanted.group_order = subscribe.group_order;
+    wanted.group_expires = subscribe.group_expires;
+    let track = match resolve(&shared, wanted).await {
         Ok(track) => track,
         Err(code) => return abort(&mut send, &mut reader, code),
     };

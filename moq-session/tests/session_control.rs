@@ -5,7 +5,7 @@ mod session_support;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use moq_model::{Announced, Error as ModelError, Track};
+use moq_model::{Announced, Error as ModelError, Router, Track};
 use moq_proto::{
     Announce, AnnounceInterest, Encode, ErrorCode, Fetch, Frame, GroupOrder, Info, Path, StreamBi,
 };
@@ -181,6 +181,54 @@ async fn info_describes_the_track() {
     match soon(server.info(["nope"])).await {
         Err(Error::Transport(TransportError::StreamReset(code))) => {
             assert_eq!(code, ErrorCode::NOT_FOUND)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn info_asks_the_router_for_unknown_paths() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (mut router, consumer) = Router::new(8).produce();
+    client.route(consumer);
+    let asking = tokio::spawn({
+        let server = server.clone();
+        async move { server.info(["on", "demand"]).await }
+    });
+    let request = soon(router.requested()).await.unwrap();
+    assert_eq!(request.track().path, ["on", "demand"].into());
+    let (mut track, consumer) = Track::build(["on", "demand"])
+        .priority(2)
+        .group_order(GroupOrder::Ascending)
+        .group_expires(Duration::from_millis(1500))
+        .produce();
+    for _ in 0..3 {
+        track.append_group();
+    }
+    request.serve(consumer);
+    assert_eq!(
+        soon(asking).await.unwrap().unwrap(),
+        Info {
+            track_priority: 2,
+            group_order: GroupOrder::Ascending,
+            group_expires: Duration::from_millis(1500),
+            group_latest: 2,
+        }
+    );
+    // The served track was only needed for its Info: nobody holds it any more.
+    soon(track.unused()).await;
+    // A rejection resets the Info request with its code.
+    let asking = tokio::spawn({
+        let server = server.clone();
+        async move { server.info(["refused"]).await }
+    });
+    soon(router.requested())
+        .await
+        .unwrap()
+        .reject(ModelError::App(9));
+    match soon(asking).await.unwrap() {
+        Err(Error::Transport(TransportError::StreamReset(code))) => {
+            assert_eq!(code, ModelError::App(9).code())
         }
         other => panic!("{other:?}"),
     }
