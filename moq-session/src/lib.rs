@@ -18,7 +18,8 @@
 //! * Subscribing: [`Session::subscribe`] returns a [`moq_model::TrackConsumer`] at once,
 //!   identical subscriptions share one upstream subscription, and dropping the last
 //!   consumer unsubscribes. [`Session::announced`] follows the peer's announcements;
-//!   [`Session::info`] asks for a track's description.
+//!   [`Session::info`] asks for a track's description, and [`Session::fetch`] for the
+//!   bytes of one group from an offset.
 //! * Limits on everything the peer controls ([`SessionConfig`]); a peer that exceeds them
 //!   gets a protocol error code, never a panic or unbounded memory.
 //!
@@ -89,6 +90,7 @@ assert_eq!(received.read_frame().await?.unwrap(), "12:00");
 
 mod config;
 mod error;
+mod fetch;
 mod publisher;
 mod session;
 mod stream;
@@ -97,5 +99,6 @@ pub mod transport;
 
 pub use config::{SessionConfig, Sleep};
 pub use error::Error;
+pub use fetch::Fetched;
 pub use publisher::group_priority;
 pub use session::{Session, SessionDriver, SessionStats};

@@ -17,12 +17,13 @@ use moq_model::{
     TrackProducer,
 };
 use moq_proto::{
-    ErrorCode, Extensions, Info, Path, SessionClient, SessionServer, StreamBi, Subscribe, Version,
+    ErrorCode, Extensions, Fetch, Info, Path, SessionClient, SessionServer, StreamBi, Subscribe,
+    Version,
 };
 
 use crate::stream::{Reader, Sender, abort};
 use crate::transport::{Connection, RecvStream, TransportError};
-use crate::{Error, SessionConfig, publisher, subscriber};
+use crate::{Error, Fetched, SessionConfig, fetch, publisher, subscriber};
 
 /// A MoQ Transfork session: one connection, over which both sides may publish and
 /// subscribe.
@@ -129,6 +130,11 @@ pub(crate) trait Ops: Send + Sync + 'static {
         unused: BoxFuture<'static, ()>,
     ) -> BoxFuture<'static, ()>;
     fn info(&self, shared: Arc<Shared>, path: Path) -> BoxFuture<'static, Result<Info, Error>>;
+    fn fetch(
+        &self,
+        shared: Arc<Shared>,
+        request: Fetch,
+    ) -> BoxFuture<'static, Result<Fetched, Error>>;
 }
 
 struct Ops_<C>(C);
@@ -170,6 +176,14 @@ impl<C: Connection> Ops for Ops_<C> {
 
     fn info(&self, shared: Arc<Shared>, path: Path) -> BoxFuture<'static, Result<Info, Error>> {
         Box::pin(subscriber::request_info(self.0.clone(), shared, path))
+    }
+
+    fn fetch(
+        &self,
+        shared: Arc<Shared>,
+        request: Fetch,
+    ) -> BoxFuture<'static, Result<Fetched, Error>> {
+        Box::pin(fetch::request_fetch(self.0.clone(), shared, request))
     }
 }
 
@@ -687,6 +701,68 @@ impl Session {
     pub async fn info(&self, path: impl Into<Path>) -> Result<Info, Error> {
         let shared = self.shared().clone();
         let request = shared.ops.info(shared.clone(), path.into());
+        request.await
+    }
+
+    /// Asks the peer for part of one group (WIRE.md §4.7, with the draft-02 meaning): opens
+    /// a Fetch stream, sends `request` (track path, the priority of the reply, group
+    /// sequence, byte offset), finishes our side, and returns the reply to read.
+    ///
+    /// The reply is the group's stream contents after its Group header, i.e. its frame
+    /// headers and payloads, from byte `offset` on: a caller that received `offset` bytes of
+    /// a group after its header (e.g. on a group stream that was cut short) can resume it
+    /// there. A group that is still live is followed until it ends; then the reply ends
+    /// ([`Fetched::read_chunk`] returns `None`). A peer that knows no such track or group
+    /// resets the stream with 13, which [`Fetched::read_chunk`] reports as
+    /// [`Error::Transport`] with [`TransportError::StreamReset`] and
+    /// [`ErrorCode::NOT_FOUND`], as [`info`](Self::info) does. The publisher of this crate
+    /// answers from what its track still holds, not through the router.
+    ///
+    /// Only send this to peers of this implementation: the published `moq-transfork`
+    /// releases 0.4 to 0.8 do not implement Fetch (0.5.0 answers with FIN and no data,
+    /// which reads as an empty reply, WIRE.md §4.7).
+    ///
+    #[cfg_attr(
+        feature = "memory",
+        doc = r#"
+With the in-memory transport (feature `memory`):
+
+```
+# #[tokio::main(flavor = "current_thread")]
+# async fn main() -> Result<(), Box<dyn std::error::Error>> {
+# use moq_model::Track;
+# use moq_session::transport::memory;
+# let (client, server) = memory::pair(memory::Config::default());
+# let (connected, accepted) = tokio::join!(Session::connect(client), Session::accept(server));
+# let (publisher, driver) = connected?;
+# tokio::spawn(driver);
+# let (session, driver) = accepted?;
+# tokio::spawn(driver);
+use moq_proto::Fetch;
+use moq_session::Session;
+
+// The peer publishes ["room", "clock"] and wrote group 0: one frame, "12:00".
+# let (mut track, consumer) = Track::new(["room", "clock"]).produce();
+# publisher.publish(consumer)?;
+# let mut group = track.append_group();
+# group.write_frame("12:00")?;
+# group.finish();
+let request = Fetch { path: ["room", "clock"].into(), priority: 0, group: 0, offset: 2 };
+let mut reply = session.fetch(request).await?;
+// The frame header (size 5) and "1" were skipped.
+assert_eq!(reply.read_all(1024).await?, "2:00");
+# Ok(())
+# }
+```
+"#
+    )]
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe in that dropping the future abandons the request (its stream is reset).
+    pub async fn fetch(&self, request: Fetch) -> Result<Fetched, Error> {
+        let shared = self.shared().clone();
+        let request = shared.ops.fetch(shared.clone(), request);
         request.await
     }
 

@@ -313,3 +313,194 @@ async fn fetch_returns_the_group_contents_from_the_offset() {
         ErrorCode::NOT_FOUND
     );
 }
+
+/// Group 0 of a finished group: frames "hello", "", "x" and 200 bytes (a two-byte header),
+/// and its stream contents after the Group header.
+fn finished_group(track: &mut moq_model::TrackProducer) -> Vec<u8> {
+    let mut group = track.append_group();
+    let big = vec![7u8; 200];
+    group.write_frame("hello").unwrap();
+    group.write_frame("").unwrap();
+    group.write_frame("x").unwrap();
+    group.write_frame(Bytes::from(big.clone())).unwrap();
+    group.finish();
+    let mut expected = vec![0x05];
+    expected.extend_from_slice(b"hello");
+    expected.extend_from_slice(&[0x00, 0x01, b'x', 0x40, 0xc8]);
+    expected.extend_from_slice(&big);
+    expected
+}
+
+fn fetch_request(path: &[&str], group: u64, offset: u64) -> Fetch {
+    Fetch {
+        path: Path::from_iter(path.iter().copied()),
+        priority: 0,
+        group,
+        offset,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_reads_a_finished_group_from_any_offset() {
+    let (publisher, session, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::build(["f"])
+        .group_expires(Duration::from_secs(60))
+        .produce();
+    publisher.publish(consumer).unwrap();
+    let expected = finished_group(&mut track);
+    track.append_group().write_frame("newer").unwrap();
+    // Every offset: 0, inside the first header, inside a payload, inside the two-byte
+    // header (10), inside the last payload, the end, and past it.
+    for offset in 0..=expected.len() as u64 + 2 {
+        let mut reply = soon(session.fetch(fetch_request(&["f"], 0, offset)))
+            .await
+            .unwrap();
+        let start = (offset as usize).min(expected.len());
+        assert_eq!(
+            soon(reply.read_all(1024)).await.unwrap(),
+            expected[start..],
+            "offset {offset}"
+        );
+        // The end stays the end.
+        assert_eq!(reply.read_chunk().await.unwrap(), None);
+    }
+    // Chunk by chunk, from inside the two-byte header.
+    let mut reply = soon(session.fetch(fetch_request(&["f"], 0, 10)))
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    while let Some(chunk) = soon(reply.read_chunk()).await.unwrap() {
+        all.extend_from_slice(&chunk);
+    }
+    assert_eq!(all, expected[10..]);
+    assert_eq!(expected[9..11], [0x40, 0xc8]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_follows_a_live_group_until_it_ends() {
+    let (publisher, session, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::new(["live"]).produce();
+    publisher.publish(consumer).unwrap();
+    let mut group = track.append_group();
+    group.write_frame("ab").unwrap();
+    let mut reply = soon(session.fetch(fetch_request(&["live"], 0, 1)))
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        received.extend_from_slice(&soon(reply.read_chunk()).await.unwrap().unwrap());
+    }
+    assert_eq!(received, b"ab");
+    // Nothing more until the group grows; the reply is not over.
+    let pending = tokio::time::timeout(Duration::from_secs(1), reply.read_chunk()).await;
+    assert!(pending.is_err(), "the reply ended early: {pending:?}");
+    group.write_frame("cde").unwrap();
+    while received.len() < 6 {
+        received.extend_from_slice(&soon(reply.read_chunk()).await.unwrap().unwrap());
+    }
+    assert_eq!(received, b"ab\x03cde");
+    group.finish();
+    assert_eq!(soon(reply.read_chunk()).await.unwrap(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_of_an_unknown_track_or_group_is_not_found() {
+    let (publisher, session, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::new(["f"]).produce();
+    publisher.publish(consumer).unwrap();
+    track.append_group().write_frame("x").unwrap();
+    let not_found = Error::Transport(TransportError::StreamReset(ErrorCode::NOT_FOUND));
+    // The same error `info` returns for a path the peer does not know.
+    assert_eq!(soon(session.info(["nope"])).await.unwrap_err(), not_found);
+    for request in [fetch_request(&["nope"], 0, 0), fetch_request(&["f"], 48, 0)] {
+        let mut reply = soon(session.fetch(request)).await.unwrap();
+        assert_eq!(soon(reply.read_chunk()).await.unwrap_err(), not_found);
+        assert_eq!(soon(reply.read_all(16)).await.unwrap_err(), not_found);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_fetch_stops_the_publishers_stream() {
+    let (publisher, session, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::new(["live"]).produce();
+    publisher.publish(consumer).unwrap();
+    let mut group = track.append_group();
+    group.write_frame("a").unwrap();
+    settle().await;
+    let idle = publisher.stats().tasks;
+    let mut reply = soon(session.fetch(fetch_request(&["live"], 0, 0)))
+        .await
+        .unwrap();
+    assert!(soon(reply.read_chunk()).await.unwrap().is_some());
+    // The publisher serves the request with one task while the group is live...
+    until(|| publisher.stats().tasks == idle + 1).await;
+    drop(reply);
+    // ... and gives it up at its next write, since the stream was stopped.
+    group.write_frame("b").unwrap();
+    until(|| publisher.stats().tasks == idle).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_request_bytes_are_the_reference_ones() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let request = Fetch {
+        path: ["meeting", "1234", "alice"].into(),
+        priority: 5,
+        group: 42,
+        offset: 1200,
+    };
+    let (fetched, accepted) = tokio::join!(session.fetch(request), client.accept_bi());
+    let mut reply = fetched.unwrap();
+    let (mut send, mut recv) = accepted.unwrap();
+    // WIRE.md §4.7 and §10.2: `vi 3` + Fetch, then FIN (read_all returns at the FIN).
+    let mut expected = vec![0x03, 0x03, 0x07];
+    expected.extend_from_slice(b"meeting");
+    expected.push(0x04);
+    expected.extend_from_slice(b"1234");
+    expected.push(0x05);
+    expected.extend_from_slice(b"alice");
+    expected.extend_from_slice(&[0x85, 0x2a, 0x44, 0xb0]);
+    assert_eq!(soon(read_all(&mut recv)).await.unwrap(), expected);
+    // The reply's bytes come out as they were written; dropping the handle before the end
+    // stops the stream with 0 (CANCEL).
+    send.write(Bytes::from_static(b"\x02hi")).await.unwrap();
+    let mut received = Vec::new();
+    while received.len() < 3 {
+        received.extend_from_slice(&soon(reply.read_chunk()).await.unwrap().unwrap());
+    }
+    assert_eq!(received, b"\x02hi");
+    drop(reply);
+    assert_eq!(soon(send.stopped()).await.unwrap(), Some(ErrorCode::CANCEL));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_read_all_stops_a_reply_over_its_limit() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (fetched, accepted) = tokio::join!(
+        session.fetch(fetch_request(&["f"], 0, 0)),
+        client.accept_bi()
+    );
+    let mut reply = fetched.unwrap();
+    let (mut send, _recv) = accepted.unwrap();
+    send.write(Bytes::from_static(b"12345")).await.unwrap();
+    send.write(Bytes::from_static(b"6789")).await.unwrap();
+    assert_eq!(
+        soon(reply.read_all(8)).await.unwrap_err(),
+        Error::BoundsExceeded
+    );
+    assert_eq!(
+        soon(send.stopped()).await.unwrap(),
+        Some(ErrorCode::BOUNDS_EXCEEDED)
+    );
+    // A reply that fits, in several chunks, is joined; exactly at the limit is fine.
+    let (fetched, accepted) = tokio::join!(
+        session.fetch(fetch_request(&["f"], 0, 0)),
+        client.accept_bi()
+    );
+    let mut reply = fetched.unwrap();
+    let (mut send, _recv) = accepted.unwrap();
+    send.write(Bytes::from_static(b"1234")).await.unwrap();
+    send.write(Bytes::from_static(b"5678")).await.unwrap();
+    send.finish().unwrap();
+    assert_eq!(soon(reply.read_all(8)).await.unwrap(), "12345678");
+}

@@ -12,15 +12,13 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::{KINDS, Pair, pattern};
 use moq_model::{Announced, AnnouncedProducer, Track};
-use moq_proto::{Encode, ErrorCode, Fetch, Frame, GroupOrder, Info, Path, StreamBi};
-use moq_session::transport::{Connection as _, RecvStream as _, SendStream as _, TransportError};
+use moq_proto::{Encode, ErrorCode, Fetch, Frame, GroupOrder, Info, Path};
+use moq_session::transport::TransportError;
 use moq_session::{Error, Session};
-use moq_transport_quinn::{
-    Client, ClientConfig, Connection, RecvStream, TransportKind, TransportSettings, Trust,
-};
+use moq_transport_quinn::{Client, ClientConfig, TransportKind, TransportSettings, Trust};
 use tokio::task::JoinHandle;
 
 /// The longest one step may take before the test fails.
@@ -99,44 +97,6 @@ impl Sessions {
         let _ = server.expect("server driver panicked");
         within(kind, "endpoints idle", self.pair.finish()).await;
     }
-}
-
-/// Reads a stream to its end.
-async fn read_all(recv: &mut RecvStream) -> Result<Vec<u8>, TransportError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = recv.read().await? {
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-/// Reads exactly `n` bytes (panics if the stream ends before).
-async fn read_n(recv: &mut RecvStream, n: usize) -> Result<Vec<u8>, TransportError> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        match recv.read().await? {
-            Some(chunk) => out.extend_from_slice(&chunk),
-            None => panic!("the stream ended after {} of {n} bytes", out.len()),
-        }
-    }
-    assert_eq!(out.len(), n, "read more than asked for");
-    Ok(out)
-}
-
-/// Opens a bidirectional stream on `conn` and writes `request` on it (then FIN).
-async fn raw_request(conn: &Connection, request: Bytes) -> RecvStream {
-    let (mut send, recv) = conn.open_bi().await.expect("open_bi");
-    send.write(request).await.expect("write the request");
-    send.finish().expect("finish the request");
-    recv
-}
-
-/// The stream type and a message, encoded as a subscriber writes them (WIRE.md §4.1).
-fn encode_request(kind: StreamBi, message: &impl Encode) -> Bytes {
-    let mut buf = BytesMut::new();
-    kind.encode(&mut buf);
-    message.encode(&mut buf);
-    buf.freeze()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,9 +378,8 @@ async fn info_describes_a_published_track() {
     .await;
 }
 
-/// `moq-session` has no API that sends Fetch, so the client writes the request itself with
-/// `moq-proto`'s encoders, on a bidirectional stream of the connection its session runs on
-/// (the transport's `Connection` is a cheap handle the test shares with the session).
+/// Fetch (WIRE.md §4.7, draft-02 meaning) through `Session::fetch`: the client asks the
+/// server for a group's bytes from an offset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_returns_group_bytes_from_an_offset() {
     over_both_transports(|kind| async move {
@@ -449,18 +408,12 @@ async fn fetch_returns_group_bytes_from_an_offset() {
         expected.extend_from_slice(&payload);
         assert_eq!(expected.len(), 1 + 5 + 1 + 4 + 100_000);
 
-        let fetch = |group: u64, offset: u64| {
-            encode_request(
-                StreamBi::Fetch,
-                &Fetch {
-                    path: ["vod", "movie"].into(),
-                    priority: 0,
-                    group,
-                    offset,
-                },
-            )
+        let fetch = |group: u64, offset: u64| Fetch {
+            path: ["vod", "movie"].into(),
+            priority: 0,
+            group,
+            offset,
         };
-        let conn = &s.pair.client_conn;
         // From the start, inside a header, inside a payload, the last byte, the end.
         for offset in [
             0,
@@ -473,8 +426,12 @@ async fn fetch_returns_group_bytes_from_an_offset() {
             expected.len() - 1,
             expected.len(),
         ] {
-            let mut recv = raw_request(conn, fetch(0, offset as u64)).await;
-            let got = within(kind, "fetch", read_all(&mut recv)).await.unwrap();
+            let mut reply = within(kind, "fetch", s.client.fetch(fetch(0, offset as u64)))
+                .await
+                .unwrap();
+            let got = within(kind, "fetch reply", reply.read_all(expected.len()))
+                .await
+                .unwrap();
             assert_eq!(
                 got.len(),
                 expected.len() - offset,
@@ -488,36 +445,41 @@ async fn fetch_returns_group_bytes_from_an_offset() {
 
         // The group still being written: what is there now, then the rest as it is written,
         // then FIN when the group is finished.
-        let mut recv = raw_request(conn, fetch(1, 0)).await;
-        let first = within(kind, "fetch live group", read_n(&mut recv, 7))
+        let mut reply = within(kind, "fetch live group", s.client.fetch(fetch(1, 0)))
             .await
             .unwrap();
+        let mut first = Vec::new();
+        while first.len() < 7 {
+            let chunk = within(kind, "fetch live group", reply.read_chunk()).await;
+            first.extend_from_slice(&chunk.unwrap().expect("the reply ended early"));
+        }
         assert_eq!(first, b"\x06live-1", "{kind}");
         live.write_frame(Bytes::from_static(b"then more")).unwrap();
         live.finish();
-        let rest = within(kind, "fetch live group rest", read_all(&mut recv))
+        let rest = within(kind, "fetch live group rest", reply.read_all(1024))
             .await
             .unwrap();
-        assert_eq!(rest, b"\x09then more", "{kind}");
+        assert_eq!(&rest[..], b"\x09then more", "{kind}");
 
-        // An unknown group or track: reset with 13.
+        // An unknown group or track: reset with 13, as `info` reports an unknown track.
         let unknown = [
             fetch(48, 0),
-            encode_request(
-                StreamBi::Fetch,
-                &Fetch {
-                    path: ["nope"].into(),
-                    priority: 0,
-                    group: 0,
-                    offset: 0,
-                },
-            ),
+            Fetch {
+                path: ["nope"].into(),
+                priority: 0,
+                group: 0,
+                offset: 0,
+            },
         ];
         for request in unknown {
-            let mut recv = raw_request(conn, request).await;
+            let mut reply = within(kind, "fetch of something unknown", s.client.fetch(request))
+                .await
+                .unwrap();
             assert_eq!(
-                within(kind, "fetch of something unknown", read_all(&mut recv)).await,
-                Err(TransportError::StreamReset(ErrorCode::NOT_FOUND)),
+                within(kind, "fetch of something unknown", reply.read_all(1024)).await,
+                Err(Error::Transport(TransportError::StreamReset(
+                    ErrorCode::NOT_FOUND
+                ))),
                 "{kind}"
             );
         }
