@@ -26,7 +26,7 @@ use crate::transport::{Connection, RecvStream, TransportError};
 /// # Drop
 ///
 /// Dropping it before the end of the reply stops the stream (STOP_SENDING with
-/// [`ErrorCode::CANCEL`]); the publisher gives up the reply at its next write.
+/// [`ErrorCode::CANCEL`]); our publisher gives up the reply as soon as it learns of the stop.
 #[must_use = "the reply is only read through this handle; dropping it stops the stream"]
 pub struct Fetched {
     recv: Box<dyn ErasedRecv>,

@@ -217,13 +217,21 @@ async fn serve_fetch<S: SendStream, R: RecvStream>(
     send.set_priority(i32::from(fetch.priority) << 24);
     let mut skip = fetch.offset;
     let result: Result<(), ErrorCode> = async {
-        while let Some(mut frame) = group.next_frame().await.map_err(|e| e.code())? {
+        // A live group may keep us waiting: a subscriber that stops the stream meanwhile
+        // ends the reply at once, not at the next write.
+        while let Some(mut frame) = unless_stopped(&mut send, group.next_frame())
+            .await?
+            .map_err(|e| e.code())?
+        {
             let header = Frame {
                 size: frame.size() as u64,
             };
             let header = moq_proto::Encode::to_bytes(&header);
             write_skipping(&mut send, header, &mut skip).await?;
-            while let Some(chunk) = frame.read_chunk().await.map_err(|e| e.code())? {
+            while let Some(chunk) = unless_stopped(&mut send, frame.read_chunk())
+                .await?
+                .map_err(|e| e.code())?
+            {
                 write_skipping(&mut send, chunk, &mut skip).await?;
             }
         }
@@ -249,6 +257,19 @@ async fn write_skipping<S: SendStream>(
     let _ = bytes.split_to(*skip as usize);
     *skip = 0;
     send.write(bytes).await.map_err(|_| ErrorCode::TRANSPORT)
+}
+
+/// `wait`'s value, or the subscriber's STOP_SENDING code if it stops the stream first.
+async fn unless_stopped<S: SendStream, T>(
+    send: &mut Sender<S>,
+    wait: impl Future<Output = T>,
+) -> Result<T, ErrorCode> {
+    let wait = std::pin::pin!(wait);
+    let stop = std::pin::pin!(send.stop_code());
+    match select(wait, stop).await {
+        Either::Left((value, _)) => Ok(value),
+        Either::Right((code, _)) => Err(code),
+    }
 }
 
 /// Finds a track: published tracks and broadcasts, then the router (asked for `track`, which
