@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use moq_model::{
     Announced, AnnouncedConsumer, Broadcast, Error as ModelError, Path, Track, TrackConsumer,
+    TrackProducer,
 };
 use moq_proto::{GroupOrder, Info};
 use moq_relay::{Relay, RelayConfig};
@@ -429,29 +430,40 @@ async fn churn_leaves_nothing_behind() {
     relay.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_subscriber_gets_the_publishers_info() {
-    let relay = Harness::start().await;
+/// A publisher of `path` (priority 3, ascending, 500 ms expiry) with groups 0 to `latest`
+/// of one frame each, once the relay knows the path; and the Info that describes it.
+async fn publish_described(
+    relay: &Harness,
+    path: &Path,
+    latest: u64,
+) -> (Peer, TrackProducer, Info) {
     let publisher = relay.connect(Via::Quic).await;
-    let path = Path::from(["room", "carol", "audio"]);
     let (mut track, consumer) = Track::build(path.clone())
         .priority(3)
         .group_order(GroupOrder::Ascending)
         .group_expires(Duration::from_millis(500))
         .produce();
     publisher.session.publish(consumer).unwrap();
-    until("announced", || relay.relay.origins().route(&path).is_some()).await;
-    for sequence in 0..=41u64 {
+    until("announced", || relay.relay.origins().route(path).is_some()).await;
+    for sequence in 0..=latest {
         let mut group = track.append_group();
         group.write_frame(sequence.to_string()).unwrap();
         group.finish();
     }
-    let expected = Info {
+    let info = Info {
         track_priority: 3,
         group_order: GroupOrder::Ascending,
         group_expires: Duration::from_millis(500),
-        group_latest: 41,
+        group_latest: latest,
     };
+    (publisher, track, info)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_subscriber_gets_the_publishers_info() {
+    let relay = Harness::start().await;
+    let path = Path::from(["room", "carol", "audio"]);
+    let (publisher, _track, expected) = publish_described(&relay, &path, 41).await;
 
     // The first subscriber asks for other values: the Info still describes the publisher's
     // track, and the latest group it has.
@@ -509,26 +521,8 @@ async fn a_path_unknown_upstream_is_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_requests_are_answered_through_the_relay() {
     let relay = Harness::start().await;
-    let publisher = relay.connect(Via::Quic).await;
     let path = Path::from(["room", "erin", "video"]);
-    let (mut track, consumer) = Track::build(path.clone())
-        .priority(3)
-        .group_order(GroupOrder::Ascending)
-        .group_expires(Duration::from_millis(500))
-        .produce();
-    publisher.session.publish(consumer).unwrap();
-    until("announced", || relay.relay.origins().route(&path).is_some()).await;
-    for sequence in 0..=7u64 {
-        let mut group = track.append_group();
-        group.write_frame(sequence.to_string()).unwrap();
-        group.finish();
-    }
-    let expected = Info {
-        track_priority: 3,
-        group_order: GroupOrder::Ascending,
-        group_expires: Duration::from_millis(500),
-        group_latest: 7,
-    };
+    let (publisher, _track, expected) = publish_described(&relay, &path, 7).await;
 
     for via in [Via::Quic, Via::WebTransport] {
         let peer = relay.connect(via).await;
