@@ -170,7 +170,7 @@ pub(crate) async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R) {
     let mut group = Some(group);
     let mut frame: Option<FrameProducer> = None;
     // Payload chunks of the current frame that arrived together, written as one.
-    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending = Pieces::default();
     // What a read that did not wait returned, other than a chunk: taken at the next read.
     let mut next_read: Option<Result<Option<Bytes>, TransportError>> = None;
     let result: Result<(), moq_model::Error> = async {
@@ -243,20 +243,12 @@ const READY_CHUNKS: usize = 64;
 /// grew with the number of chunks in flight. One copy here, once per byte whatever the
 /// fan-out, makes the chunks as large as what arrived together.
 fn write_pending<R: RecvStream>(
-    pending: &mut Vec<Bytes>,
+    pending: &mut Pieces,
     frame: Option<&mut FrameProducer>,
     recv: &mut R,
 ) -> Result<(), moq_model::Error> {
-    let chunk = match pending.len() {
-        0 => return Ok(()),
-        1 => pending.pop().expect("one chunk"),
-        _ => {
-            let mut merged = BytesMut::with_capacity(pending.iter().map(Bytes::len).sum());
-            for chunk in pending.drain(..) {
-                merged.extend_from_slice(&chunk);
-            }
-            merged.freeze()
-        }
+    let Some(chunk) = pending.take() else {
+        return Ok(());
     };
     if let Some(producer) = frame {
         producer.write(chunk).inspect_err(|_| {
@@ -264,6 +256,42 @@ fn write_pending<R: RecvStream>(
         })?;
     }
     Ok(())
+}
+
+/// Payload chunks that arrived together, handed on as one: a lone chunk as it is (no
+/// allocation, the common case for small frames), several joined with one copy into a
+/// buffer of their exact total size.
+#[derive(Default)]
+struct Pieces {
+    first: Option<Bytes>,
+    /// Chunks after the first; its buffer is reused from one frame to the next.
+    more: Vec<Bytes>,
+    len: usize,
+}
+
+impl Pieces {
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        match self.first {
+            None => self.first = Some(chunk),
+            Some(_) => self.more.push(chunk),
+        }
+    }
+
+    /// The chunks pushed since the last call, as one; `None` if there were none.
+    fn take(&mut self) -> Option<Bytes> {
+        let first = self.first.take()?;
+        let len = std::mem::take(&mut self.len);
+        if self.more.is_empty() {
+            return Some(first);
+        }
+        let mut joined = BytesMut::with_capacity(len);
+        joined.extend_from_slice(&first);
+        for chunk in self.more.drain(..) {
+            joined.extend_from_slice(&chunk);
+        }
+        Some(joined.freeze())
+    }
 }
 
 fn read_error<R: RecvStream>(recv: &mut R, err: ReadError) -> moq_model::Error {
