@@ -618,15 +618,11 @@ async fn send_group<C: Connection>(
         });
         let mut frame = None;
         loop {
-            let step = {
-                let next = std::pin::pin!(next_step(&mut group, &mut frame));
-                let stop = std::pin::pin!(out.stop_code());
-                match select(next, stop).await {
-                    Either::Left((step, _)) => step,
-                    Either::Right((code, _)) => {
-                        stopped = Some(code);
-                        return Err(ErrorCode::TRANSPORT);
-                    }
+            let step = match unless_stopped(&mut out, next_step(&mut group, &mut frame)).await {
+                Ok(step) => step,
+                Err(code) => {
+                    stopped = Some(code);
+                    return Err(ErrorCode::TRANSPORT);
                 }
             };
             let written = match step {
