@@ -219,7 +219,7 @@ pub(crate) async fn run(client: &ClientArgs, args: BenchArgs) -> anyhow::Result<
     }
     let progress = args.progress || std::io::stderr().is_terminal();
     let report = if args.raw_quic {
-        raw::run(&args, progress).await?
+        raw::run(&args, client.transport(), progress).await?
     } else {
         run_relay(client, &args, progress).await?
     };
@@ -283,7 +283,8 @@ async fn run_relay(
     let config = ClientConfig::default()
         .with_bind(client.bind)
         .with_trust(trust(client)?)
-        .with_connect_timeout(timeout);
+        .with_connect_timeout(timeout)
+        .with_transport(client.transport());
     if client.bind.port() != 0 {
         bail!("moq bench opens several client sockets: give --bind a port of 0");
     }

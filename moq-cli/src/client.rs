@@ -9,7 +9,9 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use moq_model::Path;
 use moq_session::Session;
-use moq_transport_quinn::{Client, ClientConfig, ConnectError, Fingerprint, Trust};
+use moq_transport_quinn::{
+    Client, ClientConfig, ConnectError, Fingerprint, TransportSettings, Trust,
+};
 
 /// Client flags shared by every subcommand that connects.
 #[derive(Args, Debug, Clone)]
@@ -34,6 +36,13 @@ pub(crate) struct ClientArgs {
     /// Give up connecting after this many seconds.
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
+
+    /// Largest UDP datagram payload to send and accept, in bytes (1200 to 6550); MTU
+    /// discovery probes up to it. 1452 stops at Ethernet's size.
+    #[arg(long, global = true, value_name = "BYTES",
+          default_value_t = TransportSettings::DEFAULT_MAX_UDP_PAYLOAD,
+          value_parser = clap::value_parser!(u16).range(1200..=TransportSettings::MAX_UDP_PAYLOAD_LIMIT as i64))]
+    pub max_udp_payload: u16,
 }
 
 impl ClientArgs {
@@ -59,6 +68,13 @@ impl ClientArgs {
         Ok(Trust::System)
     }
 
+    /// The QUIC settings these flags ask for.
+    pub(crate) fn transport(&self) -> TransportSettings {
+        let mut transport = TransportSettings::default();
+        transport.max_udp_payload = self.max_udp_payload;
+        transport
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout.clamp(0.05, 3600.0))
     }
@@ -68,7 +84,8 @@ impl ClientArgs {
         let config = ClientConfig::default()
             .with_bind(self.bind)
             .with_trust(self.trust()?)
-            .with_connect_timeout(self.timeout());
+            .with_connect_timeout(self.timeout())
+            .with_transport(self.transport());
         let client = Client::new(config).map_err(|e| anyhow!("{e}"))?;
         let conn = client.connect(url).await.map_err(explain)?;
         let (session, driver) = tokio::time::timeout(self.timeout(), Session::connect(conn))

@@ -9,7 +9,7 @@ use clap::Parser;
 use moq_proto::ErrorCode;
 use moq_relay::{Relay, RelayConfig, http};
 use moq_session::SessionConfig;
-use moq_transport_quinn::{Certificate, Server, ServerConfig};
+use moq_transport_quinn::{Certificate, Server, ServerConfig, TransportSettings};
 use tracing_subscriber::EnvFilter;
 
 /// A MoQ Transfork (moqf-02) relay over raw QUIC and WebTransport on one UDP port.
@@ -60,6 +60,13 @@ struct Args {
     /// Group streams in flight per subscription.
     #[arg(long, default_value_t = SessionConfig::DEFAULT_MAX_GROUP_STREAMS)]
     max_group_streams: usize,
+
+    /// Largest UDP datagram payload to send and accept, in bytes (1200 to 6550). MTU
+    /// discovery starts at 1200 and probes up to it, so packets only grow as far as the path
+    /// carries; 1452 stops at Ethernet's size without probing further.
+    #[arg(long, value_name = "BYTES", default_value_t = TransportSettings::DEFAULT_MAX_UDP_PAYLOAD,
+          value_parser = clap::value_parser!(u16).range(1200..=TransportSettings::MAX_UDP_PAYLOAD_LIMIT as i64))]
+    max_udp_payload: u16,
 
     /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -132,8 +139,14 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let certs = certificates(&args)?;
     let fingerprint = certs[0].fingerprint().to_string();
-    let server = Server::new(ServerConfig::new(certs).with_bind(args.bind))
-        .with_context(|| format!("starting the QUIC server on {}", args.bind))?;
+    let mut transport = TransportSettings::default();
+    transport.max_udp_payload = args.max_udp_payload;
+    let server = Server::new(
+        ServerConfig::new(certs)
+            .with_bind(args.bind)
+            .with_transport(transport),
+    )
+    .with_context(|| format!("starting the QUIC server on {}", args.bind))?;
     let local = server.local_addr().context("reading the bound address")?;
 
     let session = SessionConfig::default()

@@ -114,23 +114,26 @@ impl Client {
         let quic = quinn_config(moq_proto::ALPN)?;
         let webtransport = quinn_config(web_transport_quinn::ALPN.as_bytes())?;
 
-        let endpoint = match crate::socket::endpoint(config.bind, None) {
-            Ok(endpoint) => endpoint,
-            // The default `[::]:0` on a host without IPv6.
-            Err(_) if config.bind == ClientConfig::default().bind => {
-                let v4 = SocketAddr::from(([0, 0, 0, 0], 0));
-                crate::socket::endpoint(v4, None).map_err(|e| ConfigError::Bind {
-                    addr: v4,
-                    message: e.to_string(),
-                })?
-            }
-            Err(e) => {
-                return Err(ConfigError::Bind {
-                    addr: config.bind,
-                    message: e.to_string(),
-                });
-            }
-        };
+        let endpoint =
+            match crate::socket::endpoint(config.bind, None, config.transport.udp_payload()) {
+                Ok(endpoint) => endpoint,
+                // The default `[::]:0` on a host without IPv6.
+                Err(_) if config.bind == ClientConfig::default().bind => {
+                    let v4 = SocketAddr::from(([0, 0, 0, 0], 0));
+                    crate::socket::endpoint(v4, None, config.transport.udp_payload()).map_err(
+                        |e| ConfigError::Bind {
+                            addr: v4,
+                            message: e.to_string(),
+                        },
+                    )?
+                }
+                Err(e) => {
+                    return Err(ConfigError::Bind {
+                        addr: config.bind,
+                        message: e.to_string(),
+                    });
+                }
+            };
         Ok(Self {
             endpoint,
             quic,

@@ -93,10 +93,11 @@ impl Server {
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(config.transport.to_quinn()));
         let endpoint =
-            crate::socket::endpoint(config.bind, Some(server)).map_err(|e| ConfigError::Bind {
-                addr: config.bind,
-                message: e.to_string(),
-            })?;
+            crate::socket::endpoint(config.bind, Some(server), config.transport.udp_payload())
+                .map_err(|e| ConfigError::Bind {
+                    addr: config.bind,
+                    message: e.to_string(),
+                })?;
         Ok(Self {
             endpoint,
             fingerprints: config

@@ -36,6 +36,7 @@ pub enum Congestion {
 /// | [`send_window`](Self::send_window) | 16 MiB | 10 MB |
 /// | [`congestion`](Self::congestion) | BBR | CUBIC |
 /// | [`mtu_discovery`](Self::mtu_discovery) | on | on |
+/// | [`max_udp_payload`](Self::max_udp_payload) | 6000 | 1452 sent, 1472 accepted |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportSettings {
@@ -65,6 +66,17 @@ pub struct TransportSettings {
     /// Probe for a path MTU above QUIC's 1200 bytes (quinn detects black holes and falls
     /// back). Larger packets mean fewer packets and less CPU per byte of media.
     pub mtu_discovery: bool,
+    /// The largest UDP datagram payload, in bytes: the top of MTU discovery's search when
+    /// sending, and what this side accepts (announced to the peer as `max_udp_payload_size`).
+    /// Clamped to 1200 ..= [`MAX_UDP_PAYLOAD_LIMIT`](Self::MAX_UDP_PAYLOAD_LIMIT).
+    ///
+    /// Packets only grow as large as the path carries: discovery starts at 1200 bytes and
+    /// probes upwards, so on a 1500-byte Ethernet path this ends near 1452 as with quinn's
+    /// default, after a few lost probes (lost probes do not count as congestion). Where the
+    /// path carries more (loopback, jumbo-frame networks) fewer, larger packets take less
+    /// CPU per byte: `docs/transport.md` has the numbers. Each endpoint's receive buffer
+    /// grows in proportion (about 12 MiB of address space at 6000).
+    pub max_udp_payload: u16,
 }
 
 impl Default for TransportSettings {
@@ -79,11 +91,30 @@ impl Default for TransportSettings {
             send_window: 16 << 20,
             congestion: Congestion::Bbr,
             mtu_discovery: true,
+            max_udp_payload: Self::DEFAULT_MAX_UDP_PAYLOAD,
         }
     }
 }
 
 impl TransportSettings {
+    /// The default [`max_udp_payload`](Self::max_udp_payload).
+    pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 6000;
+
+    /// The largest [`max_udp_payload`](Self::max_udp_payload) used; larger values are
+    /// lowered to it. quinn sends up to 10 datagrams in one segmentation-offload batch and
+    /// such a batch may not exceed the 65,507 bytes of one UDP send; past 6550 bytes per
+    /// datagram the kernel refuses the batch and quinn turns segmentation offload off for the
+    /// socket, which then sends every datagram with its own system call (slower than 1452-byte
+    /// packets with offload).
+    pub const MAX_UDP_PAYLOAD_LIMIT: u16 = 6550;
+
+    /// [`max_udp_payload`](Self::max_udp_payload) within 1200 ..=
+    /// [`MAX_UDP_PAYLOAD_LIMIT`](Self::MAX_UDP_PAYLOAD_LIMIT).
+    pub(crate) fn udp_payload(&self) -> u16 {
+        self.max_udp_payload
+            .clamp(1200, Self::MAX_UDP_PAYLOAD_LIMIT)
+    }
+
     /// The quinn transport configuration for these settings.
     pub fn to_quinn(&self) -> quinn::TransportConfig {
         let mut config = quinn::TransportConfig::default();
@@ -104,7 +135,11 @@ impl TransportSettings {
                 config.congestion_controller_factory(Arc::new(CubicConfig::default()))
             }
         };
-        if !self.mtu_discovery {
+        if self.mtu_discovery {
+            let mut mtu = quinn::MtuDiscoveryConfig::default();
+            mtu.upper_bound(self.udp_payload());
+            config.mtu_discovery_config(Some(mtu));
+        } else {
             config.mtu_discovery_config(None);
         }
         config

@@ -16,10 +16,12 @@ pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Binds a UDP socket at `addr`, asks for [`SOCKET_BUFFER`] bytes of kernel buffer each way
 /// (best effort: a refusal is logged at debug level), and makes a quinn endpoint of it: a
-/// server with `server`, a client only without.
+/// server with `server`, a client only without. `max_udp_payload` (1200 to 65527) is the
+/// largest datagram the endpoint accepts.
 pub(crate) fn endpoint(
     addr: SocketAddr,
     server: Option<quinn::ServerConfig>,
+    max_udp_payload: u16,
 ) -> std::io::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(addr)?;
     match quinn::udp::UdpSocketState::new((&socket).into()) {
@@ -37,5 +39,9 @@ pub(crate) fn endpoint(
     }
     let runtime =
         quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime found"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)
+    let mut config = quinn::EndpointConfig::default();
+    config
+        .max_udp_payload_size(max_udp_payload)
+        .map_err(std::io::Error::other)?;
+    quinn::Endpoint::new(config, server, socket, runtime)
 }

@@ -725,3 +725,64 @@ async fn streams_dropped_after_close_do_not_reach_the_peer() {
         pair.finish().await;
     }
 }
+
+/// Sends 2 MiB on a stream from client to server and returns the largest datagram the client
+/// ended up sending (quinn's discovered path MTU), in both directions' view.
+async fn discovered_mtu(kind: TransportKind, settings: TransportSettings) -> (u16, u16) {
+    let pair = Pair::with_settings(kind, settings).await;
+    let data = Bytes::from(pattern(2 << 20, 3));
+    let mut send = pair.client_conn.open_uni().await.unwrap();
+    send.write(data.clone()).await.unwrap();
+    send.finish().unwrap();
+    let mut recv = pair.server_conn.accept_uni().await.unwrap();
+    assert!(
+        read_all(&mut recv).await.unwrap() == data,
+        "{kind}: bytes differ"
+    );
+    // Discovery runs alongside the data; give its last probes a few round trips.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut mtus = (0, 0);
+    while tokio::time::Instant::now() < deadline {
+        mtus = (
+            pair.client_conn.quic().stats().path.current_mtu,
+            pair.server_conn.quic().stats().path.current_mtu,
+        );
+        if mtus.0 > 5000 && mtus.1 > 5000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pair.finish().await;
+    mtus
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_discovers_large_datagrams_up_to_the_setting() {
+    for kind in KINDS {
+        // The default: loopback carries far more than Ethernet, so discovery climbs past
+        // 1452 towards the 6000 default (minimum step 20 bytes), and never above it.
+        let (client, server) = discovered_mtu(kind, TransportSettings::default()).await;
+        for mtu in [client, server] {
+            assert!((5000..=6000).contains(&mtu), "{kind}: default, mtu {mtu}");
+        }
+
+        // Capped at Ethernet's size: never above it.
+        let mut settings = TransportSettings::default();
+        settings.max_udp_payload = 1452;
+        let (client, server) = discovered_mtu(kind, settings).await;
+        for mtu in [client, server] {
+            assert!((1200..=1452).contains(&mtu), "{kind}: 1452, mtu {mtu}");
+        }
+
+        // Above the limit: lowered to it, so quinn's offload batches still fit one send.
+        let mut settings = TransportSettings::default();
+        settings.max_udp_payload = 9000;
+        let (client, server) = discovered_mtu(kind, settings).await;
+        for mtu in [client, server] {
+            assert!(
+                mtu <= TransportSettings::MAX_UDP_PAYLOAD_LIMIT && mtu > 5000,
+                "{kind}: 9000, mtu {mtu}"
+            );
+        }
+    }
+}

@@ -34,10 +34,13 @@ fn quic(conn: Connection) -> anyhow::Result<quinn::Connection> {
     }
 }
 
-pub(super) async fn run(args: &BenchArgs, progress: bool) -> anyhow::Result<Report> {
+pub(super) async fn run(
+    args: &BenchArgs,
+    mut transport: TransportSettings,
+    progress: bool,
+) -> anyhow::Result<Report> {
     let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).context("certificate")?;
     let fingerprint = cert.fingerprint();
-    let mut transport = TransportSettings::default();
     if args.cubic {
         transport.congestion = Congestion::Cubic;
     }
