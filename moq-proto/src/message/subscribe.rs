@@ -107,6 +107,32 @@ impl Decode for Subscribe {
 /// The 0.5.0 *encoder* leaves out `group_expires`; its 4-byte output is an incomplete
 /// message to this decoder (and to its own). No published crate sends this message and 0.5.0
 /// ignores its content; don't send it to 0.4 to 0.8 peers.
+///
+/// The priority varint carries the same number as the priority byte of [`Subscribe`]
+/// (`value + 128`, so 0 to 255; 0.5.0's biased `i8` stands in for the drafts' unsigned
+/// priority): [`track_priority`](Self::track_priority) reads it back and
+/// [`priority_of`](Self::priority_of) writes it.
+///
+/// ```
+/// use std::time::Duration;
+/// use moq_proto::{Decode, Encode, GroupOrder, SubscribeUpdate};
+///
+/// let update = SubscribeUpdate {
+///     priority: SubscribeUpdate::priority_of(-1),
+///     group_order: GroupOrder::Ascending,
+///     group_expires: Duration::from_millis(250),
+///     group_min: None,
+///     group_max: None,
+/// };
+/// let bytes = update.to_bytes();
+/// assert_eq!(&bytes[..], [0x40, 0x7f, 0x00, 0x40, 0xfa, 0x00, 0x00]);
+/// let (decoded, _) = SubscribeUpdate::decode(&bytes).unwrap();
+/// assert_eq!(decoded.track_priority(), Ok(-1));
+///
+/// // Any varint decodes; one past 255 is no track priority.
+/// let too_high = SubscribeUpdate { priority: 256, ..decoded };
+/// assert!(too_high.track_priority().is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscribeUpdate {
     /// The new priority (a varint on the wire).
@@ -119,6 +145,25 @@ pub struct SubscribeUpdate {
     pub group_min: Option<u64>,
     /// The new last group, or `None`. At most `MAX_VARINT - 1`.
     pub group_max: Option<u64>,
+}
+
+impl SubscribeUpdate {
+    /// The priority as a track priority (higher goes first), or
+    /// [`DecodeError::BoundsExceeded`] if the varint is over 255.
+    pub fn track_priority(&self) -> Result<i8, DecodeError> {
+        match u8::try_from(self.priority) {
+            Ok(byte) => Ok((byte ^ 0x80) as i8),
+            Err(_) => Err(DecodeError::BoundsExceeded {
+                field: "SubscribeUpdate.priority",
+                value: self.priority,
+            }),
+        }
+    }
+
+    /// The varint that carries the track priority `priority` (`priority + 128`).
+    pub fn priority_of(priority: i8) -> u64 {
+        u64::from((priority as u8) ^ 0x80)
+    }
 }
 
 impl Encode for SubscribeUpdate {
@@ -148,5 +193,42 @@ impl Decode for SubscribeUpdate {
             group_min: decode_plus_one(input)?,
             group_max: decode_plus_one(input)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_priority_is_the_subscribe_byte_as_a_varint() {
+        for priority in i8::MIN..=i8::MAX {
+            let value = SubscribeUpdate::priority_of(priority);
+            // The same number as Subscribe's byte.
+            assert_eq!(value, u64::from(priority.to_bytes()[0]));
+            let update = SubscribeUpdate {
+                priority: value,
+                group_order: GroupOrder::Descending,
+                group_expires: Duration::ZERO,
+                group_min: None,
+                group_max: None,
+            };
+            assert_eq!(update.track_priority(), Ok(priority));
+        }
+        assert_eq!(SubscribeUpdate::priority_of(i8::MIN), 0);
+        assert_eq!(SubscribeUpdate::priority_of(i8::MAX), 255);
+        for value in [256, 1 << 20, crate::coding::MAX_VARINT] {
+            let update = SubscribeUpdate {
+                priority: value,
+                group_order: GroupOrder::Descending,
+                group_expires: Duration::ZERO,
+                group_min: None,
+                group_max: None,
+            };
+            assert!(matches!(
+                update.track_priority(),
+                Err(DecodeError::BoundsExceeded { value: v, .. }) if v == value
+            ));
+        }
     }
 }
