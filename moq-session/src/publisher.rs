@@ -334,31 +334,40 @@ async fn serve_subscribe<C: Connection>(
     if send.write_message(&info).await.is_err() {
         return abort(&mut send, &mut reader, ErrorCode::TRANSPORT);
     }
-    // The smaller non-zero expiry of the publisher and the subscriber wins (§7.5).
-    let expires = match (info.group_expires, subscribe.group_expires) {
-        (Duration::ZERO, theirs) => theirs,
-        (ours, Duration::ZERO) => ours,
-        (ours, theirs) => ours.min(theirs),
-    };
     let serving = Serving {
         conn,
         shared: shared.clone(),
         id: subscribe.id,
         priority: subscribe.priority,
         order: subscribe.group_order,
-        expires,
+        expires: expiry(info.group_expires, subscribe.group_expires),
+        track_expires: info.group_expires,
         config: shared.config.clone(),
     };
     serving.run(track, send, reader).await;
+}
+
+/// The expiry a subscription is served with: the smaller non-zero one of the publisher's
+/// and the subscriber's (§7.5); zero (none) if both are.
+fn expiry(ours: Duration, theirs: Duration) -> Duration {
+    match (ours, theirs) {
+        (Duration::ZERO, theirs) => theirs,
+        (ours, Duration::ZERO) => ours,
+        (ours, theirs) => ours.min(theirs),
+    }
 }
 
 struct Serving<C> {
     conn: C,
     shared: Arc<Shared>,
     id: u64,
+    /// The subscriber's priority and order (Subscribe, then the latest SubscribeUpdate).
     priority: i8,
     order: GroupOrder,
+    /// The expiry in force: [`expiry`] of `track_expires` and the subscriber's.
     expires: Duration,
+    /// The publisher's expiry, as in the Info.
+    track_expires: Duration,
     config: SessionConfig,
 }
 
@@ -372,7 +381,7 @@ enum Event {
 
 impl<C: Connection> Serving<C> {
     async fn run(
-        self,
+        mut self,
         track: TrackConsumer,
         mut send: Sender<C::SendStream>,
         mut reader: Reader<C::RecvStream>,
@@ -439,8 +448,15 @@ impl<C: Connection> Serving<C> {
                     armed = None;
                     self.expire(&in_flight);
                 }
-                // §5.7: updates are accepted (5-field layout) and not applied.
-                Event::Update(Ok(Some(_))) => {}
+                Event::Update(Ok(Some(update))) => {
+                    if let Err(err) = self.update(&update, &in_flight) {
+                        for flight in &in_flight {
+                            flight.cancel.cancel(ErrorCode::CANCEL);
+                        }
+                        abort(&mut send, &mut reader, err.code());
+                        return;
+                    }
+                }
                 // The subscriber FINed: no new group streams, reset the open ones, FIN ours.
                 Event::Update(Ok(None)) => {
                     for flight in &in_flight {
@@ -529,6 +545,34 @@ impl<C: Connection> Serving<C> {
                 }
             }
         }
+    }
+
+    /// §5.7: applies a SubscribeUpdate. Its priority and order replace the subscriber's, for
+    /// the groups started from now on and for the group streams in flight (re-prioritized
+    /// with the same [`group_priority`]); its expiry is combined with the publisher's as at
+    /// subscribe time, and groups already past the new budget are given up at once (the
+    /// timer is re-armed by the loop). `group_min` / `group_max` are ignored, as in
+    /// Subscribe. A priority varint over 255 is a decode error (5).
+    fn update(
+        &mut self,
+        update: &SubscribeUpdate,
+        in_flight: &VecDeque<InFlight>,
+    ) -> Result<(), Error> {
+        let priority = update
+            .track_priority()
+            .map_err(|err| Error::Read(err.into()))?;
+        let reordered = priority != self.priority || update.group_order != self.order;
+        self.priority = priority;
+        self.order = update.group_order;
+        self.expires = expiry(self.track_expires, update.group_expires);
+        if reordered {
+            for flight in in_flight {
+                let priority = group_priority(self.priority, self.order, flight.sequence);
+                flight.cancel.set_priority(priority);
+            }
+        }
+        self.expire(in_flight);
+        Ok(())
     }
 
     /// When the next group stream in flight expires (one that is not the newest and not

@@ -1,18 +1,20 @@
 //! Small wrappers around transport streams: a message reader for control streams, a writer
 //! that encodes messages into a reused buffer and resets the stream if it is dropped
-//! unfinished, and the cancel signal of a group stream.
+//! unfinished, and the cancel signal (and priority changes) of a group stream.
 
 use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{Either, select};
 use futures_util::task::AtomicWaker;
 use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfig};
 
 use crate::Error;
-use crate::transport::{RecvStream, SendStream};
+use crate::transport::{RecvStream, SendStream, TransportError};
 
 /// Bytes of the block group-stream headers are cut from (see [`Sender::for_group`]).
 const HEADER_BLOCK: usize = 1024;
@@ -80,6 +82,10 @@ impl<R: RecvStream> Reader<R> {
 /// are written as they are (zero-copy). Dropped before [`finish`](Self::finish) or
 /// [`reset`](Self::reset), the stream is reset (with the cancel code, if any): a truncated
 /// stream is never presented to the peer as complete.
+///
+/// A sender with a [`Cancel`] also applies the priority changes made through it
+/// ([`Cancel::set_priority`]) while it waits: in a write, in [`stop_code`](Self::stop_code)
+/// and in [`finish_delivered`](Self::finish_delivered).
 pub(crate) struct Sender<S: SendStream> {
     stream: S,
     buf: BytesMut,
@@ -130,8 +136,51 @@ impl<S: SendStream> Sender<S> {
             return Ok(());
         }
         let bytes = self.buf.split().freeze();
-        self.stream.write(bytes).await?;
+        self.send(bytes).await?;
         Ok(())
+    }
+
+    /// Writes all of `bytes`. With a [`Cancel`], a priority change made while the write
+    /// waits (e.g. for flow control) is applied at once: the pending `write_some` is dropped
+    /// (it is cancel-safe: nothing was written), the priority set, and the write resumed.
+    async fn send(&mut self, mut bytes: Bytes) -> Result<(), TransportError> {
+        let Some(cancel) = self.cancel.as_deref() else {
+            return self.stream.write(bytes).await;
+        };
+        while !bytes.is_empty() {
+            let changed = {
+                let write = pin!(self.stream.write_some(&mut bytes));
+                match select(write, pin!(cancel.reprioritized())).await {
+                    Either::Left((written, _)) => {
+                        written?;
+                        None
+                    }
+                    Either::Right((priority, _)) => Some(priority),
+                }
+            };
+            if let Some(priority) = changed {
+                self.stream.set_priority(priority);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream's `stopped`, applying priority changes while it waits (`stopped` only
+    /// observes, so it is dropped and asked again after each change).
+    async fn stopped(&mut self) -> Result<Option<ErrorCode>, TransportError> {
+        let Some(cancel) = self.cancel.as_deref() else {
+            return self.stream.stopped().await;
+        };
+        loop {
+            let priority = {
+                let stopped = pin!(self.stream.stopped());
+                match select(stopped, pin!(cancel.reprioritized())).await {
+                    Either::Left((fate, _)) => return fate,
+                    Either::Right((priority, _)) => priority,
+                }
+            };
+            self.stream.set_priority(priority);
+        }
     }
 
     /// Encodes and writes one message.
@@ -143,7 +192,7 @@ impl<S: SendStream> Sender<S> {
     /// Writes a payload chunk as it is.
     pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
         self.flush().await?;
-        self.stream.write(chunk).await?;
+        self.send(chunk).await?;
         Ok(())
     }
 
@@ -163,7 +212,7 @@ impl<S: SendStream> Sender<S> {
             self.done = true;
             return Err(None);
         }
-        let fate = self.stream.stopped().await;
+        let fate = self.stopped().await;
         self.done = true;
         match fate {
             Ok(None) => Ok(()),
@@ -175,7 +224,7 @@ impl<S: SendStream> Sender<S> {
     /// Resolves when the peer stops the stream, with its code (a connection error counts as
     /// [`ErrorCode::TRANSPORT`]); never resolves otherwise.
     pub(crate) async fn stop_code(&mut self) -> ErrorCode {
-        match self.stream.stopped().await {
+        match self.stopped().await {
             Ok(Some(code)) => code,
             Ok(None) => std::future::pending().await,
             Err(_) => ErrorCode::TRANSPORT,
@@ -212,15 +261,46 @@ pub(crate) fn abort<S: SendStream, R: RecvStream>(
     recv.stop(code);
 }
 
-/// Tells a group stream's sending future to stop, with the code to reset it with.
+/// Tells a group stream's sending future to stop, with the code to reset it with; and
+/// carries priority changes to it (a SubscribeUpdate, WIRE.md §5.7), which its [`Sender`]
+/// applies to the stream.
 #[derive(Debug, Default)]
 pub(crate) struct Cancel {
     set: AtomicBool,
     code: Mutex<Option<ErrorCode>>,
     waker: AtomicWaker,
+    /// A priority not yet applied to the stream, in `priority`.
+    reprioritized: AtomicBool,
+    priority: AtomicI32,
 }
 
 impl Cancel {
+    /// Asks the stream's sender to move the stream to `priority`, also while it waits.
+    pub(crate) fn set_priority(&self, priority: i32) {
+        self.priority.store(priority, Ordering::Relaxed);
+        self.reprioritized.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Resolves with the priority set since the last call, or at the next change.
+    async fn reprioritized(&self) -> i32 {
+        poll_fn(|cx| match self.poll_priority(cx) {
+            Some(priority) => Poll::Ready(priority),
+            None => Poll::Pending,
+        })
+        .await
+    }
+
+    /// The priority set since the last call, if any; otherwise wakes `cx` on the next change.
+    fn poll_priority(&self, cx: &mut Context<'_>) -> Option<i32> {
+        if !self.reprioritized.load(Ordering::Acquire) {
+            self.waker.register(cx.waker());
+        }
+        self.reprioritized
+            .swap(false, Ordering::AcqRel)
+            .then(|| self.priority.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn cancel(&self, code: ErrorCode) {
         let mut slot = self.code.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {

@@ -127,7 +127,20 @@ pub async fn raw_client_with(
     memory::Connection,
     (memory::SendStream, memory::RecvStream),
 ) {
-    let (client, server) = memory::pair(Config::default());
+    raw_client_on(Config::default(), config).await
+}
+
+/// [`raw_client_with`] over a link shaped by `link`.
+pub async fn raw_client_on(
+    link: Config,
+    config: SessionConfig,
+) -> (
+    Session,
+    memory::Connection,
+    memory::Connection,
+    (memory::SendStream, memory::RecvStream),
+) {
+    let (client, server) = memory::pair(link);
     let accept = tokio::spawn(Session::accept_with(server.clone(), config));
     let (mut send, mut recv) = client.open_bi().await.unwrap();
     let hello = encode(&[
