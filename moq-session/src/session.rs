@@ -18,7 +18,7 @@ use moq_model::{
 };
 use moq_proto::{
     ErrorCode, Extensions, Fetch, Info, Path, SessionClient, SessionServer, StreamBi, Subscribe,
-    Version,
+    SubscribeUpdate, Version,
 };
 
 use crate::stream::{Reader, Sender, abort};
@@ -209,6 +209,10 @@ pub(crate) struct Sub {
     pub(crate) groups: usize,
     /// The publisher's view of the track, once its Info arrived.
     pub(crate) info: Option<Info>,
+    /// A SubscribeUpdate not yet written (only the latest one is kept), and the task that
+    /// writes it.
+    pub(crate) update: Option<SubscribeUpdate>,
+    pub(crate) update_waker: Option<Waker>,
 }
 
 /// A published track or broadcast; `generation` tells a re-publication apart.
@@ -650,6 +654,8 @@ impl Session {
                 producer,
                 groups: 0,
                 info: None,
+                update: None,
+                update_waker: None,
             },
         );
         drop(state);
@@ -814,6 +820,40 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
             group_drops_received: state.group_drops_received,
             group_drops_sent: state.group_drops_sent,
         }
+    }
+
+    /// Changes our subscription at `track.path` to `track`'s priority, group order and expiry
+    /// by sending a SubscribeUpdate (WIRE.md §5.7); `false` if we have no subscription there.
+    ///
+    /// The subscription is shared by every consumer [`subscribe`](Self::subscribe) handed
+    /// out for that path on this session, so the change is for all of them: the last call
+    /// wins, and only the latest of calls made before the task gets to write is sent.
+    /// Our publisher applies it to the groups it sends from then on and to those in flight.
+    ///
+    /// The message has the five fields 0.5.0's decoder reads (`group_min` and `group_max`
+    /// none). 0.4 to 0.8 publishers read it and ignore it: a change only takes effect with
+    /// publishers that apply updates, like ours.
+    pub fn update_subscription(&self, track: &Track) -> bool {
+        let mut state = self.shared().lock();
+        let Some(sub) = state
+            .sub_paths
+            .get(&track.path)
+            .copied()
+            .and_then(|id| state.subs.get_mut(&id))
+        else {
+            return false;
+        };
+        sub.update = Some(SubscribeUpdate {
+            priority: SubscribeUpdate::priority_of(track.priority),
+            group_order: track.group_order,
+            group_expires: track.group_expires,
+            group_min: None,
+            group_max: None,
+        });
+        if let Some(waker) = sub.update_waker.take() {
+            waker.wake();
+        }
+        true
     }
 
     /// The publisher's description of the track we subscribe to at `path` (its Info), once

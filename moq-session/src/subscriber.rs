@@ -3,14 +3,14 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, Either, select};
 use moq_model::FrameProducer;
 use moq_proto::{
     Announce, AnnounceInterest, ErrorCode, GroupDrop, GroupEvent, GroupReader, Info, InfoRequest,
-    Path, ReadError, StreamBi, Subscribe,
+    Path, ReadError, StreamBi, Subscribe, SubscribeUpdate,
 };
 
 use crate::Error;
@@ -67,17 +67,35 @@ async fn subscribe<C: Connection>(
     loop {
         let event = {
             let info_phase = !got_info;
-            let next = std::pin::pin!(async {
+            let mut next = std::pin::pin!(async {
                 if info_phase {
                     Ok(reader.next::<Info>().await?.map(Either::Left))
                 } else {
                     Ok(reader.next::<GroupDrop>().await?.map(Either::Right))
                 }
             });
-            match select(unused.as_mut(), next).await {
-                Either::Left(((), _)) => None,
-                Either::Right((result, _)) => Some(result),
+            // `Reader::next` is cancel-safe: dropping `next` for an update loses nothing.
+            poll_fn(|cx| {
+                if unused.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                if let Some(update) = take_update(shared, id, cx) {
+                    return Poll::Ready(Some(Either::Left(update)));
+                }
+                next.as_mut()
+                    .poll(cx)
+                    .map(|result| Some(Either::Right(result)))
+            })
+            .await
+        };
+        // Session::update_subscription (§5.7).
+        let event = match event {
+            Some(Either::Left(update)) => {
+                send.write_message(&update).await?;
+                continue;
             }
+            Some(Either::Right(result)) => Some(result),
+            None => None,
         };
         match event {
             // Unsubscribe (§4.4): FIN our side and stop theirs with 0.
@@ -113,6 +131,21 @@ async fn subscribe<C: Connection>(
             }
         }
     }
+}
+
+/// The update [`Session::update_subscription`](crate::Session::update_subscription) left for
+/// subscription `id`, if any; otherwise `cx` is woken when one comes.
+fn take_update(shared: &Shared, id: u64, cx: &mut Context<'_>) -> Option<SubscribeUpdate> {
+    let mut state = shared.lock();
+    let sub = state.subs.get_mut(&id)?;
+    if let Some(update) = sub.update.take() {
+        return Some(update);
+    }
+    match &mut sub.update_waker {
+        Some(waker) => waker.clone_from(cx.waker()),
+        None => sub.update_waker = Some(cx.waker().clone()),
+    }
+    None
 }
 
 /// Reads one group stream (WIRE.md §4.5) into the track of its subscription.

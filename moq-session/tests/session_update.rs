@@ -378,3 +378,67 @@ async fn an_update_with_a_priority_over_255_is_reset_and_stopped_with_5() {
     assert_eq!(ended(&log), [(0, 0, Fate::Reset(ErrorCode::CANCEL))]);
     let _again = RawSub::new(&client, 1, "p", 0, GroupOrder::Descending).await;
 }
+
+/// The groups `seqs` of `track` in the order they completed, each with the time it did.
+async fn completion_order(
+    track: &moq_model::TrackConsumer,
+    seqs: &[u64],
+) -> Vec<(u64, tokio::time::Instant)> {
+    let mut done: Vec<(u64, tokio::time::Instant)> = Vec::new();
+    let start = tokio::time::Instant::now();
+    while done.len() < seqs.len() {
+        assert!(start.elapsed() < Duration::from_secs(10), "done: {done:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for &seq in seqs {
+            if done.iter().any(|(s, _)| *s == seq) {
+                continue;
+            }
+            if let Some(group) = track.group(seq) {
+                let closed = std::pin::pin!(group.closed());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if let std::task::Poll::Ready(result) = closed.poll(&mut cx) {
+                    result.unwrap();
+                    done.push((seq, tokio::time::Instant::now()));
+                }
+            }
+        }
+    }
+    done
+}
+
+#[tokio::test(start_paused = true)]
+async fn update_subscription_raises_a_track_over_another() {
+    let link = Config::default().bandwidth(MB_PER_S);
+    let (client, server, _c, _s) = sessions(link).await;
+    let mut producers = Vec::new();
+    for path in ["a", "b"] {
+        let (track, consumer) = Track::build([path]).group_expires(CACHED).produce();
+        client.publish(consumer).unwrap();
+        producers.push(track);
+    }
+    let subscription = |path: &str, priority: i8| {
+        Track::build([path])
+            .priority(priority)
+            .group_expires(CACHED)
+            .into_track()
+    };
+    let a = server.subscribe(subscription("a", -1));
+    let b = server.subscribe(subscription("b", 1));
+    until(|| client.stats().serving == 2).await;
+    assert!(server.update_subscription(&subscription("a", 2)));
+    assert!(!server.update_subscription(&subscription("c", 2)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // b's groups are written first; a's go first all the same, and arrive whole.
+    groups(&mut producers[1], 3, 30_000);
+    groups(&mut producers[0], 3, 30_000);
+    let (a_done, b_done) = tokio::join!(
+        completion_order(&a, &[0, 1, 2]),
+        completion_order(&b, &[0, 1, 2])
+    );
+    let (last_a, first_b) = (a_done[2].1, b_done[0].1);
+    assert!(
+        last_a < first_b,
+        "every group of a must arrive before any of b: a {a_done:?}, b {b_done:?}"
+    );
+    assert_eq!(server.stats().subscriptions, 2);
+}
