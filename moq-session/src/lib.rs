@@ -14,10 +14,12 @@
 //!   subscriptions to unpublished paths). The peer's subscriptions get Info, then the
 //!   latest group from its first frame and every newer group, each group on its own stream
 //!   with a QUIC priority from the subscription's priority and group order
-//!   ([`group_priority`]); Info and Fetch requests are answered.
+//!   ([`group_priority`]); a SubscribeUpdate changes them (and the expiry) for later groups
+//!   and for those in flight. Info and Fetch requests are answered.
 //! * Subscribing: [`Session::subscribe`] returns a [`moq_model::TrackConsumer`] at once,
 //!   identical subscriptions share one upstream subscription, and dropping the last
-//!   consumer unsubscribes. [`Session::announced`] follows the peer's announcements;
+//!   consumer unsubscribes; [`Session::update_subscription`] changes a subscription's
+//!   priority, order and expiry. [`Session::announced`] follows the peer's announcements;
 //!   [`Session::info`] asks for a track's description, and [`Session::fetch`] for the
 //!   bytes of one group from an offset.
 //! * Limits on everything the peer controls ([`SessionConfig`]); a peer that exceeds them

@@ -607,7 +607,9 @@ impl Session {
     /// does not know the path: [`moq_model::Error::NotFound`]; a reset with its code; the
     /// session closed) reach the consumers as errors. Past
     /// [`SessionConfig::max_subscriptions`] the track is aborted with
-    /// [`moq_model::Error::BoundsExceeded`].
+    /// [`moq_model::Error::BoundsExceeded`]. A shared subscription keeps the priority, order
+    /// and expiry of the first `track`; [`update_subscription`](Self::update_subscription)
+    /// changes them.
     pub fn subscribe(&self, track: Track) -> TrackConsumer {
         let shared = self.shared();
         let mut state = shared.lock();

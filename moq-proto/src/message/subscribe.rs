@@ -105,8 +105,9 @@ impl Decode for Subscribe {
 /// | `group_max` | varint, offset by one |
 ///
 /// The 0.5.0 *encoder* leaves out `group_expires`; its 4-byte output is an incomplete
-/// message to this decoder (and to its own). No published crate sends this message and 0.5.0
-/// ignores its content; don't send it to 0.4 to 0.8 peers.
+/// message to this decoder (and to its own). No published crate sends this message; 0.4 to
+/// 0.8 publishers parse the five fields and ignore them, so sending it to them is harmless
+/// and changes nothing.
 ///
 /// The priority varint carries the same number as the priority byte of [`Subscribe`]
 /// (`value + 128`, so 0 to 255; 0.5.0's biased `i8` stands in for the drafts' unsigned
