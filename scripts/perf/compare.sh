@@ -9,7 +9,7 @@
 #
 # usage: scripts/perf/compare.sh [--out DIR] [--duration S] [--subs "1 10 100 500"]
 #                                [--their-relay PATH] [--root DIR] [--repeat N]
-#                                [--groups-in-flight K]
+#                                [--groups-in-flight K] [--max-udp-payload BYTES]
 #        scripts/perf/compare.sh --churn SECONDS [--out DIR] [--relay ours|theirs]
 #   --out DIR          results and logs (default: ${TMPDIR:-/tmp}/moq-perf)
 #   --duration S       measured seconds per row (default 5)
@@ -20,6 +20,9 @@
 #   --repeat N         run the whole comparison N times (default 1)
 #   --groups-in-flight K  also run every `--max` row with `moq bench --groups-in-flight K`
 #                      (rows labelled ...-max-kK, right after the row with the default 1)
+#   --max-udp-payload BYTES  our relay's and the bench's largest UDP datagram (default:
+#                      the flag's own, 6000; 1452 keeps every packet within Ethernet's size, as on
+#                      a 1500-byte path). The published relay keeps its own (MTU discovery off).
 #   --churn SECONDS    instead: one relay, publishers and subscribers connecting and leaving
 #                      for SECONDS (bounded by a count too), VmRSS sampled every 5 s into
 #                      OUT/churn-RELAY.csv
@@ -38,6 +41,7 @@ repeat=1
 churn=0
 churn_relay=ours
 in_flight=1
+udp_payload=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out="$2"; shift 2 ;;
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
         --root) root="$2"; shift 2 ;;
         --repeat) repeat="$2"; shift 2 ;;
         --groups-in-flight) in_flight="$2"; shift 2 ;;
+        --max-udp-payload) udp_payload="$2"; shift 2 ;;
         --churn) churn="$2"; shift 2 ;;
         --relay) churn_relay="$2"; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -54,6 +59,11 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out/logs"
 out="$(cd "$out" && pwd)"
+# Passed to our relay and to every `moq bench` (empty: their defaults).
+udp_flag=()
+if [ -n "$udp_payload" ]; then
+    udp_flag=(--max-udp-payload "$udp_payload")
+fi
 
 echo "== building ours (release)"
 cargo build --release --locked -p moq-relay -p moq-cli
@@ -89,7 +99,7 @@ free_port() {
 
 start_relay() { # which port log
     case "$1" in
-        ours) "$our_relay" --bind "127.0.0.1:$2" --tls-self-sign localhost,127.0.0.1 \
+        ours) "$our_relay" "${udp_flag[@]}" --bind "127.0.0.1:$2" --tls-self-sign localhost,127.0.0.1 \
                   --stats-interval 0 -q >"$3" 2>&1 & ;;
         theirs) "$their_relay" --bind "127.0.0.1:$2" --tls-cert "$out/cert.pem" \
                   --tls-key "$out/key.pem" -q >"$3" 2>&1 & ;;
@@ -115,7 +125,7 @@ bench_row() {
     port=$(free_port)
     log="$out/logs/$label-$which.run$run"
     start_relay "$which" "$port" "$log.relay.log"
-    json=$(timeout 180 "$moq" --bind 127.0.0.1:0 --tls-disable-verify bench \
+    json=$(timeout 180 "$moq" "${udp_flag[@]}" --bind 127.0.0.1:0 --tls-disable-verify bench \
         "moqf://127.0.0.1:$port/" --relay-pid "$relay_pid" --json "$@" 2>"$log.err" || true)
     stop_relay
     if [ -z "$json" ]; then
@@ -171,7 +181,7 @@ if [ "$churn" -gt 0 ]; then
         while [ $(( $(date +%s) - start )) -lt "$churn" ] && [ "$i" -lt 1000 ]; do
             shape=${shapes[$(( i % ${#shapes[@]} ))]}
             # shellcheck disable=SC2086
-            timeout 60 "$moq" --bind 127.0.0.1:0 --tls-disable-verify bench \
+            timeout 60 "$moq" "${udp_flag[@]}" --bind 127.0.0.1:0 --tls-disable-verify bench \
                 "moqf://127.0.0.1:$port/" --duration $(( 2 + i % 3 )) --json $shape \
                 >>"$results" 2>>"$out/logs/churn-$churn_relay.err" || true
             i=$((i + 1))
@@ -198,7 +208,7 @@ for run in $(seq 1 "$repeat"); do
         flag=""
         [ "$cc" = cubic ] && flag="--cubic"
         # shellcheck disable=SC2086
-        json=$(timeout 120 "$moq" bench --raw-quic $flag --frame-size 65536 --duration "$duration" --json)
+        json=$(timeout 120 "$moq" "${udp_flag[@]}" bench --raw-quic $flag --frame-size 65536 --duration "$duration" --json)
         echo "{\"label\":\"raw-64k-$cc\",\"relay\":\"none\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
         echo "   raw-64k-$cc    quic    $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%11.0f frames/s %8.1f MB/s" % (r["frames_per_s"], r["mb_per_s"]))' "$json")"
     done
