@@ -17,7 +17,7 @@ use moq_proto::{
 };
 
 use crate::session::Shared;
-use crate::stream::{Cancel, Reader, Sender, abort};
+use crate::stream::{Cancel, Priority, Reader, Sender, abort};
 use crate::transport::{Connection, RecvStream, SendStream, TransportError};
 use crate::{Error, SessionConfig};
 
@@ -48,6 +48,13 @@ pub fn group_priority(track_priority: i8, order: GroupOrder, sequence: u64) -> i
         GroupOrder::Ascending => 0xff_ffff - low,
     };
     (i32::from(track_priority) << 24) | low
+}
+
+/// The QUIC stream priority of the group stream a subscription focuses on (see
+/// [`Serving::refocus`]): above every other group stream of the track's priority, below
+/// every group stream of a higher one.
+fn focused_priority(track_priority: i8) -> i32 {
+    (i32::from(track_priority) << 24) | 0xff_ffff
 }
 
 /// Control streams go before any group stream, so that Info reaches the subscriber before
@@ -301,6 +308,22 @@ struct InFlight {
     cancel: Arc<Cancel>,
     /// From its first frame, to serve the group again (§7.3).
     group: GroupConsumer,
+    /// The stream's priority, which [`Serving::refocus`] changes.
+    priority: Arc<Priority>,
+    /// Since when the subscription focuses on this stream, if it does (see
+    /// [`Serving::refocus`]).
+    focused: Option<Instant>,
+}
+
+impl InFlight {
+    /// What the expiry counts from: when the stream started, or, once the subscription
+    /// focuses on it, from then. A group that waited its whole budget for the link is given
+    /// up before it takes any; one that got the link in time has the budget again to finish,
+    /// so that the link is not spent on groups given up half sent (in ascending order the
+    /// focused group is the oldest, the first one the expiry would reach).
+    fn expiry_base(&self) -> Instant {
+        self.focused.unwrap_or(self.started)
+    }
 }
 
 /// §4.4: resolve, Info, then the latest group from its first frame and every newer group,
@@ -376,6 +399,8 @@ enum Event {
     Update(Result<Option<SubscribeUpdate>, Error>),
     Group(Result<Option<GroupConsumer>, moq_model::Error>),
     Sent(Sent),
+    /// Nothing else to do right now, and the focus must move (see [`Serving::refocus`]).
+    Refocus,
     Done,
 }
 
@@ -439,6 +464,11 @@ impl<C: Connection> Serving<C> {
                 if track_done && sends.is_empty() {
                     return Poll::Ready(Event::Done);
                 }
+                // Only once every event at hand is handled, so that of groups that start
+                // together the order picks the one to focus on.
+                if needs_focus(&in_flight) {
+                    return Poll::Ready(Event::Refocus);
+                }
                 Poll::Pending
             })
             .await;
@@ -449,7 +479,7 @@ impl<C: Connection> Serving<C> {
                     self.expire(&in_flight);
                 }
                 Event::Update(Ok(Some(update))) => {
-                    if let Err(err) = self.update(&update, &in_flight) {
+                    if let Err(err) = self.update(&update, &mut in_flight) {
                         for flight in &in_flight {
                             flight.cancel.cancel(ErrorCode::CANCEL);
                         }
@@ -537,8 +567,12 @@ impl<C: Connection> Serving<C> {
                             return;
                         }
                     }
+                    if sent.result.is_ok() && flight.is_some_and(|f| f.focused.is_some()) {
+                        self.passed_over(&in_flight, sent.sequence);
+                    }
                     self.expire(&in_flight);
                 }
+                Event::Refocus => self.refocus(&mut in_flight),
                 Event::Done => {
                     send.finish();
                     return;
@@ -549,27 +583,28 @@ impl<C: Connection> Serving<C> {
 
     /// §5.7: applies a SubscribeUpdate. Its priority and order replace the subscriber's, for
     /// the groups started from now on and for the group streams in flight (re-prioritized
-    /// with the same [`group_priority`]); its expiry is combined with the publisher's as at
+    /// with the same [`group_priority`] and [`focused_priority`]; a new order also moves the
+    /// focus to the group it ranks first); its expiry is combined with the publisher's as at
     /// subscribe time, and groups already past the new budget are given up at once (the
     /// timer is re-armed by the loop). `group_min` / `group_max` are ignored, as in
     /// Subscribe. A priority varint over 255 is a decode error (5).
     fn update(
         &mut self,
         update: &SubscribeUpdate,
-        in_flight: &VecDeque<InFlight>,
+        in_flight: &mut VecDeque<InFlight>,
     ) -> Result<(), Error> {
         let priority = update
             .track_priority()
             .map_err(|err| Error::Read(err.into()))?;
-        let reordered = priority != self.priority || update.group_order != self.order;
+        let reordered = update.group_order != self.order;
+        let reprioritized = priority != self.priority;
         self.priority = priority;
         self.order = update.group_order;
         self.expires = expiry(self.track_expires, update.group_expires);
         if reordered {
-            for flight in in_flight {
-                let priority = group_priority(self.priority, self.order, flight.sequence);
-                flight.cancel.set_priority(priority);
-            }
+            self.refocus(in_flight);
+        } else if reprioritized {
+            self.reprioritize(in_flight);
         }
         self.expire(in_flight);
         Ok(())
@@ -585,7 +620,7 @@ impl<C: Connection> Serving<C> {
         in_flight
             .iter()
             .filter(|f| f.sequence < newest && f.cancel.code().is_none())
-            .map(|f| f.started + self.expires)
+            .map(|f| f.expiry_base() + self.expires)
             .min()
     }
 
@@ -597,7 +632,24 @@ impl<C: Connection> Serving<C> {
         let now = self.config.now();
         let newest = in_flight.iter().map(|f| f.sequence).max().unwrap_or(0);
         for flight in in_flight {
-            if flight.sequence < newest && now.duration_since(flight.started) >= self.expires {
+            if flight.sequence < newest && now.duration_since(flight.expiry_base()) >= self.expires
+            {
+                flight.cancel.cancel(ErrorCode::CANCEL);
+            }
+        }
+    }
+
+    /// Without an expiry, in descending order: once the focused stream is delivered, the
+    /// streams of older groups still in flight are given up (GroupDrop 0). The link moved on
+    /// to a newer group while they waited, so they are stale; a subscriber reading in order
+    /// would otherwise wait for them until the stream cap gives them up. (With an expiry,
+    /// they wait for it: the link may still have room for them within the budget.)
+    fn passed_over(&self, in_flight: &VecDeque<InFlight>, delivered: u64) {
+        if !self.expires.is_zero() || self.order != GroupOrder::Descending {
+            return;
+        }
+        for flight in in_flight {
+            if flight.sequence < delivered {
                 flight.cancel.cancel(ErrorCode::CANCEL);
             }
         }
@@ -609,22 +661,34 @@ impl<C: Connection> Serving<C> {
         sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
         in_flight: &mut VecDeque<InFlight>,
     ) {
-        // Past the cap, the oldest stream in flight is given up (GroupDrop 11).
+        // Past the cap, the oldest stream in flight other than the focused one is given up
+        // (GroupDrop 11): the focused one has the link, so giving it up would waste what it
+        // has sent.
         while in_flight.len() >= self.config.max_group_streams {
-            let Some(oldest) = in_flight.pop_front() else {
+            let victim = in_flight
+                .iter()
+                .position(|f| f.focused.is_none())
+                .unwrap_or(0);
+            let Some(oldest) = in_flight.remove(victim) else {
                 break;
             };
             oldest.cancel.cancel(ErrorCode::BOUNDS_EXCEEDED);
         }
         let cancel = Arc::new(Cancel::default());
         let sequence = group.sequence();
+        let priority = Arc::new(Priority::new(group_priority(
+            self.priority,
+            self.order,
+            sequence,
+        )));
         in_flight.push_back(InFlight {
             sequence,
             started: self.config.now(),
             cancel: cancel.clone(),
             group: group.clone(),
+            priority: priority.clone(),
+            focused: None,
         });
-        let priority = group_priority(self.priority, self.order, sequence);
         sends.push(Box::pin(send_group(
             self.conn.clone(),
             self.shared.clone(),
@@ -634,6 +698,55 @@ impl<C: Connection> Serving<C> {
             cancel,
         )));
     }
+
+    /// Focuses on one group stream: the one the order ranks first among those not given up
+    /// (the newest for descending, the oldest for ascending). It gets the link before any
+    /// other group stream of the subscription until it is delivered or given up; the others
+    /// keep their [`group_priority`] and use what the link has left.
+    ///
+    /// Without a focus, under overload each group stream of a descending subscription would
+    /// have the link only until the next group starts: a link carrying less than the
+    /// track's rate would carry a part of every group and no whole group. With it, the
+    /// link finishes the group it started, then moves on to the newest group, and the groups
+    /// in between wait (and are given up by expiry or the stream cap) instead of taking
+    /// turns. Also recomputes every stream's priority from the subscription's priority and
+    /// order.
+    fn refocus(&self, in_flight: &mut VecDeque<InFlight>) {
+        let live = in_flight.iter().filter(|f| f.cancel.code().is_none());
+        let best = match self.order {
+            GroupOrder::Descending => live.map(|f| f.sequence).max(),
+            GroupOrder::Ascending => live.map(|f| f.sequence).min(),
+        };
+        let now = self.config.now();
+        for flight in in_flight.iter_mut() {
+            let focus = best == Some(flight.sequence) && flight.cancel.code().is_none();
+            flight.focused = match flight.focused {
+                Some(since) if focus => Some(since),
+                _ if focus => Some(now),
+                _ => None,
+            };
+        }
+        self.reprioritize(in_flight);
+    }
+
+    /// Sets every stream's priority from the subscription's priority and order and the
+    /// current focus.
+    fn reprioritize(&self, in_flight: &VecDeque<InFlight>) {
+        for flight in in_flight {
+            flight.priority.set(if flight.focused.is_some() {
+                focused_priority(self.priority)
+            } else {
+                group_priority(self.priority, self.order, flight.sequence)
+            });
+        }
+    }
+}
+
+/// Whether the focus (see [`Serving::refocus`]) must move: no stream that is not given up
+/// has it, and there is one.
+fn needs_focus(in_flight: &VecDeque<InFlight>) -> bool {
+    let mut live = in_flight.iter().filter(|f| f.cancel.code().is_none());
+    !live.clone().any(|f| f.focused.is_some()) && live.next().is_some()
 }
 
 /// Sends one group on its own unidirectional stream (§4.5): header, then each frame's size
@@ -645,7 +758,7 @@ async fn send_group<C: Connection>(
     shared: Arc<Shared>,
     id: u64,
     mut group: GroupConsumer,
-    priority: i32,
+    priority: Arc<Priority>,
     cancel: Arc<Cancel>,
 ) -> Sent {
     let sequence = group.sequence();
@@ -653,8 +766,7 @@ async fn send_group<C: Connection>(
     let mut stopped = None;
     let work = async {
         let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
-        let mut out = Sender::for_group(stream, cancel.clone());
-        out.set_priority(priority);
+        let mut out = Sender::for_group(stream, cancel.clone(), priority);
         out.encode(&StreamUni::Group);
         out.encode(&Group {
             subscribe: id,

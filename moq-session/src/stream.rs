@@ -1,9 +1,8 @@
 //! Small wrappers around transport streams: a message reader for control streams, a writer
 //! that encodes messages into a reused buffer and resets the stream if it is dropped
-//! unfinished, and the cancel signal (and priority changes) of a group stream.
+//! unfinished, and the cancel signal and the changeable priority of a group stream.
 
 use std::future::poll_fn;
-use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::task::{Context, Poll};
@@ -14,7 +13,7 @@ use futures_util::task::AtomicWaker;
 use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfig};
 
 use crate::Error;
-use crate::transport::{RecvStream, SendStream, TransportError};
+use crate::transport::{RecvStream, SendStream};
 
 /// Bytes of the block group-stream headers are cut from (see [`Sender::for_group`]).
 const HEADER_BLOCK: usize = 1024;
@@ -82,15 +81,14 @@ impl<R: RecvStream> Reader<R> {
 /// are written as they are (zero-copy). Dropped before [`finish`](Self::finish) or
 /// [`reset`](Self::reset), the stream is reset (with the cancel code, if any): a truncated
 /// stream is never presented to the peer as complete.
-///
-/// A sender with a [`Cancel`] also applies the priority changes made through it
-/// ([`Cancel::set_priority`]) while it waits: in a write, in [`stop_code`](Self::stop_code)
-/// and in [`finish_delivered`](Self::finish_delivered).
 pub(crate) struct Sender<S: SendStream> {
     stream: S,
     buf: BytesMut,
     done: bool,
     cancel: Option<std::sync::Arc<Cancel>>,
+    /// A priority the owner may change while the stream is being sent: applied as soon as
+    /// it changes, even while the sender waits (for the peer's window or for delivery).
+    priority: Option<std::sync::Arc<Priority>>,
 }
 
 impl<S: SendStream> Sender<S> {
@@ -100,15 +98,23 @@ impl<S: SendStream> Sender<S> {
             buf: BytesMut::new(),
             done: false,
             cancel: None,
+            priority: None,
         }
     }
 
     /// A sender whose headers are cut from one block of `HEADER_BLOCK` bytes: the transport
     /// may hold a header until it is delivered, so a buffer reused per write would need a new
-    /// allocation per frame; slices of one block need one per few hundred frames.
-    pub(crate) fn for_group(stream: S, cancel: std::sync::Arc<Cancel>) -> Self {
+    /// allocation per frame; slices of one block need one per few hundred frames. Its
+    /// stream's priority follows `priority` for as long as the sender lives.
+    pub(crate) fn for_group(
+        stream: S,
+        cancel: std::sync::Arc<Cancel>,
+        priority: std::sync::Arc<Priority>,
+    ) -> Self {
         let mut sender = Self::with_cancel(stream, cancel);
         sender.buf = BytesMut::with_capacity(HEADER_BLOCK);
+        sender.stream.set_priority(priority.get());
+        sender.priority = Some(priority);
         sender
     }
 
@@ -136,51 +142,7 @@ impl<S: SendStream> Sender<S> {
             return Ok(());
         }
         let bytes = self.buf.split().freeze();
-        self.send(bytes).await?;
-        Ok(())
-    }
-
-    /// Writes all of `bytes`. With a [`Cancel`], a priority change made while the write
-    /// waits (e.g. for flow control) is applied at once: the pending `write_some` is dropped
-    /// (it is cancel-safe: nothing was written), the priority set, and the write resumed.
-    async fn send(&mut self, mut bytes: Bytes) -> Result<(), TransportError> {
-        let Some(cancel) = self.cancel.as_deref() else {
-            return self.stream.write(bytes).await;
-        };
-        while !bytes.is_empty() {
-            let changed = {
-                let write = pin!(self.stream.write_some(&mut bytes));
-                match select(write, pin!(cancel.reprioritized())).await {
-                    Either::Left((written, _)) => {
-                        written?;
-                        None
-                    }
-                    Either::Right((priority, _)) => Some(priority),
-                }
-            };
-            if let Some(priority) = changed {
-                self.stream.set_priority(priority);
-            }
-        }
-        Ok(())
-    }
-
-    /// The stream's `stopped`, applying priority changes while it waits (`stopped` only
-    /// observes, so it is dropped and asked again after each change).
-    async fn stopped(&mut self) -> Result<Option<ErrorCode>, TransportError> {
-        let Some(cancel) = self.cancel.as_deref() else {
-            return self.stream.stopped().await;
-        };
-        loop {
-            let priority = {
-                let stopped = pin!(self.stream.stopped());
-                match select(stopped, pin!(cancel.reprioritized())).await {
-                    Either::Left((fate, _)) => return fate,
-                    Either::Right((priority, _)) => priority,
-                }
-            };
-            self.stream.set_priority(priority);
-        }
+        self.write_bytes(bytes).await
     }
 
     /// Encodes and writes one message.
@@ -192,8 +154,51 @@ impl<S: SendStream> Sender<S> {
     /// Writes a payload chunk as it is.
     pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
         self.flush().await?;
-        self.send(chunk).await?;
+        self.write_bytes(chunk).await
+    }
+
+    /// Writes all of `bytes`, applying priority changes while it waits for room.
+    async fn write_bytes(&mut self, mut bytes: Bytes) -> Result<(), Error> {
+        let Some(priority) = self.priority.clone() else {
+            self.stream.write(bytes).await?;
+            return Ok(());
+        };
+        while !bytes.is_empty() {
+            let changed = {
+                let write = std::pin::pin!(self.stream.write_some(&mut bytes));
+                let change = std::pin::pin!(priority.changed());
+                match select(write, change).await {
+                    Either::Left((written, _)) => {
+                        written?;
+                        continue;
+                    }
+                    // `write_some` is cancel-safe: dropped, it wrote nothing.
+                    Either::Right((value, _)) => value,
+                }
+            };
+            self.stream.set_priority(changed);
+        }
         Ok(())
+    }
+
+    /// The stream's `stopped`, applying priority changes meanwhile. The `stopped` future is
+    /// kept while nothing changes (a transport may forget the waker of one that is
+    /// dropped) and made anew after a change (it only observes).
+    async fn stopped(&mut self) -> Result<Option<ErrorCode>, crate::transport::TransportError> {
+        let Some(priority) = self.priority.clone() else {
+            return self.stream.stopped().await;
+        };
+        loop {
+            let changed = {
+                let stopped = std::pin::pin!(self.stream.stopped());
+                let change = std::pin::pin!(priority.changed());
+                match select(stopped, change).await {
+                    Either::Left((fate, _)) => return fate,
+                    Either::Right((value, _)) => value,
+                }
+            };
+            self.stream.set_priority(changed);
+        }
     }
 
     pub(crate) fn finish(&mut self) {
@@ -261,46 +266,67 @@ pub(crate) fn abort<S: SendStream, R: RecvStream>(
     recv.stop(code);
 }
 
-/// Tells a group stream's sending future to stop, with the code to reset it with; and
-/// carries priority changes to it (a SubscribeUpdate, WIRE.md §5.7), which its [`Sender`]
-/// applies to the stream.
+/// The send priority of a group stream, which the subscription serving it may change while
+/// the stream is being sent (see `docs/session.md`, "Overload"). The [`Sender`] the stream
+/// belongs to applies a change as soon as it is made.
+#[derive(Debug)]
+pub(crate) struct Priority {
+    value: AtomicI32,
+    changed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Priority {
+    pub(crate) fn new(value: i32) -> Self {
+        Self {
+            value: AtomicI32::new(value),
+            changed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> i32 {
+        self.value.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set(&self, value: i32) {
+        if self.value.swap(value, Ordering::AcqRel) != value {
+            self.changed.store(true, Ordering::Release);
+            self.waker.wake();
+        }
+    }
+
+    /// Resolves with the new value when it changes.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: a change is consumed only when it is returned.
+    async fn changed(&self) -> i32 {
+        poll_fn(|cx| self.poll_changed(cx)).await
+    }
+
+    /// The new value if it changed since the last `Ready`.
+    fn poll_changed(&self, cx: &mut Context<'_>) -> Poll<i32> {
+        // A load first: this runs on every poll of a group stream, and changes are rare.
+        if self.changed.load(Ordering::Acquire) && self.changed.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(self.get());
+        }
+        self.waker.register(cx.waker());
+        if self.changed.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(self.get());
+        }
+        Poll::Pending
+    }
+}
+
+/// Tells a group stream's sending future to stop, with the code to reset it with.
 #[derive(Debug, Default)]
 pub(crate) struct Cancel {
     set: AtomicBool,
     code: Mutex<Option<ErrorCode>>,
     waker: AtomicWaker,
-    /// A priority not yet applied to the stream, in `priority`.
-    reprioritized: AtomicBool,
-    priority: AtomicI32,
 }
 
 impl Cancel {
-    /// Asks the stream's sender to move the stream to `priority`, also while it waits.
-    pub(crate) fn set_priority(&self, priority: i32) {
-        self.priority.store(priority, Ordering::Relaxed);
-        self.reprioritized.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    /// Resolves with the priority set since the last call, or at the next change.
-    async fn reprioritized(&self) -> i32 {
-        poll_fn(|cx| match self.poll_priority(cx) {
-            Some(priority) => Poll::Ready(priority),
-            None => Poll::Pending,
-        })
-        .await
-    }
-
-    /// The priority set since the last call, if any; otherwise wakes `cx` on the next change.
-    fn poll_priority(&self, cx: &mut Context<'_>) -> Option<i32> {
-        if !self.reprioritized.load(Ordering::Acquire) {
-            self.waker.register(cx.waker());
-        }
-        self.reprioritized
-            .swap(false, Ordering::AcqRel)
-            .then(|| self.priority.load(Ordering::Relaxed))
-    }
-
     pub(crate) fn cancel(&self, code: ErrorCode) {
         let mut slot = self.code.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {

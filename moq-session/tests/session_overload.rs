@@ -1,0 +1,253 @@
+//! A publisher that produces more than the link carries: live groups, twice the link's rate.
+//! What reaches the subscriber should be mostly whole groups (a group cut short is worth
+//! nothing to a decoder), not a little of every group.
+
+mod session_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_model::{GroupConsumer, Track, TrackConsumer};
+use moq_proto::GroupOrder;
+use moq_session::SessionConfig;
+use moq_session::transport::memory::Config;
+use session_support::*;
+use tokio::time::Instant;
+
+/// The short link: 500 kB/s each way, 5 ms one way.
+const LINK_RATE: u64 = 500_000;
+const LINK_DELAY: Duration = Duration::from_millis(5);
+/// The load: a 1,000-byte frame every millisecond (1 MB/s, twice the link), 30 per group.
+const FRAME_SIZE: usize = 1_000;
+const GROUP_FRAMES: u64 = 30;
+/// How long the publisher produces.
+const PRODUCE: Duration = Duration::from_secs(2);
+
+/// What one subscriber got while the publisher produced (plus a short grace for the last
+/// group in flight).
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Groups the subscriber's session handed out.
+    groups: u64,
+    /// Of those, groups that arrived whole (every frame, then a clean end).
+    whole: u64,
+    /// Payload bytes of the whole groups.
+    whole_bytes: u64,
+    /// Frames read by a reader that reads the groups in turn, each to its end (as `moq
+    /// bench` and a simple player do).
+    in_turn_frames: u64,
+}
+
+impl Outcome {
+    /// The share of the link's capacity over the production time that went into whole
+    /// groups.
+    fn goodput(&self) -> f64 {
+        self.whole_bytes as f64 / (LINK_RATE as f64 * PRODUCE.as_secs_f64())
+    }
+}
+
+/// Reads every group the track hands out on its own task, counting the whole ones; and,
+/// separately, reads the groups in turn.
+fn observe(track: TrackConsumer) -> (Arc<[AtomicU64; 4]>, tokio::task::JoinHandle<()>) {
+    let counts: Arc<[AtomicU64; 4]> = Arc::new(Default::default());
+    let all = {
+        let counts = counts.clone();
+        let mut track = track.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(group)) = track.next_group().await {
+                counts[0].fetch_add(1, Ordering::Relaxed);
+                let counts = counts.clone();
+                tokio::spawn(async move {
+                    if let Some(bytes) = read_whole(group).await {
+                        counts[1].fetch_add(1, Ordering::Relaxed);
+                        counts[2].fetch_add(bytes, Ordering::Relaxed);
+                    }
+                });
+            }
+        })
+    };
+    let in_turn = {
+        let counts = counts.clone();
+        let mut track = track;
+        tokio::spawn(async move {
+            while let Ok(Some(mut group)) = track.next_group().await {
+                while let Ok(Some(_)) = group.read_frame().await {
+                    counts[3].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let both = tokio::spawn(async move {
+        let _ = tokio::join!(all, in_turn);
+    });
+    (counts, both)
+}
+
+/// The payload bytes of the group if it arrives whole.
+async fn read_whole(mut group: GroupConsumer) -> Option<u64> {
+    let mut frames = 0;
+    let mut bytes = 0;
+    loop {
+        match group.read_frame().await {
+            Ok(Some(frame)) => {
+                frames += 1;
+                bytes += frame.len() as u64;
+            }
+            Ok(None) => return (frames == GROUP_FRAMES).then_some(bytes),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// One subscriber's link and its publisher's session config.
+struct Leg {
+    link: Config,
+    publisher: SessionConfig,
+}
+
+impl Leg {
+    /// 500 kB/s each way, 5 ms one way: half the load.
+    fn short() -> Self {
+        Self {
+            link: Config::default().bandwidth(LINK_RATE).delay(LINK_DELAY),
+            publisher: paused_clock_and_timer(),
+        }
+    }
+
+    /// No bandwidth limit, 5 ms one way.
+    fn ample() -> Self {
+        Self {
+            link: Config::default().delay(LINK_DELAY),
+            publisher: paused_clock_and_timer(),
+        }
+    }
+}
+
+/// Publishes one track of live groups (a frame a millisecond, twice [`LINK_RATE`]) for
+/// [`PRODUCE`] on one session per leg, each with a subscriber of this order and expiry, and
+/// reports what each got.
+async fn overload(legs: Vec<Leg>, order: GroupOrder, expires: Duration) -> Vec<Outcome> {
+    let (mut track, consumer) = Track::build(["live"])
+        .group_order(order)
+        .group_expires(expires)
+        .produce();
+    let mut observed = Vec::new();
+    let mut sessions_kept = Vec::new();
+    for leg in legs {
+        let (client, server, c, s) =
+            sessions_with(leg.link, leg.publisher, paused_clock_and_timer()).await;
+        client.publish(consumer.clone()).unwrap();
+        let sub = server.subscribe(
+            Track::build(["live"])
+                .group_order(order)
+                .group_expires(expires)
+                .into_track(),
+        );
+        until(|| client.stats().serving == 1).await;
+        observed.push(observe(sub));
+        sessions_kept.push((client, server, c, s));
+    }
+
+    let start = Instant::now();
+    let payload = Bytes::from(vec![0x5a; FRAME_SIZE]);
+    let frames = PRODUCE.as_millis() as u64;
+    let mut group = None;
+    for index in 0..frames {
+        tokio::time::sleep_until(start + Duration::from_millis(index)).await;
+        let current = group.get_or_insert_with(|| track.append_group());
+        current.write_frame(payload.clone()).unwrap();
+        if (index + 1) % GROUP_FRAMES == 0
+            && let Some(done) = group.take()
+        {
+            done.finish();
+        }
+    }
+    // A last group in flight may still arrive; nothing after that is counted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let outcomes = observed
+        .into_iter()
+        .map(|(counts, readers)| {
+            readers.abort();
+            Outcome {
+                groups: counts[0].load(Ordering::Relaxed),
+                whole: counts[1].load(Ordering::Relaxed),
+                whole_bytes: counts[2].load(Ordering::Relaxed),
+                in_turn_frames: counts[3].load(Ordering::Relaxed),
+            }
+        })
+        .collect();
+    drop(track);
+    outcomes
+}
+
+/// Whole groups must fill most of the link: a link that carries 1 MB in the two seconds
+/// has room for 33 whole groups of 30 kB. (Before the publisher focused on one group
+/// stream at a time, newest first without expiry made 6% of it.)
+fn assert_goodput(outcome: &Outcome) {
+    println!("{outcome:?}: {:.0}% of the link", outcome.goodput() * 100.0);
+    assert!(
+        outcome.goodput() >= 0.6,
+        "whole groups used {:.0}% of the link: {outcome:?}",
+        outcome.goodput() * 100.0
+    );
+    // The groups that arrive at all mostly arrive whole (the last may be cut by the end).
+    assert!(
+        outcome.whole * 10 >= outcome.groups * 8,
+        "groups cut short: {outcome:?}"
+    );
+    // A reader that reads the groups in turn gets about as much (it is not stuck on a group
+    // that will not complete).
+    assert!(
+        outcome.in_turn_frames * FRAME_SIZE as u64 >= outcome.whole_bytes / 2,
+        "the in-turn reader fell behind: {outcome:?}"
+    );
+}
+
+async fn one(leg: Leg, order: GroupOrder, expires: Duration) -> Outcome {
+    let mut outcomes = overload(vec![leg], order, expires).await;
+    outcomes.remove(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_without_expiry_delivers_whole_groups() {
+    assert_goodput(&one(Leg::short(), GroupOrder::Descending, Duration::ZERO).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_with_expiry_delivers_whole_groups() {
+    let expires = Duration::from_millis(500);
+    assert_goodput(&one(Leg::short(), GroupOrder::Descending, expires).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oldest_first_with_expiry_delivers_whole_groups() {
+    let expires = Duration::from_millis(500);
+    assert_goodput(&one(Leg::short(), GroupOrder::Ascending, expires).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oldest_first_past_the_stream_cap_delivers_whole_groups() {
+    // The backlog outgrows 8 streams in flight: the cap must give up waiting groups, not
+    // the one the link is sending.
+    let mut leg = Leg::short();
+    leg.publisher = leg.publisher.max_group_streams(8);
+    assert_goodput(&one(leg, GroupOrder::Ascending, Duration::ZERO).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_link_gets_whole_groups_and_an_ample_one_every_group() {
+    let outcomes = overload(
+        vec![Leg::ample(), Leg::short()],
+        GroupOrder::Descending,
+        Duration::ZERO,
+    )
+    .await;
+    let (ample, short) = (&outcomes[0], &outcomes[1]);
+    let produced = PRODUCE.as_millis() as u64;
+    // Every finished group whole (the last one is still open when counting stops).
+    assert_eq!(ample.whole, produced / GROUP_FRAMES, "{ample:?}");
+    assert_eq!(ample.in_turn_frames, produced, "{ample:?}");
+    assert_goodput(short);
+}
