@@ -99,9 +99,6 @@ pub(crate) struct BenchArgs {
     /// The network's ceiling for the same frames.
     #[arg(long, hide = true)]
     raw_quic: bool,
-    /// With --raw-quic: CUBIC congestion control instead of the default BBR.
-    #[arg(long, hide = true, requires = "raw_quic")]
-    cubic: bool,
 }
 
 /// Shared by every task of a run.

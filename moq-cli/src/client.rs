@@ -10,7 +10,7 @@ use clap::Args;
 use moq_model::Path;
 use moq_session::Session;
 use moq_transport_quinn::{
-    Client, ClientConfig, ConnectError, Fingerprint, TransportSettings, Trust,
+    Client, ClientConfig, Congestion, ConnectError, Fingerprint, TransportSettings, Trust,
 };
 
 /// Client flags shared by every subcommand that connects.
@@ -43,6 +43,10 @@ pub(crate) struct ClientArgs {
           default_value_t = TransportSettings::DEFAULT_MAX_UDP_PAYLOAD,
           value_parser = clap::value_parser!(u16).range(1200..=TransportSettings::MAX_UDP_PAYLOAD_LIMIT as i64))]
     pub max_udp_payload: u16,
+
+    /// Congestion controller of the connections: bbr or cubic.
+    #[arg(long, global = true, value_name = "ALGORITHM", default_value_t = Congestion::Bbr)]
+    pub congestion: Congestion,
 }
 
 impl ClientArgs {
@@ -72,6 +76,7 @@ impl ClientArgs {
     pub(crate) fn transport(&self) -> TransportSettings {
         let mut transport = TransportSettings::default();
         transport.max_udp_payload = self.max_udp_payload;
+        transport.congestion = self.congestion;
         transport
     }
 

@@ -9,7 +9,7 @@ use clap::Parser;
 use moq_proto::ErrorCode;
 use moq_relay::{Relay, RelayConfig, http};
 use moq_session::SessionConfig;
-use moq_transport_quinn::{Certificate, Server, ServerConfig, TransportSettings};
+use moq_transport_quinn::{Certificate, Congestion, Server, ServerConfig, TransportSettings};
 use tracing_subscriber::EnvFilter;
 
 /// A MoQ Transfork (moqf-02) relay over raw QUIC and WebTransport on one UDP port.
@@ -67,6 +67,10 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = TransportSettings::DEFAULT_MAX_UDP_PAYLOAD,
           value_parser = clap::value_parser!(u16).range(1200..=TransportSettings::MAX_UDP_PAYLOAD_LIMIT as i64))]
     max_udp_payload: u16,
+
+    /// Congestion controller of every connection: bbr or cubic.
+    #[arg(long, value_name = "ALGORITHM", default_value_t = Congestion::Bbr)]
+    congestion: Congestion,
 
     /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -141,6 +145,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let fingerprint = certs[0].fingerprint().to_string();
     let mut transport = TransportSettings::default();
     transport.max_udp_payload = args.max_udp_payload;
+    transport.congestion = args.congestion;
     let server = Server::new(
         ServerConfig::new(certs)
             .with_bind(args.bind)

@@ -19,6 +19,30 @@ pub enum Congestion {
     Cubic,
 }
 
+impl std::str::FromStr for Congestion {
+    type Err = String;
+
+    /// `bbr` or `cubic` (any case), as command-line flags spell them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "bbr" => Ok(Self::Bbr),
+            "cubic" => Ok(Self::Cubic),
+            _ => Err(format!(
+                "unknown congestion controller {s:?} (expected bbr or cubic)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Congestion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bbr => "bbr",
+            Self::Cubic => "cubic",
+        })
+    }
+}
+
 /// QUIC transport settings shared by [`ClientConfig`](crate::ClientConfig) and
 /// [`ServerConfig`](crate::ServerConfig).
 ///
@@ -143,5 +167,20 @@ impl TransportSettings {
             config.mtu_discovery_config(None);
         }
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Congestion;
+
+    #[test]
+    fn congestion_reads_what_it_prints() {
+        for congestion in [Congestion::Bbr, Congestion::Cubic] {
+            assert_eq!(congestion.to_string().parse::<Congestion>(), Ok(congestion));
+        }
+        assert_eq!("CUBIC".parse::<Congestion>(), Ok(Congestion::Cubic));
+        let err = "reno".parse::<Congestion>().unwrap_err();
+        assert!(err.contains("bbr or cubic"), "{err}");
     }
 }

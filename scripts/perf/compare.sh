@@ -205,10 +205,7 @@ for run in $(seq 1 "$repeat"); do
     echo "== run $run of $repeat ($(date -u +%H:%M:%S) UTC, load: $(cut -d' ' -f1-3 /proc/loadavg))"
     # (a) the ceiling: with the relays' congestion control (BBR) and with CUBIC.
     for cc in bbr cubic; do
-        flag=""
-        [ "$cc" = cubic ] && flag="--cubic"
-        # shellcheck disable=SC2086
-        json=$(timeout 120 "$moq" "${udp_flag[@]}" bench --raw-quic $flag --frame-size 65536 --duration "$duration" --json)
+        json=$(timeout 120 "$moq" "${udp_flag[@]}" --congestion "$cc" bench --raw-quic --frame-size 65536 --duration "$duration" --json)
         echo "{\"label\":\"raw-64k-$cc\",\"relay\":\"none\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
         echo "   raw-64k-$cc    quic    $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%11.0f frames/s %8.1f MB/s" % (r["frames_per_s"], r["mb_per_s"]))' "$json")"
     done

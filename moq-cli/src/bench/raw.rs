@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use moq_transport_quinn::{
-    Certificate, Client, ClientConfig, Congestion, Connection, Server, ServerConfig,
-    TransportSettings, Trust, quinn,
+    Certificate, Client, ClientConfig, Connection, Server, ServerConfig, TransportSettings, Trust,
+    quinn,
 };
 use tokio::sync::Mutex;
 
@@ -36,14 +36,11 @@ fn quic(conn: Connection) -> anyhow::Result<quinn::Connection> {
 
 pub(super) async fn run(
     args: &BenchArgs,
-    mut transport: TransportSettings,
+    transport: TransportSettings,
     progress: bool,
 ) -> anyhow::Result<Report> {
     let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).context("certificate")?;
     let fingerprint = cert.fingerprint();
-    if args.cubic {
-        transport.congestion = Congestion::Cubic;
-    }
     let mut server = Server::new(
         ServerConfig::new(vec![cert])
             .with_bind("127.0.0.1:0".parse().expect("an address"))
