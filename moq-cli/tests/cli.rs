@@ -220,9 +220,21 @@ async fn pub_through_the_relay_to_sub_is_byte_exact() {
     drop(stdin);
     assert!(lines.next_line().await.unwrap().is_none());
     assert_eq!(seen, groups.join("\n"));
-    assert!(wait(&mut subscriber).await.success());
-    assert!(wait(&mut publisher).await.success());
+    assert_success("moq sub", &mut subscriber).await;
+    assert_success("moq pub", &mut publisher).await;
     relay.stop().await;
+}
+
+/// Waits for `child` and fails with its stderr if it did not exit successfully.
+async fn assert_success(name: &str, child: &mut Child) {
+    let status = wait(child).await;
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr).await;
+        }
+        panic!("{name} exited with {status}: {stderr}");
+    }
 }
 
 async fn wait(child: &mut Child) -> std::process::ExitStatus {

@@ -573,8 +573,13 @@ impl<C: Connection> Serving<C> {
                     self.expire(&in_flight);
                 }
                 Event::Refocus => self.refocus(&mut in_flight),
+                // §4.4: FIN after the track ended and its group streams are done. The
+                // subscription counts as served until the subscriber has the FIN, so that a
+                // publisher that waits for `SessionStats::serving` to reach 0 and then closes
+                // the connection does not discard it (a close abandons unacknowledged data,
+                // and the subscriber would see the session end instead of the track).
                 Event::Done => {
-                    send.finish();
+                    let _ = send.finish_delivered().await;
                     return;
                 }
             }

@@ -529,3 +529,38 @@ async fn a_path_is_published_once_at_a_time() {
     settle().await;
     assert_eq!(client.stats().published, 1);
 }
+
+/// A publisher that ends its track, waits until it serves no subscription any more and then
+/// closes the session (what `moq pub` does at the end of its input) must not take the end of
+/// the track with it: `serving` reaches 0 only once the subscriber has the FIN of the
+/// subscribe stream, which a close would otherwise abandon in flight.
+#[tokio::test(start_paused = true)]
+async fn the_track_end_reaches_the_subscriber_before_serving_drops_to_zero() {
+    let config = Config::default().delay(Duration::from_millis(10));
+    let (client, server, _c, _s) = sessions(config).await;
+    let (mut track, consumer) = Track::new(["room", "end"]).produce();
+    client.publish(consumer).unwrap();
+    let mut sub = server.subscribe(Track::new(["room", "end"]));
+    until(|| client.stats().serving == 1).await;
+
+    let mut group = track.append_group();
+    group.write_frame(Bytes::from_static(b"last")).unwrap();
+    group.finish();
+    let mut received = soon(sub.next_group()).await.unwrap().expect("the group");
+    assert_eq!(
+        soon(received.read_frame()).await.unwrap().unwrap(),
+        Bytes::from_static(b"last")
+    );
+
+    track.finish();
+    until(|| {
+        let stats = client.stats();
+        stats.serving == 0 && stats.group_streams_out == 0
+    })
+    .await;
+    client.close(ErrorCode::CANCEL);
+    assert!(
+        soon(sub.next_group()).await.unwrap().is_none(),
+        "the track did not end cleanly"
+    );
+}
