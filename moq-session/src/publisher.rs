@@ -681,11 +681,15 @@ impl<C: Connection> Serving<C> {
         }
         let cancel = Arc::new(Cancel::default());
         let sequence = group.sequence();
-        let priority = Arc::new(Priority::new(group_priority(
-            self.priority,
-            self.order,
-            sequence,
-        )));
+        // With no other stream live, [`Serving::refocus`] will pick this one: starting it
+        // at the focus priority spares the stream a priority change (a wake-up and a
+        // transport call) per group in the steady state, one group at a time.
+        let alone = in_flight.iter().all(|f| f.cancel.code().is_some());
+        let priority = Arc::new(Priority::new(if alone {
+            focused_priority(self.priority)
+        } else {
+            group_priority(self.priority, self.order, sequence)
+        }));
         in_flight.push_back(InFlight {
             sequence,
             started: self.config.now(),
