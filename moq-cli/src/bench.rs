@@ -21,7 +21,7 @@ use clap::Args;
 use moq_model::{GroupOrder, Path, Track, TrackConsumer};
 use moq_proto::ErrorCode;
 use moq_session::Session;
-use moq_transport_quinn::{Client, ClientConfig, Fingerprint, Trust};
+use moq_transport_quinn::Client;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -228,28 +228,6 @@ pub(crate) async fn run(client: &ClientArgs, args: BenchArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// The same trust rules as the other subcommands.
-fn trust(client: &ClientArgs) -> anyhow::Result<Trust> {
-    if !client.fingerprint.is_empty() {
-        let pins = client
-            .fingerprint
-            .iter()
-            .map(|hex| {
-                hex.parse::<Fingerprint>()
-                    .map_err(|_| anyhow!("--fingerprint {hex:?} is not 64 hex digits (a SHA-256)"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        return Ok(Trust::Fingerprints(pins));
-    }
-    if client.tls_disable_verify {
-        return Ok(Trust::DangerousDisableVerify);
-    }
-    if !client.tls_root.is_empty() {
-        return Trust::roots_from_pem_files(&client.tls_root).context("--tls-root");
-    }
-    Ok(Trust::System)
-}
-
 /// A session on its own connection from the shared endpoint; the driver on its own task.
 async fn connect(
     endpoint: &Client,
@@ -276,12 +254,8 @@ async fn run_relay(
     progress: bool,
 ) -> anyhow::Result<Report> {
     let url = args.url.clone().unwrap_or_default();
-    let timeout = Duration::from_secs_f64(client.timeout.clamp(0.05, 3600.0));
-    let config = ClientConfig::default()
-        .with_bind(client.bind)
-        .with_trust(trust(client)?)
-        .with_connect_timeout(timeout)
-        .with_transport(client.transport());
+    let timeout = client.timeout();
+    let config = client.config()?;
     if client.bind.port() != 0 {
         bail!("moq bench opens several client sockets: give --bind a port of 0");
     }

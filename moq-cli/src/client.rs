@@ -80,18 +80,24 @@ impl ClientArgs {
         transport
     }
 
-    fn timeout(&self) -> Duration {
+    /// `--timeout`, within 50 ms and an hour.
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout.clamp(0.05, 3600.0))
+    }
+
+    /// The client endpoint configuration these flags ask for (bind, trust, timeout, QUIC
+    /// settings).
+    pub(crate) fn config(&self) -> anyhow::Result<ClientConfig> {
+        Ok(ClientConfig::default()
+            .with_bind(self.bind)
+            .with_trust(self.trust()?)
+            .with_connect_timeout(self.timeout())
+            .with_transport(self.transport()))
     }
 
     /// Connects to `url` and runs the session handshake; the driver runs on its own task.
     pub(crate) async fn connect(&self, url: &str) -> anyhow::Result<Connected> {
-        let config = ClientConfig::default()
-            .with_bind(self.bind)
-            .with_trust(self.trust()?)
-            .with_connect_timeout(self.timeout())
-            .with_transport(self.transport());
-        let client = Client::new(config).map_err(|e| anyhow!("{e}"))?;
+        let client = Client::new(self.config()?).map_err(|e| anyhow!("{e}"))?;
         let conn = client.connect(url).await.map_err(explain)?;
         let (session, driver) = tokio::time::timeout(self.timeout(), Session::connect(conn))
             .await
