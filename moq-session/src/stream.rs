@@ -159,13 +159,18 @@ impl<S: SendStream> Sender<S> {
 
     /// Writes all of `bytes`, applying priority changes while it waits for room.
     async fn write_bytes(&mut self, mut bytes: Bytes) -> Result<(), Error> {
-        let Some(priority) = self.priority.clone() else {
-            self.stream.write(bytes).await?;
+        // Borrowed apart from the stream, not cloned: this runs for every chunk of every
+        // group stream, and a clone would be an atomic increment and decrement each time.
+        let Self {
+            stream, priority, ..
+        } = self;
+        let Some(priority) = priority.as_deref() else {
+            stream.write(bytes).await?;
             return Ok(());
         };
         while !bytes.is_empty() {
             let changed = {
-                let write = std::pin::pin!(self.stream.write_some(&mut bytes));
+                let write = std::pin::pin!(stream.write_some(&mut bytes));
                 let change = std::pin::pin!(priority.changed());
                 match select(write, change).await {
                     Either::Left((written, _)) => {
@@ -176,7 +181,7 @@ impl<S: SendStream> Sender<S> {
                     Either::Right((value, _)) => value,
                 }
             };
-            self.stream.set_priority(changed);
+            stream.set_priority(changed);
         }
         Ok(())
     }
@@ -185,19 +190,22 @@ impl<S: SendStream> Sender<S> {
     /// kept while nothing changes (a transport may forget the waker of one that is
     /// dropped) and made anew after a change (it only observes).
     async fn stopped(&mut self) -> Result<Option<ErrorCode>, crate::transport::TransportError> {
-        let Some(priority) = self.priority.clone() else {
-            return self.stream.stopped().await;
+        let Self {
+            stream, priority, ..
+        } = self;
+        let Some(priority) = priority.as_deref() else {
+            return stream.stopped().await;
         };
         loop {
             let changed = {
-                let stopped = std::pin::pin!(self.stream.stopped());
+                let stopped = std::pin::pin!(stream.stopped());
                 let change = std::pin::pin!(priority.changed());
                 match select(stopped, change).await {
                     Either::Left((fate, _)) => return fate,
                     Either::Right((value, _)) => value,
                 }
             };
-            self.stream.set_priority(changed);
+            stream.set_priority(changed);
         }
     }
 
