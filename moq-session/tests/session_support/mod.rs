@@ -108,38 +108,27 @@ pub async fn read_n<R: RecvStream>(recv: &mut R, n: usize) -> Result<Vec<u8>, Tr
     Ok(all)
 }
 
-/// A raw client: does the handshake by hand, then returns a session on the other side
-/// plus the raw connection and the raw session stream halves.
-pub async fn raw_client() -> (
+/// What [`raw_client`] returns: the session on the other side, the raw client connection,
+/// the server's connection, and the raw session stream halves.
+pub type RawClient = (
     Session,
     memory::Connection,
     memory::Connection,
     (memory::SendStream, memory::RecvStream),
-) {
+);
+
+/// A raw client: does the handshake by hand, then returns a session on the other side
+/// plus the raw connection and the raw session stream halves.
+pub async fn raw_client() -> RawClient {
     raw_client_with(SessionConfig::default()).await
 }
 
-pub async fn raw_client_with(
-    config: SessionConfig,
-) -> (
-    Session,
-    memory::Connection,
-    memory::Connection,
-    (memory::SendStream, memory::RecvStream),
-) {
+pub async fn raw_client_with(config: SessionConfig) -> RawClient {
     raw_client_on(Config::default(), config).await
 }
 
 /// [`raw_client_with`] over a link shaped by `link`.
-pub async fn raw_client_on(
-    link: Config,
-    config: SessionConfig,
-) -> (
-    Session,
-    memory::Connection,
-    memory::Connection,
-    (memory::SendStream, memory::RecvStream),
-) {
+pub async fn raw_client_on(link: Config, config: SessionConfig) -> RawClient {
     let (client, server) = memory::pair(link);
     let accept = tokio::spawn(Session::accept_with(server.clone(), config));
     let (mut send, mut recv) = client.open_bi().await.unwrap();
