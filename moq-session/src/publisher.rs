@@ -27,7 +27,10 @@ use crate::{Error, SessionConfig};
 /// any group of a lower one; within a track the low 24 bits order the groups by sequence:
 /// newest first for [`GroupOrder::Descending`] (live), oldest first for
 /// [`GroupOrder::Ascending`]. (WIRE.md §7.4 quotes a formula with the two orders swapped;
-/// with "higher first" this is the one that sends newest-first for descending.)
+/// with "higher first" this is the one that sends newest-first for descending.) The low 24
+/// bits stop at `0xff_fffd`: the two values above are kept for the stream a subscription
+/// focuses on and the one next in line (see `docs/session.md`, "Overload"), so sequences
+/// whose low 24 bits come within two of the top share a priority.
 ///
 /// ```
 /// use moq_proto::GroupOrder;
@@ -47,7 +50,7 @@ pub fn group_priority(track_priority: i8, order: GroupOrder, sequence: u64) -> i
         GroupOrder::Descending => low,
         GroupOrder::Ascending => 0xff_ffff - low,
     };
-    (i32::from(track_priority) << 24) | low
+    (i32::from(track_priority) << 24) | low.min(0xff_fffd)
 }
 
 /// The QUIC stream priority of the group stream a subscription focuses on (see
@@ -55,6 +58,12 @@ pub fn group_priority(track_priority: i8, order: GroupOrder, sequence: u64) -> i
 /// every group stream of a higher one.
 fn focused_priority(track_priority: i8) -> i32 {
     (i32::from(track_priority) << 24) | 0xff_ffff
+}
+
+/// The QUIC stream priority of the group stream next in line (see [`Serving::refocus`]):
+/// just below the focused stream's, above every other group stream of the track's priority.
+fn next_priority(track_priority: i8) -> i32 {
+    (i32::from(track_priority) << 24) | 0xff_fffe
 }
 
 /// Control streams go before any group stream, so that Info reaches the subscriber before
@@ -310,19 +319,46 @@ struct InFlight {
     group: GroupConsumer,
     /// The stream's priority, which [`Serving::refocus`] changes.
     priority: Arc<Priority>,
-    /// Since when the subscription focuses on this stream, if it does (see
+    /// Whether the subscription focuses on this stream, or has it next in line (see
     /// [`Serving::refocus`]).
-    focused: Option<Instant>,
+    role: Role,
+    /// Started and not yet sending: [`Serving::refocus`] gives it its role and its first
+    /// priority, then starts sending it.
+    fresh: bool,
+    /// The subscription's group order when the stream started, which orders it among the
+    /// waiting streams (a SubscribeUpdate's new order applies to later groups).
+    order: GroupOrder,
+}
+
+/// A group stream's place in its subscription's use of the link (see [`Serving::refocus`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Uses what the focused stream and the next one leave of the link.
+    Waiting,
+    /// Next in line, since then: gets what the focused stream leaves of the link (all of it
+    /// while the focused stream waits for its acknowledgement), and takes the focus when it
+    /// moves.
+    Next(Instant),
+    /// Focused on, since then: gets the link before any other group stream of the
+    /// subscription until it is delivered or given up.
+    Focus(Instant),
 }
 
 impl InFlight {
-    /// What the expiry counts from: when the stream started, or, once the subscription
-    /// focuses on it, from then. A group that waited its whole budget for the link is given
-    /// up before it takes any; one that got the link in time has the budget again to finish,
-    /// so that the link is not spent on groups given up half sent (in ascending order the
-    /// focused group is the oldest, the first one the expiry would reach).
+    /// What the expiry counts from: when the stream started, or, once it is next in line or
+    /// focused on, from when it got there. A group that waited its whole budget for the link
+    /// is given up before it takes any; one that got the link in time has the budget again
+    /// to finish, so that the link is not spent on groups given up half sent (in ascending
+    /// order the focused group is the oldest, the first one the expiry would reach).
     fn expiry_base(&self) -> Instant {
-        self.focused.unwrap_or(self.started)
+        match self.role {
+            Role::Focus(since) | Role::Next(since) => since,
+            Role::Waiting => self.started,
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.cancel.code().is_none()
     }
 }
 
@@ -466,7 +502,7 @@ impl<C: Connection> Serving<C> {
                 }
                 // Only once every event at hand is handled, so that of groups that start
                 // together the order picks the one to focus on.
-                if needs_focus(&in_flight) {
+                if needs_focus(&in_flight, self.order) {
                     return Poll::Ready(Event::Refocus);
                 }
                 Poll::Pending
@@ -567,12 +603,14 @@ impl<C: Connection> Serving<C> {
                             return;
                         }
                     }
-                    if sent.result.is_ok() && flight.is_some_and(|f| f.focused.is_some()) {
+                    if sent.result.is_ok()
+                        && flight.is_some_and(|f| matches!(f.role, Role::Focus(_)))
+                    {
                         self.passed_over(&in_flight, sent.sequence);
                     }
                     self.expire(&in_flight);
                 }
-                Event::Refocus => self.refocus(&mut in_flight),
+                Event::Refocus => self.refocus(&mut in_flight, &mut sends),
                 // §4.4: FIN after the track ended and its group streams are done. The
                 // subscription counts as served until the subscriber has the FIN, so that a
                 // publisher that waits for `SessionStats::serving` to reach 0 and then closes
@@ -586,13 +624,17 @@ impl<C: Connection> Serving<C> {
         }
     }
 
-    /// §5.7: applies a SubscribeUpdate. Its priority and order replace the subscriber's, for
-    /// the groups started from now on and for the group streams in flight (re-prioritized
-    /// with the same [`group_priority`] and [`focused_priority`]; a new order also moves the
-    /// focus to the group it ranks first); its expiry is combined with the publisher's as at
-    /// subscribe time, and groups already past the new budget are given up at once (the
-    /// timer is re-armed by the loop). `group_min` / `group_max` are ignored, as in
-    /// Subscribe. A priority varint over 255 is a decode error (5).
+    /// §5.7: applies a SubscribeUpdate. Its priority replaces the subscriber's, for the
+    /// groups started from now on and for the group streams in flight (re-prioritized with
+    /// the same [`group_priority`], [`focused_priority`] and [`next_priority`]: quinn applies
+    /// that to a stream's queued data from the stream's next packet). Its order applies to
+    /// the groups started from now on: the streams in flight keep their place (the ones
+    /// waiting keep the order they started with), because the transport would apply a new
+    /// order to queued data only stream by stream as each next sends, a mix of the two
+    /// orders worse than either. Its expiry is combined with the publisher's as at subscribe
+    /// time, and groups already past the new budget are given up at once (the timer is
+    /// re-armed by the loop). `group_min` / `group_max` are ignored, as in Subscribe. A
+    /// priority varint over 255 is a decode error (5).
     fn update(
         &mut self,
         update: &SubscribeUpdate,
@@ -601,14 +643,11 @@ impl<C: Connection> Serving<C> {
         let priority = update
             .track_priority()
             .map_err(|err| Error::Read(err.into()))?;
-        let reordered = update.group_order != self.order;
         let reprioritized = priority != self.priority;
         self.priority = priority;
         self.order = update.group_order;
         self.expires = expiry(self.track_expires, update.group_expires);
-        if reordered {
-            self.refocus(in_flight);
-        } else if reprioritized {
+        if reprioritized {
             self.reprioritize(in_flight);
         }
         self.expire(in_flight);
@@ -666,96 +705,167 @@ impl<C: Connection> Serving<C> {
         sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
         in_flight: &mut VecDeque<InFlight>,
     ) {
-        // Past the cap, the oldest stream in flight other than the focused one is given up
-        // (GroupDrop 11): the focused one has the link, so giving it up would waste what it
-        // has sent.
+        // Past the cap, the oldest waiting stream in flight is given up (GroupDrop 11): the
+        // focused one and the next in line have the link, so giving one of them up would
+        // waste what it has sent.
         while in_flight.len() >= self.config.max_group_streams {
             let victim = in_flight
                 .iter()
-                .position(|f| f.focused.is_none())
+                .position(|f| f.role == Role::Waiting)
+                .or_else(|| {
+                    in_flight
+                        .iter()
+                        .position(|f| !matches!(f.role, Role::Focus(_)))
+                })
                 .unwrap_or(0);
             let Some(oldest) = in_flight.remove(victim) else {
                 break;
             };
             oldest.cancel.cancel(ErrorCode::BOUNDS_EXCEEDED);
+            if oldest.fresh {
+                // Never sent: started given up, so that it reports (GroupDrop 11).
+                sends.push(self.send(&oldest));
+            }
         }
-        let cancel = Arc::new(Cancel::default());
-        let sequence = group.sequence();
-        // With no other stream live, [`Serving::refocus`] will pick this one: starting it
-        // at the focus priority spares the stream a priority change (a wake-up and a
-        // transport call) per group in the steady state, one group at a time.
-        let alone = in_flight.iter().all(|f| f.cancel.code().is_some());
-        let priority = Arc::new(Priority::new(if alone {
-            focused_priority(self.priority)
-        } else {
-            group_priority(self.priority, self.order, sequence)
-        }));
+        // Sent once [`Serving::refocus`] has given it its role, which happens before the
+        // serving loop waits again: of groups that start together the order picks.
         in_flight.push_back(InFlight {
-            sequence,
+            sequence: group.sequence(),
             started: self.config.now(),
-            cancel: cancel.clone(),
-            group: group.clone(),
-            priority: priority.clone(),
-            focused: None,
-        });
-        sends.push(Box::pin(send_group(
-            self.conn.clone(),
-            self.shared.clone(),
-            self.id,
+            cancel: Arc::new(Cancel::default()),
             group,
-            priority,
-            cancel,
-        )));
+            priority: Arc::new(Priority::new(0)),
+            role: Role::Waiting,
+            fresh: true,
+            order: self.order,
+        });
     }
 
-    /// Focuses on one group stream: the one the order ranks first among those not given up
-    /// (the newest for descending, the oldest for ascending). It gets the link before any
-    /// other group stream of the subscription until it is delivered or given up; the others
-    /// keep their [`group_priority`] and use what the link has left.
+    /// Gives the subscription's use of the link its two roles (see [`Role`]), one focused
+    /// stream and one next in line, then starts the streams that were waiting for theirs.
+    ///
+    /// The focus goes to the stream next in line; the order picks the streams that get a
+    /// free role: the newest for descending, the oldest for ascending. A stream keeps its
+    /// role until it is delivered or given up (a newer group does not take it over), and
+    /// the streams with neither keep their [`group_priority`] and use what the two leave of
+    /// the link.
     ///
     /// Without a focus, under overload each group stream of a descending subscription would
     /// have the link only until the next group starts: a link carrying less than the
     /// track's rate would carry a part of every group and no whole group. With it, the
-    /// link finishes the group it started, then moves on to the newest group, and the groups
-    /// in between wait (and are given up by expiry or the stream cap) instead of taking
-    /// turns. Also recomputes every stream's priority from the subscription's priority and
-    /// order.
-    fn refocus(&self, in_flight: &mut VecDeque<InFlight>) {
-        let live = in_flight.iter().filter(|f| f.cancel.code().is_none());
-        let best = match self.order {
-            GroupOrder::Descending => live.map(|f| f.sequence).max(),
-            GroupOrder::Ascending => live.map(|f| f.sequence).min(),
-        };
+    /// link finishes the group it started, then moves on, and the groups in between wait
+    /// (and are given up by expiry, the stream cap or [`Serving::passed_over`]) instead of
+    /// taking turns. The focus moves only once its stream is delivered, a round trip after
+    /// its last byte was sent; meanwhile the stream next in line has the link, rather than a
+    /// part of each of the newest groups that are then given up.
+    ///
+    /// In descending order only a stream that has not started sending takes a free role
+    /// (besides the focus passing to the next in line), because quinn applies a priority
+    /// change to a stream's queued data only when it next sends from that stream: a waiting
+    /// stream raised to the focus would stay behind the newer groups queued since it
+    /// started, and under overload never get the link (`docs/session.md`, "Overload"). In
+    /// ascending order newer groups queue behind older ones, so the oldest waiting stream
+    /// can be raised.
+    fn refocus(
+        &self,
+        in_flight: &mut VecDeque<InFlight>,
+        sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
+    ) {
         let now = self.config.now();
         for flight in in_flight.iter_mut() {
-            let focus = best == Some(flight.sequence) && flight.cancel.code().is_none();
-            flight.focused = match flight.focused {
-                Some(since) if focus => Some(since),
-                _ if focus => Some(now),
-                _ => None,
-            };
+            if !flight.live() {
+                flight.role = Role::Waiting;
+            }
+        }
+        if !in_flight.iter().any(|f| matches!(f.role, Role::Focus(_))) {
+            let next = in_flight
+                .iter()
+                .position(|f| matches!(f.role, Role::Next(_)))
+                .or_else(|| self.first_eligible(in_flight));
+            if let Some(index) = next {
+                in_flight[index].role = Role::Focus(now);
+            }
+        }
+        if !in_flight.iter().any(|f| matches!(f.role, Role::Next(_)))
+            && let Some(index) = self.first_eligible(in_flight)
+        {
+            in_flight[index].role = Role::Next(now);
         }
         self.reprioritize(in_flight);
+        for flight in in_flight.iter_mut().filter(|f| f.fresh) {
+            flight.fresh = false;
+            sends.push(self.send(flight));
+        }
     }
 
-    /// Sets every stream's priority from the subscription's priority and order and the
-    /// current focus.
-    fn reprioritize(&self, in_flight: &VecDeque<InFlight>) {
+    /// The future that sends a group stream, from the group's first frame.
+    fn send(&self, flight: &InFlight) -> BoxFuture<'static, Sent> {
+        Box::pin(send_group(
+            self.conn.clone(),
+            self.shared.clone(),
+            self.id,
+            flight.group.clone(),
+            flight.priority.clone(),
+            flight.cancel.clone(),
+        ))
+    }
+
+    /// The live waiting stream that may take a free role and that the order ranks first (in
+    /// descending order, only one that has not started sending, and in ascending order also
+    /// one that started in ascending order: see [`refocus`](Self::refocus)).
+    fn first_eligible(&self, in_flight: &VecDeque<InFlight>) -> Option<usize> {
+        let waiting = in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| eligible(f, self.order));
+        match self.order {
+            GroupOrder::Descending => waiting.max_by_key(|(_, f)| f.sequence),
+            GroupOrder::Ascending => waiting.min_by_key(|(_, f)| f.sequence),
+        }
+        .map(|(index, _)| index)
+    }
+
+    /// Sets every stream's priority from the subscription's priority and order and its role.
+    fn reprioritize(&self, in_flight: &mut VecDeque<InFlight>) {
         for flight in in_flight {
-            flight.priority.set(if flight.focused.is_some() {
-                focused_priority(self.priority)
+            let priority = match flight.role {
+                Role::Focus(_) => focused_priority(self.priority),
+                Role::Next(_) => next_priority(self.priority),
+                Role::Waiting => group_priority(self.priority, flight.order, flight.sequence),
+            };
+            if flight.fresh {
+                // Not sending yet: its sender starts with this value, no change to apply.
+                flight.priority = Arc::new(Priority::new(priority));
             } else {
-                group_priority(self.priority, self.order, flight.sequence)
-            });
+                flight.priority.set(priority);
+            }
         }
     }
 }
 
-/// Whether the focus (see [`Serving::refocus`]) must move: no stream that is not given up
-/// has it, and there is one.
-fn needs_focus(in_flight: &VecDeque<InFlight>) -> bool {
-    let mut live = in_flight.iter().filter(|f| f.cancel.code().is_none());
-    !live.clone().any(|f| f.focused.is_some()) && live.next().is_some()
+/// Whether a live waiting stream may take a free role (see [`Serving::refocus`]): one that
+/// has not started sending, or, in ascending order, one that started in ascending order.
+fn eligible(flight: &InFlight, order: GroupOrder) -> bool {
+    flight.role == Role::Waiting
+        && flight.live()
+        && (flight.fresh || (order == GroupOrder::Ascending && flight.order == order))
+}
+
+/// Whether [`Serving::refocus`] has work: a stream waits to start, or a role is free and
+/// there is a stream to take it (the next in line for the focus, or an eligible one).
+fn needs_focus(in_flight: &VecDeque<InFlight>, order: GroupOrder) -> bool {
+    if in_flight.iter().any(|f| f.fresh) {
+        return true;
+    }
+    let (mut focus, mut next, mut candidate) = (false, false, false);
+    for flight in in_flight.iter().filter(|f| f.live()) {
+        match flight.role {
+            Role::Focus(_) => focus = true,
+            Role::Next(_) => next = true,
+            Role::Waiting => candidate |= eligible(flight, order),
+        }
+    }
+    (!focus && next) || (!next && candidate)
 }
 
 /// Sends one group on its own unidirectional stream (§4.5): header, then each frame's size

@@ -346,9 +346,12 @@ pub trait SendStream: Send + 'static {
     /// Sets the send priority: when the link is short, buffered data of streams with a
     /// higher priority is sent first; equal priorities share the link. The default is 0.
     ///
-    /// Applies to data already buffered as well as to data written later (adapters over
-    /// quinn inherit its caveat that data already handed to the congestion controller may
-    /// go first). Does nothing on a stream that is already closed.
+    /// Applies to data written later, and to data already buffered from the stream's next
+    /// packet on: quinn's send queue keeps a stream at the priority it had when it joined
+    /// the queue, so a stream raised above one whose data is queued at a higher priority
+    /// waits until that data is sent (the memory transport does the same). Set it before
+    /// the first write to have it apply from the start. Does nothing on a stream that is
+    /// already closed.
     fn set_priority(&self, priority: i32);
 
     /// Finishes the stream: the peer reads everything written, then the end (FIN).

@@ -19,6 +19,8 @@ use tokio::time::Instant;
 /// The short link: 500 kB/s each way, 5 ms one way.
 const LINK_RATE: u64 = 500_000;
 const LINK_DELAY: Duration = Duration::from_millis(5);
+/// The long link's one-way delay.
+const LONG_DELAY: Duration = Duration::from_millis(100);
 /// The load: a 1,000-byte frame every millisecond (1 MB/s, twice the link), 30 per group.
 const FRAME_SIZE: usize = 1_000;
 const GROUP_FRAMES: u64 = 30;
@@ -116,6 +118,15 @@ impl Leg {
         }
     }
 
+    /// 500 kB/s each way, 100 ms one way: half the load, and a group's acknowledgement
+    /// takes longer than the publisher takes to produce six more groups.
+    fn long() -> Self {
+        Self {
+            link: Config::default().bandwidth(LINK_RATE).delay(LONG_DELAY),
+            publisher: paused_clock_and_timer(),
+        }
+    }
+
     /// No bandwidth limit, 5 ms one way.
     fn ample() -> Self {
         Self {
@@ -125,10 +136,29 @@ impl Leg {
     }
 }
 
+/// How the publisher's groups come into being.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Production {
+    /// A frame every millisecond, as an encoder makes them.
+    Live,
+    /// Every 30 ms a whole group at once, as a relay gets them from a fast upstream: the
+    /// publisher queues each group in the transport as soon as it starts.
+    Bursts,
+}
+
 /// Publishes one track of live groups (a frame a millisecond, twice [`LINK_RATE`]) for
 /// [`PRODUCE`] on one session per leg, each with a subscriber of this order and expiry, and
 /// reports what each got.
 async fn overload(legs: Vec<Leg>, order: GroupOrder, expires: Duration) -> Vec<Outcome> {
+    overload_with(legs, order, expires, Production::Live).await
+}
+
+async fn overload_with(
+    legs: Vec<Leg>,
+    order: GroupOrder,
+    expires: Duration,
+    production: Production,
+) -> Vec<Outcome> {
     let (mut track, consumer) = Track::build(["live"])
         .group_order(order)
         .group_expires(expires)
@@ -155,7 +185,9 @@ async fn overload(legs: Vec<Leg>, order: GroupOrder, expires: Duration) -> Vec<O
     let frames = PRODUCE.as_millis() as u64;
     let mut group = None;
     for index in 0..frames {
-        tokio::time::sleep_until(start + Duration::from_millis(index)).await;
+        if production == Production::Live || index % GROUP_FRAMES == 0 {
+            tokio::time::sleep_until(start + Duration::from_millis(index)).await;
+        }
         let current = group.get_or_insert_with(|| track.append_group());
         current.write_frame(payload.clone()).unwrap();
         if (index + 1) % GROUP_FRAMES == 0
@@ -186,19 +218,27 @@ async fn overload(legs: Vec<Leg>, order: GroupOrder, expires: Duration) -> Vec<O
 /// has room for 33 whole groups of 30 kB. (Before the publisher focused on one group
 /// stream at a time, newest first without expiry made 6% of it.)
 fn assert_goodput(outcome: &Outcome) {
+    assert_goodput_of_whole_groups(outcome);
+    // The groups that arrive at all mostly arrive whole (the last may be cut by the end).
+    assert!(
+        outcome.whole * 10 >= outcome.groups * 8,
+        "groups cut short: {outcome:?}"
+    );
+}
+
+/// [`assert_goodput`] without the share of groups that arrive whole. On a long link the
+/// focused stream waits a round trip (200 ms here) for its acknowledgement before the focus
+/// moves; the stream next in line has the link meanwhile, and once it too is sent, the
+/// newest waiting streams get what is left: parts of groups that are given up later.
+fn assert_goodput_of_whole_groups(outcome: &Outcome) {
     println!("{outcome:?}: {:.0}% of the link", outcome.goodput() * 100.0);
     assert!(
         outcome.goodput() >= 0.6,
         "whole groups used {:.0}% of the link: {outcome:?}",
         outcome.goodput() * 100.0
     );
-    // The groups that arrive at all mostly arrive whole (the last may be cut by the end).
-    assert!(
-        outcome.whole * 10 >= outcome.groups * 8,
-        "groups cut short: {outcome:?}"
-    );
-    // A reader that reads the groups in turn gets about as much (it is not stuck on a group
-    // that will not complete).
+    // A reader that reads the groups in turn gets a good part of it (it is not stuck on a
+    // group that will not complete).
     assert!(
         outcome.in_turn_frames * FRAME_SIZE as u64 >= outcome.whole_bytes / 2,
         "the in-turn reader fell behind: {outcome:?}"
@@ -207,6 +247,11 @@ fn assert_goodput(outcome: &Outcome) {
 
 async fn one(leg: Leg, order: GroupOrder, expires: Duration) -> Outcome {
     let mut outcomes = overload(vec![leg], order, expires).await;
+    outcomes.remove(0)
+}
+
+async fn one_in_bursts(leg: Leg, order: GroupOrder, expires: Duration) -> Outcome {
+    let mut outcomes = overload_with(vec![leg], order, expires, Production::Bursts).await;
     outcomes.remove(0)
 }
 
@@ -234,6 +279,54 @@ async fn oldest_first_past_the_stream_cap_delivers_whole_groups() {
     let mut leg = Leg::short();
     leg.publisher = leg.publisher.max_group_streams(8);
     assert_goodput(&one(leg, GroupOrder::Ascending, Duration::ZERO).await);
+}
+
+// A relay serves groups that arrive whole: each is queued in the transport at once, and the
+// transport (like quinn) keeps a queued stream at the priority it was queued with. A stream
+// raised to the focus after it was queued stayed behind every newer group queued since, and
+// the link carried the newest groups only until the next one came (the relay's collapse
+// behind a bottleneck in docs/benchmarks.md).
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_in_bursts_delivers_whole_groups() {
+    assert_goodput(&one_in_bursts(Leg::short(), GroupOrder::Descending, Duration::ZERO).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_with_expiry_in_bursts_delivers_whole_groups() {
+    let expires = Duration::from_millis(500);
+    assert_goodput(&one_in_bursts(Leg::short(), GroupOrder::Descending, expires).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oldest_first_with_expiry_in_bursts_delivers_whole_groups() {
+    let expires = Duration::from_millis(500);
+    assert_goodput(&one_in_bursts(Leg::short(), GroupOrder::Ascending, expires).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_in_bursts_on_a_long_link_delivers_whole_groups() {
+    // 39% before the stream next in line (the link idled on the focus's acknowledgement).
+    assert_goodput_of_whole_groups(
+        &one_in_bursts(Leg::long(), GroupOrder::Descending, Duration::ZERO).await,
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_on_a_long_link_delivers_whole_groups() {
+    assert_goodput_of_whole_groups(&one(Leg::long(), GroupOrder::Descending, Duration::ZERO).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn newest_first_with_expiry_on_a_long_link_delivers_whole_groups() {
+    let expires = Duration::from_millis(500);
+    assert_goodput_of_whole_groups(&one(Leg::long(), GroupOrder::Descending, expires).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oldest_first_with_expiry_on_a_long_link_delivers_whole_groups() {
+    let expires = Duration::from_millis(500);
+    assert_goodput(&one(Leg::long(), GroupOrder::Ascending, expires).await);
 }
 
 #[tokio::test(start_paused = true)]

@@ -484,7 +484,7 @@ fn equal_priorities_take_turns() {
 }
 
 #[test]
-fn priority_changes_apply_to_queued_data() {
+fn a_priority_change_reaches_queued_data_after_the_streams_next_packet() {
     paused(async {
         let config = Config::default().bandwidth(10_000).packet_size(1000);
         let (client, server) = memory::pair(config);
@@ -504,9 +504,12 @@ fn priority_changes_apply_to_queued_data() {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let log = log.lock().unwrap();
 
-        // b's remaining four packets go first (200..600 ms), then a's four (600..1000 ms).
-        // Without the change, they would alternate and b would end last, at 1000 ms.
-        assert_eq!(fin_at(&log, b.id()), Duration::from_millis(600));
+        // As in quinn, b waits in the queue with the priority it was queued with (after its
+        // first packet, at 100 ms): a's second packet goes first (200..300 ms), then b's
+        // second (300..400 ms), after which b is queued with its new priority: its last
+        // three go next (400..700 ms), then a's last three (700..1000 ms). Applied at once,
+        // b would end at 600 ms; not applied, packets would alternate and b end at 1000.
+        assert_eq!(fin_at(&log, b.id()), Duration::from_millis(700));
         assert_eq!(fin_at(&log, a.id()), Duration::from_millis(1000));
     })
 }

@@ -20,7 +20,10 @@
 //!   other, each taking `len / bandwidth`, and delivers them `delay` later, in order. When
 //!   several streams have data waiting, the one with the highest priority
 //!   ([`SendStream::set_priority`](crate::transport::SendStream::set_priority)) goes next;
-//!   equal priorities take turns packet by packet. Priority changes apply to queued data.
+//!   equal priorities take turns packet by packet. As in quinn, a stream waits in the
+//!   transmitter's queue with the priority it had when it joined it (when data arrived for
+//!   a stream with none queued, or after each of its packets): a priority change reaches
+//!   data already queued only once the stream's next packet is sent.
 //!   Control signals (RESET_STREAM, STOP_SENDING, CONNECTION_CLOSE) take effect at once,
 //!   without delay, and may overtake data, as QUIC allows.
 //! * **Zero-copy**: chunks move as [`Bytes`]; packets are slices of the written chunks.
@@ -949,8 +952,9 @@ struct SideState {
 
 #[derive(Default)]
 struct Link {
-    /// Halves with queued data, in round-robin order.
-    active: VecDeque<HalfKey>,
+    /// Halves with queued data, in round-robin order, each with the priority it had when it
+    /// joined the queue (quinn's scheduler keeps that one too, see the module docs).
+    active: VecDeque<(HalfKey, i32)>,
     /// Transmitted packets, in order, with the time they arrive.
     in_flight: VecDeque<(Instant, HalfKey, Packet)>,
     /// When the transmitter finishes the packet it is sending.
@@ -985,9 +989,10 @@ impl State {
             Packet::Data(chunk) => half.queued.push_back(chunk),
             Packet::Fin => half.fin_queued = true,
         }
+        let priority = half.priority;
         let active = &mut self.sides[key.from].link.active;
-        if !active.contains(&key) {
-            active.push_back(key);
+        if !active.iter().any(|(queued, _)| *queued == key) {
+            active.push_back((key, priority));
         }
     }
 
@@ -1195,17 +1200,17 @@ impl State {
     fn next_packet(&mut self, from: Side, packet_size: usize) -> Option<(HalfKey, Packet)> {
         let halves = &mut self.halves;
         let active = &mut self.sides[from].link.active;
-        active.retain(|key| halves.get(key).is_some_and(Half::has_queued));
-        // The first of the highest priority in round-robin order.
+        active.retain(|(key, _)| halves.get(key).is_some_and(Half::has_queued));
+        // The first of the highest priority in round-robin order, by the priority each had
+        // when it joined the queue.
         let mut best: Option<(usize, i32)> = None;
-        for (index, key) in active.iter().enumerate() {
-            let priority = halves[key].priority;
+        for (index, &(_, priority)) in active.iter().enumerate() {
             if best.is_none_or(|(_, p)| priority > p) {
                 best = Some((index, priority));
             }
         }
         let (index, _) = best?;
-        let key = active.remove(index)?;
+        let (key, _) = active.remove(index)?;
         let half = halves.get_mut(&key)?;
         let packet = match half.queued.front_mut() {
             Some(front) if front.len() > packet_size => Packet::Data(front.split_to(packet_size)),
@@ -1216,7 +1221,7 @@ impl State {
             }
         };
         if half.has_queued() {
-            active.push_back(key);
+            active.push_back((key, half.priority));
         }
         Some((key, packet))
     }
