@@ -5,8 +5,12 @@
 # alternate between relays or congestion controllers under the same load.
 #
 # usage: scripts/perf/bottleneck.sh [--rate 50mbit] [--buffer-ms 200] [--relay ours|theirs]
-#                                   [--congestion bbr|cubic] -- BENCH-ARGS...
+#                                   [--relay-bin PATH] [--moq-bin PATH] [--congestion bbr|cubic]
+#                                   -- BENCH-ARGS...
 #   --relay theirs   the published relay: THEIR_RELAY (default /work/interop-tools/bin/moq-relay)
+#   --relay-bin PATH run this build of our relay instead of the one built here (to compare
+#                    two commits with the same bench)
+#   --moq-bin PATH   run this build of `moq` for the bench (its publisher is our session too)
 #   BENCH-ARGS       passed to `moq bench`, e.g. --subscribers 5 --rate 2000 --frame-size 1024
 #
 # Needs root, iproute2 and the kernel's tbf qdisc; the addresses are 10.77.0.1 (relay) and
@@ -19,12 +23,16 @@ rate=50mbit
 buffer_ms=200
 relay=ours
 congestion=bbr
+relay_bin=""
+moq_bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --rate) rate="$2"; shift 2 ;;
         --buffer-ms) buffer_ms="$2"; shift 2 ;;
         --relay) relay="$2"; shift 2 ;;
         --congestion) congestion="$2"; shift 2 ;;
+        --relay-bin) relay_bin="$2"; shift 2 ;;
+        --moq-bin) moq_bin="$2"; shift 2 ;;
         --) shift; break ;;
         *) echo "unknown argument: $1 (bench arguments go after --)" >&2; exit 2 ;;
     esac
@@ -32,7 +40,8 @@ done
 
 cargo build --release --locked -q -p moq-relay -p moq-cli
 target="${CARGO_TARGET_DIR:-target}"
-moq="$target/release/moq"
+moq="${moq_bin:-$target/release/moq}"
+relay_bin="${relay_bin:-$target/release/moq-relay}"
 their_relay="${THEIR_RELAY:-/work/interop-tools/bin/moq-relay}"
 
 a="moqbn-relay-$$"
@@ -66,7 +75,7 @@ ip netns exec "$b" tc qdisc add dev "vb$$" root tbf rate "$rate" burst 32kbit la
 
 case "$relay" in
     ours)
-        ip netns exec "$a" "$target/release/moq-relay" --congestion "$congestion" \
+        ip netns exec "$a" "$relay_bin" --congestion "$congestion" \
             --bind 10.77.0.1:4443 --tls-self-sign localhost,10.77.0.1 --stats-interval 0 -q \
             >"$work/relay.log" 2>&1 &
         ;;
