@@ -497,7 +497,8 @@ impl<C: Connection> Serving<C> {
                 if !track_done && let Poll::Ready(Some(group)) = groups.poll_next_unpin(cx) {
                     return Poll::Ready(Event::Group(group));
                 }
-                if track_done && sends.is_empty() {
+                // Streams not started yet (see [`Serving::refocus`]) must start first.
+                if track_done && sends.is_empty() && !in_flight.iter().any(|f| f.fresh) {
                     return Poll::Ready(Event::Done);
                 }
                 // Only once every event at hand is handled, so that of groups that start

@@ -1,5 +1,6 @@
-//! SubscribeUpdate on the publisher side (WIRE.md §5.7): a raw subscriber changes the
-//! priority, order and expiry of its subscriptions on a bandwidth-limited link.
+//! SubscribeUpdate on the publisher side (WIRE.md §5.7), and the serving loop around it: a raw
+//! subscriber changes the priority, order and expiry of its subscriptions on a
+//! bandwidth-limited link.
 
 mod session_support;
 
@@ -457,4 +458,19 @@ async fn update_subscription_raises_a_track_over_another() {
         "every group of a must arrive before any of b: a {a_done:?}, b {b_done:?}"
     );
     assert_eq!(server.stats().subscriptions, 2);
+}
+
+/// Not an update: a track that ends in the same breath as its last group starts. The
+/// serving loop sees the group and the end together, and still sends the group before it
+/// ends the subscription (group streams start only once their role is known, and the end
+/// waits for them).
+#[tokio::test(start_paused = true)]
+async fn a_group_that_starts_as_the_track_ends_is_sent() {
+    let link = Config::default().bandwidth(MB_PER_S);
+    let (_session, client, mut tracks) = publishing(link, paused_clock(), &["last"], CACHED).await;
+    let log = collect(&client);
+    let _sub = RawSub::new(&client, 0, "last", 0, GroupOrder::Descending).await;
+    groups(&mut tracks[0], 1, 1_000);
+    tracks.remove(0).finish();
+    assert_eq!(until_ended(&log, 1).await, [(0, 0, Fate::Done)]);
 }
