@@ -42,7 +42,8 @@ pub struct SessionConfig {
     pub max_announced: usize,
     /// Group streams in flight per subscription. Receiving: one more group stream is
     /// stopped with code 11 (the group is lost, the subscription goes on). Sending: when a
-    /// new group starts while this many are still being sent, the oldest is reset and a
+    /// new group starts while this many are still being sent, the oldest waiting one (else
+    /// the oldest other than the focused one, `docs/session.md`, "Overload") is reset and a
     /// `GroupDrop` with code 11 is sent for it. Default
     /// [`DEFAULT_MAX_GROUP_STREAMS`](Self::DEFAULT_MAX_GROUP_STREAMS).
     pub max_group_streams: usize,

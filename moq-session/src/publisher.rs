@@ -29,8 +29,9 @@ use crate::{Error, SessionConfig};
 /// [`GroupOrder::Ascending`]. (WIRE.md §7.4 quotes a formula with the two orders swapped;
 /// with "higher first" this is the one that sends newest-first for descending.) The low 24
 /// bits stop at `0xff_fffd`: the two values above are kept for the stream a subscription
-/// focuses on and the one next in line (see `docs/session.md`, "Overload"), so sequences
-/// whose low 24 bits come within two of the top share a priority.
+/// focuses on and the one next in line (see `docs/session.md`, "Overload"), so three
+/// sequences in every 2^24 share a priority (descending: the last three before the low bits
+/// wrap; ascending: the first three, 0, 1 and 2).
 ///
 /// ```
 /// use moq_proto::GroupOrder;
@@ -328,6 +329,9 @@ struct InFlight {
     /// The subscription's group order when the stream started, which orders it among the
     /// waiting streams (a SubscribeUpdate's new order applies to later groups).
     order: GroupOrder,
+    /// The subscription's priority when the stream started sending: its data stays queued
+    /// at that level until its next packet (see [`Serving::refocus`]).
+    started_priority: i8,
 }
 
 /// A group stream's place in its subscription's use of the link (see [`Serving::refocus`]).
@@ -503,7 +507,7 @@ impl<C: Connection> Serving<C> {
                 }
                 // Only once every event at hand is handled, so that of groups that start
                 // together the order picks the one to focus on.
-                if needs_focus(&in_flight, self.order) {
+                if self.needs_focus(&in_flight) {
                     return Poll::Ready(Event::Refocus);
                 }
                 Poll::Pending
@@ -605,7 +609,7 @@ impl<C: Connection> Serving<C> {
                         }
                     }
                     if sent.result.is_ok()
-                        && flight.is_some_and(|f| matches!(f.role, Role::Focus(_)))
+                        && flight.is_some_and(|f| matches!(f.role, Role::Focus(_) | Role::Next(_)))
                     {
                         self.passed_over(&in_flight, sent.sequence);
                     }
@@ -628,7 +632,9 @@ impl<C: Connection> Serving<C> {
     /// §5.7: applies a SubscribeUpdate. Its priority replaces the subscriber's, for the
     /// groups started from now on and for the group streams in flight (re-prioritized with
     /// the same [`group_priority`], [`focused_priority`] and [`next_priority`]: quinn applies
-    /// that to a stream's queued data from the stream's next packet). Its order applies to
+    /// that to a stream's queued data from the stream's next packet). A raised priority
+    /// also hands the roles of the streams already sending to streams that start at the new
+    /// one (see [`Serving::refocus`]). Its order applies to
     /// the groups started from now on: the streams in flight keep their place (the ones
     /// waiting keep the order they started with), because the transport would apply a new
     /// order to queued data only stream by stream as each next sends, a mix of the two
@@ -645,6 +651,14 @@ impl<C: Connection> Serving<C> {
             .track_priority()
             .map_err(|err| Error::Read(err.into()))?;
         let reprioritized = priority != self.priority;
+        if priority > self.priority {
+            // The streams sending keep their data queued at the old priority, below every
+            // group that starts from now on, until their next packet: under overload that
+            // never comes. Their roles go to streams that start at the new priority.
+            for flight in in_flight.iter_mut().filter(|f| !f.fresh) {
+                flight.role = Role::Waiting;
+            }
+        }
         self.priority = priority;
         self.order = update.group_order;
         self.expires = expiry(self.track_expires, update.group_expires);
@@ -684,11 +698,14 @@ impl<C: Connection> Serving<C> {
         }
     }
 
-    /// Without an expiry, in descending order: once the focused stream is delivered, the
-    /// streams of older groups still in flight are given up (GroupDrop 0). The link moved on
-    /// to a newer group while they waited, so they are stale; a subscriber reading in order
-    /// would otherwise wait for them until the stream cap gives them up. (With an expiry,
-    /// they wait for it: the link may still have room for them within the budget.)
+    /// Without an expiry, in descending order: once the focused stream or the next in line
+    /// is delivered, the streams of older groups still in flight are given up (GroupDrop 0).
+    /// The link moved on to a newer group while they waited, so they are stale; a subscriber
+    /// reading in order would otherwise wait for them until the stream cap gives them up.
+    /// (A focused stream older than a delivered next in line is one the link could not
+    /// send: e.g. queued at a priority the subscriber has since raised every newer group
+    /// above.) With an expiry, they wait for it: the link may still have room for them
+    /// within the budget.
     fn passed_over(&self, in_flight: &VecDeque<InFlight>, delivered: u64) {
         if !self.expires.is_zero() || self.order != GroupOrder::Descending {
             return;
@@ -739,6 +756,7 @@ impl<C: Connection> Serving<C> {
             role: Role::Waiting,
             fresh: true,
             order: self.order,
+            started_priority: self.priority,
         });
     }
 
@@ -788,13 +806,14 @@ impl<C: Connection> Serving<C> {
             }
         }
         if !in_flight.iter().any(|f| matches!(f.role, Role::Next(_)))
-            && let Some(index) = self.first_eligible(in_flight)
+            && let Some(index) = self.next_candidate(in_flight)
         {
             in_flight[index].role = Role::Next(now);
         }
         self.reprioritize(in_flight);
         for flight in in_flight.iter_mut().filter(|f| f.fresh) {
             flight.fresh = false;
+            flight.started_priority = self.priority;
             sends.push(self.send(flight));
         }
     }
@@ -818,12 +837,42 @@ impl<C: Connection> Serving<C> {
         let waiting = in_flight
             .iter()
             .enumerate()
-            .filter(|(_, f)| eligible(f, self.order));
+            .filter(|(_, f)| eligible(f, self.order, self.priority));
         match self.order {
             GroupOrder::Descending => waiting.max_by_key(|(_, f)| f.sequence),
             GroupOrder::Ascending => waiting.min_by_key(|(_, f)| f.sequence),
         }
         .map(|(index, _)| index)
+    }
+
+    /// The stream to put next in line: the first eligible one, and in descending order
+    /// without an expiry only one newer than the focused stream (an older one would be
+    /// given up when the focused stream is delivered, see [`passed_over`](Self::passed_over)).
+    fn next_candidate(&self, in_flight: &VecDeque<InFlight>) -> Option<usize> {
+        let index = self.first_eligible(in_flight)?;
+        if self.order == GroupOrder::Descending && self.expires.is_zero() {
+            let focus = in_flight
+                .iter()
+                .find(|f| f.live() && matches!(f.role, Role::Focus(_)))?;
+            if in_flight[index].sequence < focus.sequence {
+                return None;
+            }
+        }
+        Some(index)
+    }
+
+    /// Whether [`refocus`](Self::refocus) has work: a stream waits to start, or a role is
+    /// free and there is a stream to take it (the next in line for the focus, or the one
+    /// `refocus` would pick).
+    fn needs_focus(&self, in_flight: &VecDeque<InFlight>) -> bool {
+        if in_flight.iter().any(|f| f.fresh) {
+            return true;
+        }
+        let live = || in_flight.iter().filter(|f| f.live());
+        let focus = live().any(|f| matches!(f.role, Role::Focus(_)));
+        let next = live().any(|f| matches!(f.role, Role::Next(_)));
+        (!focus && (next || self.first_eligible(in_flight).is_some()))
+            || (focus && !next && self.next_candidate(in_flight).is_some())
     }
 
     /// Sets every stream's priority from the subscription's priority and order and its role.
@@ -845,28 +894,16 @@ impl<C: Connection> Serving<C> {
 }
 
 /// Whether a live waiting stream may take a free role (see [`Serving::refocus`]): one that
-/// has not started sending, or, in ascending order, one that started in ascending order.
-fn eligible(flight: &InFlight, order: GroupOrder) -> bool {
+/// has not started sending, or, in ascending order, one that started in ascending order and
+/// at a priority no lower than the subscription's (so that nothing started since is queued
+/// above it).
+fn eligible(flight: &InFlight, order: GroupOrder, priority: i8) -> bool {
     flight.role == Role::Waiting
         && flight.live()
-        && (flight.fresh || (order == GroupOrder::Ascending && flight.order == order))
-}
-
-/// Whether [`Serving::refocus`] has work: a stream waits to start, or a role is free and
-/// there is a stream to take it (the next in line for the focus, or an eligible one).
-fn needs_focus(in_flight: &VecDeque<InFlight>, order: GroupOrder) -> bool {
-    if in_flight.iter().any(|f| f.fresh) {
-        return true;
-    }
-    let (mut focus, mut next, mut candidate) = (false, false, false);
-    for flight in in_flight.iter().filter(|f| f.live()) {
-        match flight.role {
-            Role::Focus(_) => focus = true,
-            Role::Next(_) => next = true,
-            Role::Waiting => candidate |= eligible(flight, order),
-        }
-    }
-    (!focus && next) || (!next && candidate)
+        && (flight.fresh
+            || (order == GroupOrder::Ascending
+                && flight.order == order
+                && flight.started_priority >= priority))
 }
 
 /// Sends one group on its own unidirectional stream (§4.5): header, then each frame's size
