@@ -1,7 +1,7 @@
 //! [`Session`] (the handle) and [`SessionDriver`] (the future that runs it), and the state
 //! they share.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -246,6 +246,11 @@ pub(crate) struct State {
     pub(crate) announced_in: HashMap<u64, AnnouncedProducer>,
     pub(crate) group_streams_in: usize,
     pub(crate) group_drops_received: u64,
+    /// Group streams accepted whose header is not read yet, by the number of their accept,
+    /// and who waits for some of them (see `subscriber::settle_group_streams`).
+    pub(crate) groups_accepted: u64,
+    pub(crate) headers_pending: BTreeSet<u64>,
+    pub(crate) header_waiters: Vec<Waker>,
 }
 
 impl Shared {
@@ -992,8 +997,7 @@ async fn accept_bi<C: Connection>(conn: C, shared: Arc<Shared>) {
 /// Accepts the peer's unidirectional (group) streams and reads each as a task.
 async fn accept_uni<C: Connection>(conn: C, shared: Arc<Shared>) {
     while let Ok(recv) = conn.accept_uni().await {
-        let task = subscriber::run_group(shared.clone(), recv);
-        shared.spawn(Box::pin(task));
+        subscriber::spawn_group(&shared, recv);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, Either, select};
@@ -46,7 +46,7 @@ pub(crate) async fn run_subscribe<C: Connection>(
 
 async fn subscribe<C: Connection>(
     conn: C,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     message: Subscribe,
     mut unused: BoxFuture<'static, ()>,
 ) -> Result<(), Error> {
@@ -116,9 +116,11 @@ async fn subscribe<C: Connection>(
                     Ok(Some(Either::Right(_drop))) => {
                         shared.lock().group_drops_received += 1;
                     }
-                    // The publisher ended the subscription: the track ends cleanly.
+                    // The publisher ended the subscription: the track ends cleanly, once the
+                    // group streams that arrived before the end are in it.
                     Ok(None) => {
                         send.finish();
+                        settle_group_streams(&conn, shared).await;
                         return Ok(());
                     }
                     Err(err) => {
@@ -148,13 +150,77 @@ fn take_update(shared: &Shared, id: u64, cx: &mut Context<'_>) -> Option<Subscri
     None
 }
 
+/// Accepts a group stream: reads it on its own task, counted as pending until its header
+/// is read (see [`settle_group_streams`]).
+pub(crate) fn spawn_group<R: RecvStream + 'static>(shared: &Arc<Shared>, recv: R) {
+    let number = {
+        let mut state = shared.lock();
+        state.groups_accepted += 1;
+        let number = state.groups_accepted;
+        state.headers_pending.insert(number);
+        number
+    };
+    let pending = HeaderPending(shared.clone(), number);
+    shared.spawn(Box::pin(run_group(shared.clone(), recv, pending)));
+}
+
+/// A group stream whose header is not read yet, by the number of its accept: in
+/// `headers_pending` until dropped.
+struct HeaderPending(Arc<Shared>, u64);
+
+impl Drop for HeaderPending {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.headers_pending.remove(&self.1);
+        let waiters = std::mem::take(&mut state.header_waiters);
+        drop(state);
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Before a subscription the publisher ended goes: the group streams that have arrived
+/// are taken into their tracks. The publisher ends a subscription only once its group
+/// streams are delivered, so they are all here by then, but this task may see the end
+/// before the acceptor has taken them, and a group stream for a subscription that is gone
+/// is stopped with 13: the last groups would be lost. So: accept what has arrived (without
+/// waiting), then wait until each group stream accepted so far has read its header (and so
+/// reached its subscription). Streams accepted later do not hold it up; one whose header
+/// never comes (a peer that opens a stream and sends nothing) holds up the end of this
+/// subscription, as any stall of that peer's would.
+async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
+    loop {
+        // `accept_uni` is cancel-safe: a fresh future per poll loses nothing.
+        let ready = poll_fn(|cx| Poll::Ready(std::pin::pin!(conn.accept_uni()).poll(cx))).await;
+        match ready {
+            Poll::Ready(Ok(recv)) => spawn_group(shared, recv),
+            _ => break,
+        }
+    }
+    let accepted = shared.lock().groups_accepted;
+    poll_fn(|cx| {
+        let mut state = shared.lock();
+        if state
+            .headers_pending
+            .first()
+            .is_none_or(|first| *first > accepted)
+        {
+            return Poll::Ready(());
+        }
+        if !state.header_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            state.header_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+    .await;
+}
+
 /// Reads one group stream (WIRE.md §4.5) into the track of its subscription.
 ///
 /// Unknown subscribe id → STOP_SENDING 13; too many streams in flight for the subscription
 /// → 11; malformed → 5; FIN inside a payload → 14 and the group fails with
 /// [`moq_model::Error::WrongSize`] (never a short frame); a reset reaches the group's
 /// consumers as the reset's code.
-pub(crate) async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R) {
+async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: HeaderPending) {
     let mut reader = GroupReader::with_config(shared.config.reader());
     let header = loop {
         match reader.next() {
@@ -196,6 +262,9 @@ pub(crate) async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R) {
             }
         }
     };
+    // In its subscription's track (or stopped): no longer pending. Not while the lock is
+    // held, which the drop takes.
+    drop(pending);
     let _count = GroupCount {
         shared: shared.clone(),
         id: header.subscribe,

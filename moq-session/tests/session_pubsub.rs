@@ -564,3 +564,30 @@ async fn the_track_end_reaches_the_subscriber_before_serving_drops_to_zero() {
         "the track did not end cleanly"
     );
 }
+
+/// A track that ends in the same breath as its last group starts. The publisher ends the
+/// subscription once the group stream is delivered; the subscriber may see that end before
+/// it has taken the group stream, and must still put the group in the track before ending
+/// it (it used to stop the stream with 13: the last group was lost).
+#[tokio::test(start_paused = true)]
+async fn the_last_group_reaches_the_subscriber_when_the_track_ends_at_once() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::new(["room", "last"]).produce();
+    client.publish(consumer).unwrap();
+    let mut sub = server.subscribe(Track::new(["room", "last"]));
+    until(|| client.stats().serving == 1).await;
+
+    let mut group = track.append_group();
+    group.write_frame(Bytes::from_static(b"last")).unwrap();
+    group.finish();
+    track.finish();
+    let mut received = soon(sub.next_group())
+        .await
+        .unwrap()
+        .expect("the last group");
+    assert_eq!(
+        soon(received.read_frame()).await.unwrap().unwrap(),
+        Bytes::from_static(b"last")
+    );
+    assert!(soon(sub.next_group()).await.unwrap().is_none());
+}
