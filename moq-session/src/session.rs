@@ -1,7 +1,7 @@
 //! [`Session`] (the handle) and [`SessionDriver`] (the future that runs it), and the state
 //! they share.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -215,6 +215,14 @@ pub(crate) struct Sub {
     pub(crate) update_waker: Option<Waker>,
 }
 
+/// A group stream whose header is not read yet: how often its reader found no data to read,
+/// and the reader's waker from the last time.
+#[derive(Default)]
+pub(crate) struct HeaderWait {
+    pub(crate) starved: u64,
+    pub(crate) waker: Option<Waker>,
+}
+
 /// A published track or broadcast; `generation` tells a re-publication apart.
 pub(crate) struct Published<T> {
     pub(crate) generation: u64,
@@ -249,7 +257,7 @@ pub(crate) struct State {
     /// Group streams accepted whose header is not read yet, by the number of their accept,
     /// and who waits for some of them (see `subscriber::settle_group_streams`).
     pub(crate) groups_accepted: u64,
-    pub(crate) headers_pending: BTreeSet<u64>,
+    pub(crate) headers_pending: BTreeMap<u64, HeaderWait>,
     pub(crate) header_waiters: Vec<Waker>,
 }
 

@@ -15,7 +15,7 @@ use moq_proto::{
 
 use crate::Error;
 use crate::publisher::CONTROL_PRIORITY;
-use crate::session::Shared;
+use crate::session::{HeaderWait, Shared};
 use crate::stream::{Reader, Sender, abort};
 use crate::transport::{Connection, RecvStream, TransportError};
 
@@ -120,6 +120,13 @@ async fn subscribe<C: Connection>(
                     // group streams that arrived before the end are in it.
                     Ok(None) => {
                         send.finish();
+                        {
+                            // A new subscribe to the path starts a new subscription.
+                            let mut state = shared.lock();
+                            if state.sub_paths.get(&message.path) == Some(&id) {
+                                state.sub_paths.remove(&message.path);
+                            }
+                        }
                         settle_group_streams(&conn, shared).await;
                         return Ok(());
                     }
@@ -157,7 +164,7 @@ pub(crate) fn spawn_group<R: RecvStream + 'static>(shared: &Arc<Shared>, recv: R
         let mut state = shared.lock();
         state.groups_accepted += 1;
         let number = state.groups_accepted;
-        state.headers_pending.insert(number);
+        state.headers_pending.insert(number, HeaderWait::default());
         number
     };
     let pending = HeaderPending(shared.clone(), number);
@@ -167,6 +174,36 @@ pub(crate) fn spawn_group<R: RecvStream + 'static>(shared: &Arc<Shared>, recv: R
 /// A group stream whose header is not read yet, by the number of its accept: in
 /// `headers_pending` until dropped.
 struct HeaderPending(Arc<Shared>, u64);
+
+impl HeaderPending {
+    /// The stream's reader found no data: noted, with its waker, for the settles waiting.
+    fn starved(&self, waker: &Waker) {
+        let mut state = self.0.lock();
+        if let Some(wait) = state.headers_pending.get_mut(&self.1) {
+            wait.starved += 1;
+            match &mut wait.waker {
+                Some(kept) => kept.clone_from(waker),
+                None => wait.waker = Some(waker.clone()),
+            }
+        }
+        let waiters = std::mem::take(&mut state.header_waiters);
+        drop(state);
+        waiters.into_iter().for_each(Waker::wake);
+    }
+
+    /// `recv.read()`, noting each time it finds no data (see [`settle_group_streams`]).
+    async fn read<R: RecvStream>(&self, recv: &mut R) -> Result<Option<Bytes>, TransportError> {
+        let mut read = std::pin::pin!(recv.read());
+        poll_fn(|cx| {
+            let polled = read.as_mut().poll(cx);
+            if polled.is_pending() {
+                self.starved(cx.waker());
+            }
+            polled
+        })
+        .await
+    }
+}
 
 impl Drop for HeaderPending {
     fn drop(&mut self) {
@@ -183,10 +220,10 @@ impl Drop for HeaderPending {
 /// streams are delivered, so they are all here by then, but this task may see the end
 /// before the acceptor has taken them, and a group stream for a subscription that is gone
 /// is stopped with 13: the last groups would be lost. So: accept what has arrived (without
-/// waiting), then wait until each group stream accepted so far has read its header (and so
-/// reached its subscription). Streams accepted later do not hold it up; one whose header
-/// never comes (a peer that opens a stream and sends nothing) holds up the end of this
-/// subscription, as any stall of that peer's would.
+/// waiting), then give each group stream whose header is not read yet one more read of
+/// what it has: the streams of this subscription have all their bytes here, so they reach
+/// their track, and a stream of another one that has no data yet (a group started and not
+/// written) holds nothing up. Streams accepted later do not count.
 async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
     loop {
         // `accept_uni` is cancel-safe: a fresh future per poll loses nothing.
@@ -196,14 +233,32 @@ async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
             _ => break,
         }
     }
-    let accepted = shared.lock().groups_accepted;
+    // Each stream waiting for data is woken to read again; done once each has either read
+    // its header or found no data since.
+    let (snapshot, wakers): (Vec<(u64, u64)>, Vec<Waker>) = {
+        let mut state = shared.lock();
+        let snapshot = state
+            .headers_pending
+            .iter()
+            .map(|(number, wait)| (*number, wait.starved))
+            .collect();
+        let wakers = state
+            .headers_pending
+            .values_mut()
+            .filter_map(|wait| wait.waker.take())
+            .collect();
+        (snapshot, wakers)
+    };
+    wakers.into_iter().for_each(Waker::wake);
     poll_fn(|cx| {
         let mut state = shared.lock();
-        if state
-            .headers_pending
-            .first()
-            .is_none_or(|first| *first > accepted)
-        {
+        let read_again = snapshot.iter().all(|(number, starved)| {
+            state
+                .headers_pending
+                .get(number)
+                .is_none_or(|wait| wait.starved > *starved)
+        });
+        if read_again {
             return Poll::Ready(());
         }
         if !state.header_waiters.iter().any(|w| w.will_wake(cx.waker())) {
@@ -229,7 +284,7 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
             Ok(None) => {}
             Err(err) => return recv.stop(err.code()),
         }
-        match recv.read().await {
+        match pending.read(&mut recv).await {
             Ok(Some(chunk)) => reader.push(chunk),
             Ok(None) => {
                 let _ = reader.finish();

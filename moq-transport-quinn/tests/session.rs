@@ -974,3 +974,50 @@ async fn a_server_vanishing_mid_group_fails_the_consumer_at_the_idle_timeout() {
     })
     .await;
 }
+
+/// A track that ends while another track of the session has a group started and nothing
+/// written yet (an encoder that has not made the first frame, a sparse event track). The
+/// subscriber, before it ends a track, gives the group streams that have arrived one more
+/// read; the idle one (opened by the publisher, accepted here with no data, on both
+/// transports) must not hold the end up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_ends_while_another_has_a_group_with_nothing_written() {
+    over_both_transports(|kind| async move {
+        let s = Sessions::new(kind).await;
+        let (mut idle, idle_consumer) = Track::new(["idle"]).produce();
+        let (mut ends, ends_consumer) = Track::new(["ends"]).produce();
+        s.server.publish(idle_consumer).unwrap();
+        s.server.publish(ends_consumer).unwrap();
+        let _sub_idle = s.client.subscribe(Track::new(["idle"]));
+        let mut sub_ends = s.client.subscribe(Track::new(["ends"]));
+        within(kind, "both served", async {
+            while s.server.stats().serving < 2 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+
+        let _idle_group = idle.append_group();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut group = ends.append_group();
+        group.write_frame(Bytes::from_static(b"last")).unwrap();
+        group.finish();
+        ends.finish();
+        let mut got = within(kind, "the last group", sub_ends.next_group())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{kind}: the track ended without its last group"));
+        let frame = within(kind, "its frame", got.read_frame()).await.unwrap();
+        assert_eq!(frame, Some(Bytes::from_static(b"last")), "{kind}");
+        assert!(
+            within(kind, "the end of the track", sub_ends.next_group())
+                .await
+                .unwrap()
+                .is_none(),
+            "{kind}"
+        );
+        drop(idle);
+        s.finish().await;
+    })
+    .await;
+}

@@ -1,0 +1,142 @@
+//! The end of a subscription the publisher ended, on the subscriber side: before the track
+//! ends, the group streams that have arrived get one more read, so that the last group is
+//! not lost to a race with the end (`session_pubsub.rs`,
+//! `the_last_group_reaches_the_subscriber_when_the_track_ends_at_once`), and nothing else
+//! holds the end up. A raw peer plays the publisher: on the memory transport a stream is
+//! visible once any byte arrives, so it writes the first byte of a group header only, as a
+//! publisher that started a group and wrote nothing yet looks on WebTransport
+//! (web-transport-quinn writes its own stream header at once) and on raw QUIC (quinn hands
+//! out a stream opened before a later one, with no data).
+
+mod session_support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_model::Track;
+use moq_proto::{Frame, Group, GroupOrder, Info, StreamUni};
+use moq_session::transport::{Connection, SendStream};
+use session_support::*;
+
+fn info() -> Info {
+    Info {
+        track_priority: 0,
+        group_order: GroupOrder::Descending,
+        group_expires: Duration::ZERO,
+        group_latest: 0,
+    }
+}
+
+/// Subscription "a" (id 0) is ended by the publisher while a group stream for subscription
+/// "b" (id 1) is accepted and its header is not complete: "a" ends at once.
+#[tokio::test(start_paused = true)]
+async fn a_track_end_is_not_held_up_by_another_tracks_idle_group_stream() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let mut sub_a = session.subscribe(Track::new(["a"]));
+    let _sub_b = session.subscribe(Track::new(["b"]));
+    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
+    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
+    control_a.write(encode(&[&info()])).await.unwrap();
+    control_b.write(encode(&[&info()])).await.unwrap();
+    settle().await;
+
+    // A group stream for "b" whose header is on its way (first byte only).
+    let mut group_b = client.open_uni().await.unwrap();
+    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
+    settle().await;
+
+    // The publisher ends "a".
+    control_a.finish().unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(60), sub_a.next_group()).await;
+    assert!(
+        matches!(ended, Ok(Ok(None))),
+        "track a did not end within 60 s while b's group header was pending: {ended:?}"
+    );
+}
+
+/// After the publisher ended "a", subscribing to "a" again sends a new Subscribe: the
+/// ending subscription is no longer registered under the path.
+#[tokio::test(start_paused = true)]
+async fn a_resubscribe_after_the_end_gets_a_new_subscription() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let sub_a = session.subscribe(Track::new(["a"]));
+    let _sub_b = session.subscribe(Track::new(["b"]));
+    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
+    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
+    control_a.write(encode(&[&info()])).await.unwrap();
+    control_b.write(encode(&[&info()])).await.unwrap();
+    settle().await;
+
+    let mut group_b = client.open_uni().await.unwrap();
+    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
+    settle().await;
+    control_a.finish().unwrap();
+    // Let the session read the end.
+    settle().await;
+    drop(sub_a);
+    let before = session.stats().next_subscribe_id;
+    let _again = session.subscribe(Track::new(["a"]));
+    settle().await;
+    assert_eq!(
+        session.stats().next_subscribe_id,
+        before + 1,
+        "the new subscribe to a shared the subscription the publisher had ended"
+    );
+}
+
+/// "b"'s group, whose header completes long after "a" ended, still reaches "b".
+#[tokio::test(start_paused = true)]
+async fn a_group_header_completed_after_another_track_ended_reaches_its_track() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let mut sub_a = session.subscribe(Track::new(["a"]));
+    let mut sub_b = session.subscribe(Track::new(["b"]));
+    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
+    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
+    control_a.write(encode(&[&info()])).await.unwrap();
+    control_b.write(encode(&[&info()])).await.unwrap();
+    settle().await;
+    let mut group_b = client.open_uni().await.unwrap();
+    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
+    settle().await;
+    control_a.finish().unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    group_b
+        .write(encode(&[
+            &Group {
+                subscribe: 1,
+                sequence: 0,
+            },
+            &Frame { size: 2 },
+        ]))
+        .await
+        .unwrap();
+    group_b.write(Bytes::from_static(b"hi")).await.unwrap();
+    assert!(soon(sub_a.next_group()).await.unwrap().is_none());
+    let mut g = soon(sub_b.next_group()).await.unwrap().unwrap();
+    assert_eq!(soon(g.read_frame()).await.unwrap().unwrap(), "hi");
+}
+
+/// A subscription the publisher ended frees its slot under `max_subscriptions`.
+#[tokio::test(start_paused = true)]
+async fn an_ended_subscription_frees_its_slot() {
+    let config = moq_session::SessionConfig::default().max_subscriptions(2);
+    let (session, client, _server, _stream) = raw_client_with(config).await;
+    let _sub_a = session.subscribe(Track::new(["a"]));
+    let _sub_b = session.subscribe(Track::new(["b"]));
+    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
+    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
+    control_a.write(encode(&[&info()])).await.unwrap();
+    control_b.write(encode(&[&info()])).await.unwrap();
+    settle().await;
+    let mut group_b = client.open_uni().await.unwrap();
+    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
+    settle().await;
+    control_a.finish().unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut c = session.subscribe(Track::new(["c"]));
+    let r = tokio::time::timeout(Duration::from_secs(1), c.next_group()).await;
+    assert!(
+        !matches!(r, Ok(Err(moq_model::Error::BoundsExceeded))),
+        "the ended subscription a still holds a slot: {r:?}"
+    );
+}
