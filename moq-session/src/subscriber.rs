@@ -216,14 +216,16 @@ impl Drop for HeaderPending {
 }
 
 /// Before a subscription the publisher ended goes: the group streams that have arrived
-/// are taken into their tracks. The publisher ends a subscription only once its group
+/// are taken into their tracks. Our publisher ends a subscription only once its group
 /// streams are delivered, so they are all here by then, but this task may see the end
 /// before the acceptor has taken them, and a group stream for a subscription that is gone
 /// is stopped with 13: the last groups would be lost. So: accept what has arrived (without
 /// waiting), then give each group stream whose header is not read yet one more read of
 /// what it has: the streams of this subscription have all their bytes here, so they reach
 /// their track, and a stream of another one that has no data yet (a group started and not
-/// written) holds nothing up. Streams accepted later do not count.
+/// written) holds nothing up. Streams accepted later do not count. (A publisher that ends a
+/// subscription before its group streams are delivered, as 0.5.0 does, can still lose a
+/// group whose header arrives after the end: see `docs/session.md`, "Subscriber side".)
 async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
     loop {
         // `accept_uni` is cancel-safe: a fresh future per poll loses nothing.
