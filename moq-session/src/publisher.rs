@@ -609,7 +609,7 @@ impl<C: Connection> Serving<C> {
                         }
                     }
                     if sent.result.is_ok()
-                        && flight.is_some_and(|f| matches!(f.role, Role::Focus(_) | Role::Next(_)))
+                        && flight.is_some_and(|f| matches!(f.role, Role::Focus(_)))
                     {
                         self.passed_over(&in_flight, sent.sequence);
                     }
@@ -698,14 +698,14 @@ impl<C: Connection> Serving<C> {
         }
     }
 
-    /// Without an expiry, in descending order: once the focused stream or the next in line
-    /// is delivered, the streams of older groups still in flight are given up (GroupDrop 0).
-    /// The link moved on to a newer group while they waited, so they are stale; a subscriber
-    /// reading in order would otherwise wait for them until the stream cap gives them up.
-    /// (A focused stream older than a delivered next in line is one the link could not
-    /// send: e.g. queued at a priority the subscriber has since raised every newer group
-    /// above.) With an expiry, they wait for it: the link may still have room for them
-    /// within the budget.
+    /// Without an expiry, in descending order: once the focused stream is delivered, the
+    /// streams of older groups still in flight are given up (GroupDrop 0). The link moved on
+    /// to a newer group while they waited, so they are stale; a subscriber reading in order
+    /// would otherwise wait for them until the stream cap gives them up. (Not when the next
+    /// in line is delivered: it is sent right after the focused one, and the two are often
+    /// acknowledged together, in either order; giving up the focused stream then would lose
+    /// a group the subscriber has.) With an expiry, they wait for it: the link may still
+    /// have room for them within the budget.
     fn passed_over(&self, in_flight: &VecDeque<InFlight>, delivered: u64) {
         if !self.expires.is_zero() || self.order != GroupOrder::Descending {
             return;

@@ -538,3 +538,32 @@ async fn a_lowered_priority_under_overload_keeps_whole_groups() {
     let whole = whole_groups_after_update(-5).await;
     assert!(whole >= 25, "{whole} whole groups");
 }
+
+/// Not an update: a group still being written when a newer, finished one is delivered is
+/// not given up (newest first, no expiry). The newer group, next in line, has the link
+/// while the older one waits for its producer, and is delivered first.
+#[tokio::test(start_paused = true)]
+async fn an_open_group_is_kept_when_a_newer_one_is_delivered_first() {
+    let link = Config::default().bandwidth(MB_PER_S);
+    let (published, client, mut tracks) =
+        publishing(link, paused_clock(), &["live"], Duration::ZERO).await;
+    let log = collect(&client);
+    let _sub = RawSub::new(&client, 0, "live", 0, GroupOrder::Descending).await;
+    let track = &mut tracks[0];
+    let mut open = track.append_group();
+    open.write_frame(Bytes::from_static(b"first half")).unwrap();
+    // Started before the newer group comes (the track caches only its latest group).
+    until(|| published.session.stats().group_streams_out == 1).await;
+    let mut newer = track.append_group();
+    newer.write_frame(Bytes::from_static(b"all")).unwrap();
+    newer.finish();
+    assert_eq!(until_ended(&log, 1).await, [(0, 1, Fate::Done)]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    open.write_frame(Bytes::from_static(b"second half"))
+        .unwrap();
+    open.finish();
+    assert_eq!(
+        until_ended(&log, 2).await,
+        [(0, 1, Fate::Done), (0, 0, Fate::Done)]
+    );
+}
