@@ -609,9 +609,10 @@ impl<C: Connection> Serving<C> {
                         }
                     }
                     if sent.result.is_ok()
-                        && flight.is_some_and(|f| matches!(f.role, Role::Focus(_)))
+                        && let Some(flight) = &flight
+                        && matches!(flight.role, Role::Focus(_))
                     {
-                        self.passed_over(&in_flight, sent.sequence);
+                        self.passed_over(&in_flight, flight);
                     }
                     self.expire(&in_flight);
                 }
@@ -704,14 +705,16 @@ impl<C: Connection> Serving<C> {
     /// would otherwise wait for them until the stream cap gives them up. (Not when the next
     /// in line is delivered: it is sent right after the focused one, and the two are often
     /// acknowledged together, in either order; giving up the focused stream then would lose
-    /// a group the subscriber has.) With an expiry, they wait for it: the link may still
+    /// a group the subscriber has.) Only streams that started before the delivered one: a
+    /// group that started with it (the two came together, the newer took the focus) is sent
+    /// right after it and is not stale. With an expiry, they wait for it: the link may still
     /// have room for them within the budget.
-    fn passed_over(&self, in_flight: &VecDeque<InFlight>, delivered: u64) {
+    fn passed_over(&self, in_flight: &VecDeque<InFlight>, delivered: &InFlight) {
         if !self.expires.is_zero() || self.order != GroupOrder::Descending {
             return;
         }
         for flight in in_flight {
-            if flight.sequence < delivered {
+            if flight.sequence < delivered.sequence && flight.started < delivered.started {
                 flight.cancel.cancel(ErrorCode::CANCEL);
             }
         }
