@@ -13,9 +13,11 @@ mod session_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use moq_model::Track;
+use moq_model::{Track, TrackConsumer};
 use moq_proto::{Frame, Group, GroupOrder, Info, StreamUni};
+use moq_session::transport::memory;
 use moq_session::transport::{Connection, SendStream};
+use moq_session::{Session, SessionConfig};
 use session_support::*;
 
 fn info() -> Info {
@@ -27,27 +29,61 @@ fn info() -> Info {
     }
 }
 
-/// Subscription "a" (id 0) is ended by the publisher while a group stream for subscription
-/// "b" (id 1) is accepted and its header is not complete: "a" ends at once.
+/// Our session subscribed to "a" (id 0) and "b" (id 1) on a raw peer that answered both,
+/// with a group stream for "b" whose header is on its way (first byte only).
+struct Scene {
+    session: Session,
+    _client: memory::Connection,
+    _server: memory::Connection,
+    _stream: (memory::SendStream, memory::RecvStream),
+    sub_a: TrackConsumer,
+    sub_b: TrackConsumer,
+    control_a: memory::SendStream,
+    _control_b: (memory::SendStream, memory::RecvStream),
+    _recv_a: memory::RecvStream,
+    group_b: memory::SendStream,
+}
+
+impl Scene {
+    async fn new(config: SessionConfig) -> Self {
+        let (session, client, server, stream) = raw_client_with(config).await;
+        let sub_a = session.subscribe(Track::new(["a"]));
+        let sub_b = session.subscribe(Track::new(["b"]));
+        let (mut control_a, recv_a) = soon(client.accept_bi()).await.unwrap();
+        let (mut control_b, recv_b) = soon(client.accept_bi()).await.unwrap();
+        control_a.write(encode(&[&info()])).await.unwrap();
+        control_b.write(encode(&[&info()])).await.unwrap();
+        settle().await;
+        let mut group_b = client.open_uni().await.unwrap();
+        group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
+        settle().await;
+        Self {
+            session,
+            _client: client,
+            _server: server,
+            _stream: stream,
+            sub_a,
+            sub_b,
+            control_a,
+            _control_b: (control_b, recv_b),
+            _recv_a: recv_a,
+            group_b,
+        }
+    }
+
+    /// The publisher ends "a".
+    fn end_a(&mut self) {
+        self.control_a.finish().unwrap();
+    }
+}
+
+/// "a" is ended by the publisher while the group stream for "b" is accepted and its header
+/// is not complete: "a" ends at once.
 #[tokio::test(start_paused = true)]
 async fn a_track_end_is_not_held_up_by_another_tracks_idle_group_stream() {
-    let (session, client, _server, _stream) = raw_client().await;
-    let mut sub_a = session.subscribe(Track::new(["a"]));
-    let _sub_b = session.subscribe(Track::new(["b"]));
-    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
-    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
-    control_a.write(encode(&[&info()])).await.unwrap();
-    control_b.write(encode(&[&info()])).await.unwrap();
-    settle().await;
-
-    // A group stream for "b" whose header is on its way (first byte only).
-    let mut group_b = client.open_uni().await.unwrap();
-    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
-    settle().await;
-
-    // The publisher ends "a".
-    control_a.finish().unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(60), sub_a.next_group()).await;
+    let mut scene = Scene::new(SessionConfig::default()).await;
+    scene.end_a();
+    let ended = tokio::time::timeout(Duration::from_secs(60), scene.sub_a.next_group()).await;
     assert!(
         matches!(ended, Ok(Ok(None))),
         "track a did not end within 60 s while b's group header was pending: {ended:?}"
@@ -58,27 +94,16 @@ async fn a_track_end_is_not_held_up_by_another_tracks_idle_group_stream() {
 /// ending subscription is no longer registered under the path.
 #[tokio::test(start_paused = true)]
 async fn a_resubscribe_after_the_end_gets_a_new_subscription() {
-    let (session, client, _server, _stream) = raw_client().await;
-    let sub_a = session.subscribe(Track::new(["a"]));
-    let _sub_b = session.subscribe(Track::new(["b"]));
-    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
-    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
-    control_a.write(encode(&[&info()])).await.unwrap();
-    control_b.write(encode(&[&info()])).await.unwrap();
-    settle().await;
-
-    let mut group_b = client.open_uni().await.unwrap();
-    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
-    settle().await;
-    control_a.finish().unwrap();
+    let mut scene = Scene::new(SessionConfig::default()).await;
+    scene.end_a();
     // Let the session read the end.
     settle().await;
-    drop(sub_a);
-    let before = session.stats().next_subscribe_id;
-    let _again = session.subscribe(Track::new(["a"]));
+    drop(scene.sub_a);
+    let before = scene.session.stats().next_subscribe_id;
+    let _again = scene.session.subscribe(Track::new(["a"]));
     settle().await;
     assert_eq!(
-        session.stats().next_subscribe_id,
+        scene.session.stats().next_subscribe_id,
         before + 1,
         "the new subscribe to a shared the subscription the publisher had ended"
     );
@@ -87,53 +112,34 @@ async fn a_resubscribe_after_the_end_gets_a_new_subscription() {
 /// "b"'s group, whose header completes long after "a" ended, still reaches "b".
 #[tokio::test(start_paused = true)]
 async fn a_group_header_completed_after_another_track_ended_reaches_its_track() {
-    let (session, client, _server, _stream) = raw_client().await;
-    let mut sub_a = session.subscribe(Track::new(["a"]));
-    let mut sub_b = session.subscribe(Track::new(["b"]));
-    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
-    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
-    control_a.write(encode(&[&info()])).await.unwrap();
-    control_b.write(encode(&[&info()])).await.unwrap();
-    settle().await;
-    let mut group_b = client.open_uni().await.unwrap();
-    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
-    settle().await;
-    control_a.finish().unwrap();
+    let mut scene = Scene::new(SessionConfig::default()).await;
+    scene.end_a();
     tokio::time::sleep(Duration::from_secs(600)).await;
-    group_b
-        .write(encode(&[
-            &Group {
-                subscribe: 1,
-                sequence: 0,
-            },
-            &Frame { size: 2 },
-        ]))
+    let header = encode(&[
+        &Group {
+            subscribe: 1,
+            sequence: 0,
+        },
+        &Frame { size: 2 },
+    ]);
+    scene.group_b.write(header).await.unwrap();
+    scene
+        .group_b
+        .write(Bytes::from_static(b"hi"))
         .await
         .unwrap();
-    group_b.write(Bytes::from_static(b"hi")).await.unwrap();
-    assert!(soon(sub_a.next_group()).await.unwrap().is_none());
-    let mut g = soon(sub_b.next_group()).await.unwrap().unwrap();
+    assert!(soon(scene.sub_a.next_group()).await.unwrap().is_none());
+    let mut g = soon(scene.sub_b.next_group()).await.unwrap().unwrap();
     assert_eq!(soon(g.read_frame()).await.unwrap().unwrap(), "hi");
 }
 
 /// A subscription the publisher ended frees its slot under `max_subscriptions`.
 #[tokio::test(start_paused = true)]
 async fn an_ended_subscription_frees_its_slot() {
-    let config = moq_session::SessionConfig::default().max_subscriptions(2);
-    let (session, client, _server, _stream) = raw_client_with(config).await;
-    let _sub_a = session.subscribe(Track::new(["a"]));
-    let _sub_b = session.subscribe(Track::new(["b"]));
-    let (mut control_a, _recv_a) = soon(client.accept_bi()).await.unwrap();
-    let (mut control_b, _recv_b) = soon(client.accept_bi()).await.unwrap();
-    control_a.write(encode(&[&info()])).await.unwrap();
-    control_b.write(encode(&[&info()])).await.unwrap();
-    settle().await;
-    let mut group_b = client.open_uni().await.unwrap();
-    group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
-    settle().await;
-    control_a.finish().unwrap();
+    let mut scene = Scene::new(SessionConfig::default().max_subscriptions(2)).await;
+    scene.end_a();
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let mut c = session.subscribe(Track::new(["c"]));
+    let mut c = scene.session.subscribe(Track::new(["c"]));
     let r = tokio::time::timeout(Duration::from_secs(1), c.next_group()).await;
     assert!(
         !matches!(r, Ok(Err(moq_model::Error::BoundsExceeded))),
