@@ -24,6 +24,11 @@
 //!   transmitter's queue with the priority it had when it joined it (when data arrived for
 //!   a stream with none queued, or after each of its packets): a priority change reaches
 //!   data already queued only once the stream's next packet is sent.
+//! * **A bloated bottleneck** ([`Config::buffer`]): the transmitter picks packets that much
+//!   link time ahead of the wire, and the picked ones wait in a first-in, first-out queue.
+//!   This is a congestion controller that keeps a deep queue at the bottleneck full (quinn
+//!   behind a 200 ms drop-tail queue, `docs/benchmarks.md`): priorities decide only what
+//!   enters the queue, not what leaves it, and every packet waits its turn in it.
 //!   Control signals (RESET_STREAM, STOP_SENDING, CONNECTION_CLOSE) take effect at once,
 //!   without delay, and may overtake data, as QUIC allows.
 //! * **Zero-copy**: chunks move as [`Bytes`]; packets are slices of the written chunks.
@@ -117,6 +122,10 @@ pub struct Config {
     /// The largest packet the link sends at once: the unit of priority scheduling.
     /// Default 1200. Must be at least 1.
     pub packet_size: usize,
+    /// Link time the transmitter may pick packets ahead of the wire (see the module docs,
+    /// "A bloated bottleneck"); needs a [`bandwidth`](Self::bandwidth). Default zero: a
+    /// packet is picked, by priority, when the wire is free.
+    pub buffer: Duration,
 }
 
 impl Default for Config {
@@ -128,6 +137,7 @@ impl Default for Config {
             bandwidth: None,
             delay: Duration::ZERO,
             packet_size: 1200,
+            buffer: Duration::ZERO,
         }
     }
 }
@@ -166,6 +176,12 @@ impl Config {
     /// Sets [`packet_size`](Self::packet_size) (clamped to at least 1).
     pub fn packet_size(mut self, bytes: usize) -> Self {
         self.packet_size = bytes.max(1);
+        self
+    }
+
+    /// Sets [`buffer`](Self::buffer).
+    pub fn buffer(mut self, ahead: Duration) -> Self {
+        self.buffer = ahead;
         self
     }
 
@@ -1242,14 +1258,20 @@ impl State {
                 self.deliver(key, packet);
             }
             let link = &self.sides[from].link;
-            if link.busy_until.is_some_and(|until| until > now) {
+            if link
+                .busy_until
+                .is_some_and(|until| until > now + config.buffer)
+            {
                 break;
             }
             // A transmitter that stayed busy goes on where it left off, so that timer
-            // granularity does not add up; an idle one starts now.
+            // granularity does not add up; an idle one starts now. (With a buffer the wire
+            // may still be busy with packets picked earlier: this one follows them.)
             let start = link.busy_until.unwrap_or(now);
             let Some((key, packet)) = self.next_packet(from, config.packet_size) else {
-                self.sides[from].link.busy_until = None;
+                // Idle once the wire is done with what was picked ahead.
+                let link = &mut self.sides[from].link;
+                link.busy_until = link.busy_until.filter(|until| *until > now);
                 break;
             };
             let len = match &packet {
@@ -1271,7 +1293,11 @@ impl State {
         }
         let link = &self.sides[from].link;
         let arrival = link.in_flight.front().map(|(at, _, _)| *at);
-        let transmitter = link.busy_until.filter(|_| !link.active.is_empty());
+        // The transmitter picks again once the packets picked ahead are within the buffer.
+        let transmitter = link
+            .busy_until
+            .filter(|_| !link.active.is_empty())
+            .map(|until| until.checked_sub(config.buffer).unwrap_or(now).max(now));
         match (arrival, transmitter) {
             (Some(a), Some(t)) => Some(a.min(t)),
             (a, t) => a.or(t),
@@ -1378,6 +1404,45 @@ mod tests {
             from: CLIENT,
         });
         assert_eq!(drain(&mut state, 1000), [(6, 100)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_buffer_picks_packets_ahead_and_keeps_their_order() {
+        // 100-byte packets take 100 ms; the transmitter picks up to 300 ms ahead.
+        let config = Config::default()
+            .bandwidth(1000)
+            .packet_size(100)
+            .buffer(Duration::from_millis(300));
+        let mut state = state_with(&[(2, 0, &[500])]);
+        let start = Instant::now();
+        let ms = |n| start + Duration::from_millis(n);
+        let queued = |state: &State| -> Vec<u64> {
+            let link = &state.sides[CLIENT].link;
+            link.in_flight.iter().map(|(_, key, _)| key.id).collect()
+        };
+
+        // Four packets picked at once (the wire is busy until 400 ms), the next at 100 ms.
+        assert_eq!(state.pump(CLIENT, start, &config), Some(ms(100)));
+        assert_eq!(queued(&state), [2, 2, 2, 2]);
+        // A stream of higher priority gets the next pick, behind the four already picked.
+        let urgent = HalfKey {
+            id: 6,
+            from: CLIENT,
+        };
+        state.halves.insert(
+            urgent,
+            Half {
+                priority: 5,
+                ..Half::default()
+            },
+        );
+        state.send(urgent, Packet::Data(Bytes::from(vec![0; 100])));
+        // At 100 ms the first packet arrives, and it is picked behind the three left.
+        assert_eq!(state.pump(CLIENT, ms(100), &config), Some(ms(200)));
+        assert_eq!(queued(&state), [2, 2, 2, 6]);
+        // Then the rest of the first stream, behind it.
+        assert_eq!(state.pump(CLIENT, ms(200), &config), Some(ms(300)));
+        assert_eq!(queued(&state), [2, 2, 6, 2]);
     }
 
     #[tokio::test(start_paused = true)]
