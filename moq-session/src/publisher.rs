@@ -324,8 +324,13 @@ struct InFlight {
     /// [`Serving::refocus`]).
     role: Role,
     /// Started and not yet sending: [`Serving::refocus`] gives it its role and its first
-    /// priority, then starts sending it.
+    /// priority, then starts sending it (or holds it back: `parked`).
     fresh: bool,
+    /// Held back by [`Serving::refocus`] (still `fresh`): the subscription's [`Window`] is
+    /// full and the stream has no role.
+    parked: bool,
+    /// When the stream started sending, if it did (not given up before it queued anything).
+    sending_since: Option<Instant>,
     /// The subscription's group order when the stream started, which orders it among the
     /// waiting streams (a SubscribeUpdate's new order applies to later groups).
     order: GroupOrder,
@@ -363,6 +368,67 @@ impl InFlight {
 
     fn live(&self) -> bool {
         self.cancel.code().is_none()
+    }
+}
+
+/// How many of a subscription's group streams may be sending at once in descending order
+/// (the focused stream and the next in line always may; see [`Serving::refocus`]).
+///
+/// The transport sends whatever it is given as fast as its congestion controller lets it,
+/// and behind a deep queue at the bottleneck that is faster than the link: the waiting
+/// streams' data then fills the queue ahead of the focused stream's next group, waits its
+/// turn in it, and is given up with its group (the stream cap, expiry, or passed over).
+/// So the limit is learned as a congestion window is, from that waste: it starts at the
+/// stream cap (nothing held back), drops to half the streams sending when a stream that
+/// started sending after the last cut is given up by us, and grows by one for every
+/// [`GROWTH`](Self::GROWTH) times `limit` streams delivered.
+#[derive(Debug)]
+struct Window {
+    limit: usize,
+    max: usize,
+    /// Streams delivered since the limit last grew.
+    delivered: usize,
+    /// When the limit was last cut: streams that started sending before then were sent
+    /// with the old limit and do not cut it again.
+    cut_at: Option<Instant>,
+}
+
+impl Window {
+    /// The two roles.
+    const MIN: usize = 2;
+    /// Deliveries per stream of the limit before it grows by one. One (a congestion
+    /// window's pace) probed so often that behind a deep queue every third group or so
+    /// was sent in part and given up: 81% of the link in whole groups in
+    /// `session_overload.rs`, against 89% with four (92% with sixteen, which takes four
+    /// times longer to get back to a deep line on a long link after a cut).
+    const GROWTH: usize = 4;
+
+    fn new(max_group_streams: usize) -> Self {
+        let max = max_group_streams.max(Self::MIN);
+        Self {
+            limit: max,
+            max,
+            delivered: 0,
+            cut_at: None,
+        }
+    }
+
+    fn delivered(&mut self) {
+        self.delivered += 1;
+        if self.delivered >= self.limit * Self::GROWTH {
+            self.delivered = 0;
+            self.limit = (self.limit + 1).min(self.max);
+        }
+    }
+
+    /// A stream that started sending at `since` was given up while `sending` were sending.
+    fn wasted(&mut self, since: Instant, sending: usize, now: Instant) {
+        if self.cut_at.is_some_and(|at| since < at) {
+            return;
+        }
+        self.limit = (sending.min(self.limit) / 2).max(Self::MIN);
+        self.delivered = 0;
+        self.cut_at = Some(now);
     }
 }
 
@@ -406,6 +472,7 @@ async fn serve_subscribe<C: Connection>(
         expires: expiry(info.group_expires, subscribe.group_expires),
         track_expires: info.group_expires,
         config: shared.config.clone(),
+        window: Window::new(shared.config.max_group_streams),
     };
     serving.run(track, send, reader).await;
 }
@@ -432,6 +499,7 @@ struct Serving<C> {
     /// The publisher's expiry, as in the Info.
     track_expires: Duration,
     config: SessionConfig,
+    window: Window,
 }
 
 enum Event {
@@ -608,6 +676,17 @@ impl<C: Connection> Serving<C> {
                             return;
                         }
                     }
+                    if let Some(flight) = &flight {
+                        match (&sent.result, flight.sending_since) {
+                            (Ok(()), _) => self.window.delivered(),
+                            // Given up by us (not stopped, not failed) after it queued data.
+                            (Err(_), Some(since)) if sent.stopped.is_none() && !flight.live() => {
+                                let sending = sending(&in_flight) + 1;
+                                self.window.wasted(since, sending, self.config.now());
+                            }
+                            (Err(_), _) => {}
+                        }
+                    }
                     if sent.result.is_ok()
                         && let Some(flight) = &flight
                         && matches!(flight.role, Role::Focus(_))
@@ -721,7 +800,7 @@ impl<C: Connection> Serving<C> {
     }
 
     fn start(
-        &self,
+        &mut self,
         group: GroupConsumer,
         sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
         in_flight: &mut VecDeque<InFlight>,
@@ -743,6 +822,10 @@ impl<C: Connection> Serving<C> {
                 break;
             };
             oldest.cancel.cancel(ErrorCode::BOUNDS_EXCEEDED);
+            if let Some(since) = oldest.sending_since {
+                let sending = sending(in_flight) + 1;
+                self.window.wasted(since, sending, self.config.now());
+            }
             if oldest.fresh {
                 // Never sent: started given up, so that it reports (GroupDrop 11).
                 sends.push(self.send(&oldest));
@@ -758,6 +841,8 @@ impl<C: Connection> Serving<C> {
             priority: Arc::new(Priority::new(0)),
             role: Role::Waiting,
             fresh: true,
+            parked: false,
+            sending_since: None,
             order: self.order,
             started_priority: self.priority,
         });
@@ -789,7 +874,7 @@ impl<C: Connection> Serving<C> {
     /// ascending order newer groups queue behind older ones, so the oldest waiting stream
     /// can be raised.
     fn refocus(
-        &self,
+        &mut self,
         in_flight: &mut VecDeque<InFlight>,
         sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
     ) {
@@ -814,11 +899,56 @@ impl<C: Connection> Serving<C> {
             in_flight[index].role = Role::Next(now);
         }
         self.reprioritize(in_flight);
-        for flight in in_flight.iter_mut().filter(|f| f.fresh) {
+        // The streams with a role first, then the newest.
+        let mut fresh: Vec<usize> = (0..in_flight.len())
+            .filter(|&index| in_flight[index].fresh)
+            .collect();
+        fresh.sort_by_key(|&index| {
+            let flight = &in_flight[index];
+            (
+                flight.role == Role::Waiting,
+                std::cmp::Reverse(flight.sequence),
+            )
+        });
+        let mut sending = sending(in_flight);
+        let mut newest_sending = in_flight
+            .iter()
+            .filter(|f| !f.fresh && f.live())
+            .map(|f| f.sequence)
+            .max();
+        let mut one_parked = false;
+        for index in fresh {
+            let flight = &mut in_flight[index];
+            if flight.live() && self.holds_back(flight, sending) {
+                // Without an expiry only the newest group waits, and only while nothing
+                // newer is sending: an older one would be passed over anyway.
+                let stale = self.expires.is_zero()
+                    && (one_parked || newest_sending.is_some_and(|n| n > flight.sequence));
+                if !stale {
+                    flight.parked = true;
+                    one_parked = true;
+                    continue;
+                }
+                flight.cancel.cancel(ErrorCode::CANCEL);
+            }
+            if flight.live() {
+                sending += 1;
+                flight.sending_since = Some(now);
+                newest_sending = newest_sending.max(Some(flight.sequence));
+            }
             flight.fresh = false;
+            flight.parked = false;
             flight.started_priority = self.priority;
             sends.push(self.send(flight));
         }
+    }
+
+    /// Whether a live fresh stream waits (see [`Window`]): in descending order, one without
+    /// a role while the window is full.
+    fn holds_back(&self, flight: &InFlight, sending: usize) -> bool {
+        self.order == GroupOrder::Descending
+            && flight.role == Role::Waiting
+            && sending >= self.window.limit
     }
 
     /// The future that sends a group stream, from the group's first frame.
@@ -868,7 +998,13 @@ impl<C: Connection> Serving<C> {
     /// free and there is a stream to take it (the next in line for the focus, or the one
     /// `refocus` would pick).
     fn needs_focus(&self, in_flight: &VecDeque<InFlight>) -> bool {
-        if in_flight.iter().any(|f| f.fresh) {
+        // A new stream to place, a held-back one given up (to report), or one the window
+        // now has room for.
+        let sending = sending(in_flight);
+        if in_flight
+            .iter()
+            .any(|f| f.fresh && (!f.parked || !f.live() || !self.holds_back(f, sending)))
+        {
             return true;
         }
         let live = || in_flight.iter().filter(|f| f.live());
@@ -894,6 +1030,11 @@ impl<C: Connection> Serving<C> {
             }
         }
     }
+}
+
+/// Group streams of a subscription that are sending (started, not given up).
+fn sending(in_flight: &VecDeque<InFlight>) -> usize {
+    in_flight.iter().filter(|f| !f.fresh && f.live()).count()
 }
 
 /// Whether a live waiting stream may take a free role (see [`Serving::refocus`]): one that
@@ -1005,5 +1146,48 @@ async fn next_step(group: &mut GroupConsumer, frame: &mut Option<FrameConsumer>)
                 Err(err) => return Step::Failed(err),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_starts_at_the_cap_and_halves_once_per_round() {
+        let start = Instant::now();
+        let ms = |n| start + Duration::from_millis(n);
+        let mut window = Window::new(64);
+        assert_eq!(window.limit, 64);
+        // Given up while 20 were sending: half of those.
+        window.wasted(ms(0), 20, ms(100));
+        assert_eq!(window.limit, 10);
+        // Streams that started sending before the cut were sent with the old limit.
+        window.wasted(ms(99), 20, ms(110));
+        assert_eq!(window.limit, 10);
+        // One that started after it cuts again, never below the two roles.
+        window.wasted(ms(100), 3, ms(120));
+        assert_eq!(window.limit, 2);
+        window.wasted(ms(130), 2, ms(140));
+        assert_eq!(window.limit, 2);
+    }
+
+    #[test]
+    fn the_window_grows_by_one_per_growth_times_limit_deliveries() {
+        let now = Instant::now();
+        let mut window = Window::new(3);
+        window.wasted(now, 3, now);
+        assert_eq!(window.limit, 2);
+        for _ in 1..2 * Window::GROWTH {
+            window.delivered();
+        }
+        assert_eq!(window.limit, 2);
+        window.delivered();
+        assert_eq!(window.limit, 3);
+        // Never past the stream cap.
+        for _ in 0..10 * Window::GROWTH {
+            window.delivered();
+        }
+        assert_eq!(window.limit, 3);
     }
 }
