@@ -70,6 +70,12 @@ pub(crate) struct BenchArgs {
     /// With --max: bytes a publisher may be ahead of its slowest subscriber.
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     window: u64,
+    /// Group expiry of the tracks, in milliseconds, for the publishers and the subscribers
+    /// alike: a group older than this while a newer one exists is given up along the way
+    /// (a latency budget for live data). Default: none, except with --groups-in-flight
+    /// above 1 (2000).
+    #[arg(long, value_name = "MS")]
+    group_expires: Option<u64>,
     /// Frames per group (a group is one QUIC stream per subscriber).
     #[arg(long, default_value_t = 30, value_name = "K",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -195,6 +201,8 @@ struct Report {
     rate: Option<f64>,
     /// With --max through a relay: --groups-in-flight.
     groups_in_flight: Option<u64>,
+    /// The tracks' group expiry, if any.
+    group_expires: Option<Duration>,
     group_frames: u64,
     seconds: f64,
     frames_sent: u64,
@@ -298,7 +306,7 @@ async fn run_relay(
             .await
             .with_context(|| format!("publisher {t}"))?;
         let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
-        let (producer, consumer) = track(path, args.max, args.groups_in_flight).produce();
+        let (producer, consumer) = track(path, args).produce();
         session
             .publish(consumer)
             .map_err(|e| anyhow!("cannot publish: {e}"))?;
@@ -325,7 +333,7 @@ async fn run_relay(
                 subscriber_endpoints[n / per_endpoint].clone(),
                 url.clone(),
                 timeout,
-                track(path, args.max, args.groups_in_flight),
+                track(path, args),
                 handshakes.clone(),
                 run.clone(),
                 paces[t as usize].clone(),
@@ -444,6 +452,7 @@ async fn run_relay(
         frame_size: args.frame_size,
         rate: (!args.max).then_some(args.rate),
         groups_in_flight: args.max.then_some(args.groups_in_flight),
+        group_expires: group_expires(args),
         group_frames: args.group_frames,
         seconds,
         frames_sent: run.sent.load(Ordering::Relaxed),
@@ -462,14 +471,13 @@ async fn run_relay(
 /// (publisher, relay and subscriber alike: the relay subscribes upstream with the
 /// publisher's expiry), so a group whose stream lost the race to a newer one still reaches
 /// the consumers that have not passed it.
-fn track(path: Path, max: bool, groups_in_flight: u64) -> Track {
+fn track(path: Path, args: &BenchArgs) -> Track {
     let builder = Track::build(path);
-    let builder = if groups_in_flight > 1 {
-        builder.group_expires(GROUPS_IN_FLIGHT_EXPIRES)
-    } else {
-        builder
+    let builder = match group_expires(args) {
+        Some(expires) => builder.group_expires(expires),
+        None => builder,
     };
-    if max {
+    if args.max {
         builder.group_order(GroupOrder::Ascending).into_track()
     } else {
         builder.into_track()
@@ -478,6 +486,16 @@ fn track(path: Path, max: bool, groups_in_flight: u64) -> Track {
 
 /// The group expiry of the bench's tracks with `--groups-in-flight` above 1.
 const GROUPS_IN_FLIGHT_EXPIRES: Duration = Duration::from_secs(2);
+
+/// The tracks' group expiry: `--group-expires`, else [`GROUPS_IN_FLIGHT_EXPIRES`] with
+/// several groups in flight, else none.
+fn group_expires(args: &BenchArgs) -> Option<Duration> {
+    match args.group_expires {
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => (args.max && args.groups_in_flight > 1).then_some(GROUPS_IN_FLIGHT_EXPIRES),
+    }
+}
 
 /// A frame of `size` bytes stamped now with `index`: one allocation and one copy, as an
 /// application producing fresh frames would do.
@@ -761,6 +779,11 @@ impl Report {
             self.groups_in_flight
                 .map_or("null".to_string(), |k| k.to_string()),
         );
+        field(
+            "group_expires_ms",
+            self.group_expires
+                .map_or("null".to_string(), |d| d.as_millis().to_string()),
+        );
         field("group_frames", self.group_frames.to_string());
         field("seconds", format!("{:.3}", self.seconds));
         field("frames_sent", self.frames_sent.to_string());
@@ -840,6 +863,12 @@ impl Report {
             self.group_frames,
             rate
         ));
+        if let Some(expires) = self.group_expires {
+            out.push_str(&format!(
+                "  expiry      {} ms (an older group is given up once a newer one exists)\n",
+                expires.as_millis()
+            ));
+        }
         out.push_str(&format!(
             "  measured    {:.2} s: {} frames sent, {} delivered\n",
             self.seconds, self.frames_sent, self.received.frames

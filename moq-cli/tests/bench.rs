@@ -90,7 +90,7 @@ async fn bench_through_a_relay_reports_sane_json() {
     let serving = relay.clone();
     let task = tokio::spawn(async move { serving.serve(server).await });
 
-    // A fixed rate: 2 tracks x 3 subscribers.
+    // A fixed rate: 2 tracks x 3 subscribers, with a group expiry (nothing is late here).
     let pid = std::process::id().to_string();
     let report = bench(
         Some(&fingerprint),
@@ -106,6 +106,8 @@ async fn bench_through_a_relay_reports_sane_json() {
             "2000",
             "--group-frames",
             "10",
+            "--group-expires",
+            "500",
             "--duration",
             "2",
             "--relay-pid",
@@ -118,6 +120,7 @@ async fn bench_through_a_relay_reports_sane_json() {
     assert_eq!(number(&report, "subscribers_connected"), 6.0, "{report}");
     assert_eq!(number(&report, "frame_size"), 2000.0);
     assert_eq!(report["max"], Value::Bool(false));
+    assert_eq!(number(&report, "group_expires_ms"), 500.0, "{report}");
     // Each subscriber gets (about) every frame of its track.
     let sent = number(&report, "frames_sent");
     let delivered = number(&report, "frames_delivered");
@@ -143,6 +146,7 @@ async fn bench_through_a_relay_reports_sane_json() {
     assert_eq!(report["max"], Value::Bool(true));
     assert_eq!(report["rate"], Value::Null);
     assert_eq!(number(&report, "groups_in_flight"), 1.0, "{report}");
+    assert_eq!(report["group_expires_ms"], Value::Null, "{report}");
 
     // Several groups in flight: every subscriber still receives.
     let report = bench(
@@ -164,6 +168,8 @@ async fn bench_through_a_relay_reports_sane_json() {
     check_sane(&report);
     assert_eq!(number(&report, "subscribers_connected"), 3.0, "{report}");
     assert_eq!(number(&report, "groups_in_flight"), 4.0, "{report}");
+    // Several groups in flight keep older groups for 2 s unless told otherwise.
+    assert_eq!(number(&report, "group_expires_ms"), 2000.0, "{report}");
 
     relay.shutdown(moq_proto::ErrorCode::CANCEL);
     task.await.unwrap();

@@ -133,6 +133,7 @@ pub(super) async fn run(
         frame_size: args.frame_size,
         rate: None,
         groups_in_flight: None,
+        group_expires: None,
         group_frames: args.group_frames,
         seconds,
         frames_sent: shared.sent.load(Ordering::Relaxed),
