@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, Either, select};
@@ -331,6 +332,8 @@ struct InFlight {
     parked: bool,
     /// When the stream started sending, if it did (not given up before it queued anything).
     sending_since: Option<Instant>,
+    /// The group was seen complete at its producer (see [`InFlight::complete`]).
+    complete: AtomicBool,
     /// The subscription's group order when the stream started, which orders it among the
     /// waiting streams (a SubscribeUpdate's new order applies to later groups).
     order: GroupOrder,
@@ -369,10 +372,33 @@ impl InFlight {
     fn live(&self) -> bool {
         self.cancel.code().is_none()
     }
+
+    /// Whether the stream takes a place in the [`Window`] while it sends: unless it is an
+    /// older group than `newest` still open at its producer. Groups of a live track come
+    /// one after another, so only the newest is normally open; an older one left open may
+    /// be idle (a producer with groups that overlap, a relay whose upstream group stalls)
+    /// and must not hold newer, complete groups back.
+    fn counts(&self, newest: u64) -> bool {
+        self.sequence >= newest || self.complete()
+    }
+
+    /// Whether the group has ended at its producer (finished or aborted).
+    fn complete(&self) -> bool {
+        // Only the serving loop looks at it: the atomic is for `Sync`, not for ordering.
+        if !self.complete.load(Ordering::Relaxed) {
+            let closed = std::pin::pin!(self.group.closed());
+            let ended = closed
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_ready();
+            self.complete.store(ended, Ordering::Relaxed);
+        }
+        self.complete.load(Ordering::Relaxed)
+    }
 }
 
 /// How many of a subscription's group streams may be sending at once in descending order
-/// (the focused stream and the next in line always may; see [`Serving::refocus`]).
+/// (the focused stream and the next in line always may; see [`Serving::refocus`]). An
+/// older group left open does not count (see [`InFlight::counts`]).
 ///
 /// The transport sends whatever it is given as fast as its congestion controller lets it,
 /// and behind a deep queue at the bottleneck that is faster than the link: the waiting
@@ -423,7 +449,7 @@ impl Window {
 
     /// A stream that started sending at `since` was given up while `sending` were sending.
     fn wasted(&mut self, since: Instant, sending: usize, now: Instant) {
-        if self.cut_at.is_some_and(|at| since < at) {
+        if self.cut_at.is_some_and(|at| since <= at) {
             return;
         }
         self.limit = (sending.min(self.limit) / 2).max(Self::MIN);
@@ -676,12 +702,14 @@ impl<C: Connection> Serving<C> {
                             return;
                         }
                     }
-                    if let Some(flight) = &flight {
+                    if let Some(flight) = &flight
+                        && self.order == GroupOrder::Descending
+                    {
                         match (&sent.result, flight.sending_since) {
                             (Ok(()), _) => self.window.delivered(),
                             // Given up by us (not stopped, not failed) after it queued data.
                             (Err(_), Some(since)) if sent.stopped.is_none() && !flight.live() => {
-                                let sending = sending(&in_flight) + 1;
+                                let sending = sent_before(&in_flight) + 1;
                                 self.window.wasted(since, sending, self.config.now());
                             }
                             (Err(_), _) => {}
@@ -809,9 +837,11 @@ impl<C: Connection> Serving<C> {
         // focused one and the next in line have the link, so giving one of them up would
         // waste what it has sent.
         while in_flight.len() >= self.config.max_group_streams {
+            // A stream held back by the window first: it has sent nothing.
             let victim = in_flight
                 .iter()
-                .position(|f| f.role == Role::Waiting)
+                .position(|f| f.parked)
+                .or_else(|| in_flight.iter().position(|f| f.role == Role::Waiting))
                 .or_else(|| {
                     in_flight
                         .iter()
@@ -822,8 +852,10 @@ impl<C: Connection> Serving<C> {
                 break;
             };
             oldest.cancel.cancel(ErrorCode::BOUNDS_EXCEEDED);
-            if let Some(since) = oldest.sending_since {
-                let sending = sending(in_flight) + 1;
+            if let Some(since) = oldest.sending_since
+                && self.order == GroupOrder::Descending
+            {
+                let sending = sent_before(in_flight) + 1;
                 self.window.wasted(since, sending, self.config.now());
             }
             if oldest.fresh {
@@ -843,6 +875,7 @@ impl<C: Connection> Serving<C> {
             fresh: true,
             parked: false,
             sending_since: None,
+            complete: AtomicBool::new(false),
             order: self.order,
             started_priority: self.priority,
         });
@@ -911,6 +944,7 @@ impl<C: Connection> Serving<C> {
             )
         });
         let mut sending = sending(in_flight);
+        let newest = newest(in_flight);
         let mut newest_sending = in_flight
             .iter()
             .filter(|f| !f.fresh && f.live())
@@ -932,7 +966,9 @@ impl<C: Connection> Serving<C> {
                 flight.cancel.cancel(ErrorCode::CANCEL);
             }
             if flight.live() {
-                sending += 1;
+                if flight.counts(newest) {
+                    sending += 1;
+                }
                 flight.sending_since = Some(now);
                 newest_sending = newest_sending.max(Some(flight.sequence));
             }
@@ -1000,12 +1036,21 @@ impl<C: Connection> Serving<C> {
     fn needs_focus(&self, in_flight: &VecDeque<InFlight>) -> bool {
         // A new stream to place, a held-back one given up (to report), or one the window
         // now has room for.
-        let sending = sending(in_flight);
-        if in_flight
-            .iter()
-            .any(|f| f.fresh && (!f.parked || !f.live() || !self.holds_back(f, sending)))
-        {
-            return true;
+        let mut parked = false;
+        for flight in in_flight.iter().filter(|f| f.fresh) {
+            if !flight.parked || !flight.live() {
+                return true;
+            }
+            parked = true;
+        }
+        if parked {
+            let sending = sending(in_flight);
+            if in_flight
+                .iter()
+                .any(|f| f.parked && f.live() && !self.holds_back(f, sending))
+            {
+                return true;
+            }
         }
         let live = || in_flight.iter().filter(|f| f.live());
         let focus = live().any(|f| matches!(f.role, Role::Focus(_)));
@@ -1032,9 +1077,30 @@ impl<C: Connection> Serving<C> {
     }
 }
 
-/// Group streams of a subscription that are sending (started, not given up).
+/// Group streams of a subscription that take a place in its [`Window`]: sending, not given
+/// up, and not an older group left open (see [`InFlight::counts`]).
 fn sending(in_flight: &VecDeque<InFlight>) -> usize {
-    in_flight.iter().filter(|f| !f.fresh && f.live()).count()
+    let newest = newest(in_flight);
+    in_flight
+        .iter()
+        .filter(|f| !f.fresh && f.live() && f.counts(newest))
+        .count()
+}
+
+/// Group streams that started sending and are not reported yet, given up or not (and not
+/// an older group left open): what was sending when one of them was given up (for
+/// [`Window::wasted`]).
+fn sent_before(in_flight: &VecDeque<InFlight>) -> usize {
+    let newest = newest(in_flight);
+    in_flight
+        .iter()
+        .filter(|f| f.sending_since.is_some() && f.counts(newest))
+        .count()
+}
+
+/// The newest group in flight.
+fn newest(in_flight: &VecDeque<InFlight>) -> u64 {
+    in_flight.iter().map(|f| f.sequence).max().unwrap_or(0)
 }
 
 /// Whether a live waiting stream may take a free role (see [`Serving::refocus`]): one that
@@ -1165,8 +1231,11 @@ mod tests {
         // Streams that started sending before the cut were sent with the old limit.
         window.wasted(ms(99), 20, ms(110));
         assert_eq!(window.limit, 10);
-        // One that started after it cuts again, never below the two roles.
-        window.wasted(ms(100), 3, ms(120));
+        // One that started with the cut did too; one that started after it cuts again,
+        // never below the two roles.
+        window.wasted(ms(100), 20, ms(115));
+        assert_eq!(window.limit, 10);
+        window.wasted(ms(101), 3, ms(120));
         assert_eq!(window.limit, 2);
         window.wasted(ms(130), 2, ms(140));
         assert_eq!(window.limit, 2);

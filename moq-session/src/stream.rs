@@ -363,16 +363,25 @@ impl Cancel {
         }
     }
 
-    /// Runs `work` until it completes or the cancel is set (then `Err(code)`).
+    /// Runs `work` until it completes or the cancel is set (then `Err(code)`). Work that
+    /// had started and completes successfully when the cancel is seen counts as done: a
+    /// group stream delivered just before it was given up (its delivery and the cancel
+    /// were handled in the same turn) was delivered. Work not started when the cancel is
+    /// seen is never started.
     pub(crate) async fn run<T>(
         &self,
         work: impl Future<Output = Result<T, ErrorCode>>,
     ) -> Result<T, ErrorCode> {
         let mut work = std::pin::pin!(work);
+        let mut started = false;
         poll_fn(|cx| {
             if let Poll::Ready(code) = self.poll(cx) {
+                if started && let Poll::Ready(Ok(done)) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(done));
+                }
                 return Poll::Ready(Err(code));
             }
+            started = true;
             work.as_mut().poll(cx)
         })
         .await

@@ -975,6 +975,9 @@ struct Link {
     in_flight: VecDeque<(Instant, HalfKey, Packet)>,
     /// When the transmitter finishes the packet it is sending.
     busy_until: Option<Instant>,
+    /// The transmitter found nothing to pick while the wire was still busy (with a
+    /// [`Config::buffer`]): the wire goes idle at `busy_until`.
+    drained: bool,
 }
 
 #[derive(Default)]
@@ -1266,12 +1269,18 @@ impl State {
             }
             // A transmitter that stayed busy goes on where it left off, so that timer
             // granularity does not add up; an idle one starts now. (With a buffer the wire
-            // may still be busy with packets picked earlier: this one follows them.)
-            let start = link.busy_until.unwrap_or(now);
+            // may still be busy with packets picked earlier: this one follows them, or
+            // starts now if the wire has gone idle since.)
+            let start = match link.busy_until {
+                Some(until) if link.drained => until.max(now),
+                Some(until) => until,
+                None => now,
+            };
             let Some((key, packet)) = self.next_packet(from, config.packet_size) else {
                 // Idle once the wire is done with what was picked ahead.
                 let link = &mut self.sides[from].link;
                 link.busy_until = link.busy_until.filter(|until| *until > now);
+                link.drained = true;
                 break;
             };
             let len = match &packet {
@@ -1289,6 +1298,7 @@ impl State {
             let done = start + transmit;
             let link = &mut self.sides[from].link;
             link.busy_until = Some(done);
+            link.drained = false;
             link.in_flight.push_back((done + config.delay, key, packet));
         }
         let link = &self.sides[from].link;
@@ -1443,6 +1453,31 @@ mod tests {
         // Then the rest of the first stream, behind it.
         assert_eq!(state.pump(CLIENT, ms(200), &config), Some(ms(300)));
         assert_eq!(queued(&state), [2, 2, 6, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_buffer_gives_no_credit_for_idle_wire_time() {
+        // 100-byte packets take 100 ms, arrive 1 s later; the transmitter picks 300 ms ahead.
+        let config = Config::default()
+            .bandwidth(1000)
+            .packet_size(100)
+            .delay(Duration::from_secs(1))
+            .buffer(Duration::from_millis(300));
+        let mut state = state_with(&[(2, 0, &[100])]);
+        let start = Instant::now();
+        let ms = |n| start + Duration::from_millis(n);
+        assert_eq!(state.pump(CLIENT, start, &config), Some(ms(1100)));
+        // The wire is idle from 100 ms; the next packet is written at 500 ms and cannot
+        // have left before then: on the wire until 600 ms, it arrives at 1600 ms.
+        let key = HalfKey {
+            id: 2,
+            from: CLIENT,
+        };
+        state.send(key, Packet::Data(Bytes::from(vec![0; 100])));
+        assert_eq!(state.pump(CLIENT, ms(500), &config), Some(ms(1100)));
+        let link = &state.sides[CLIENT].link;
+        let arrivals: Vec<Instant> = link.in_flight.iter().map(|(at, _, _)| *at).collect();
+        assert_eq!(arrivals, [ms(1100), ms(1600)]);
     }
 
     #[tokio::test(start_paused = true)]
