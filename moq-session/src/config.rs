@@ -42,9 +42,10 @@ pub struct SessionConfig {
     pub max_announced: usize,
     /// Group streams in flight per subscription. Receiving: one more group stream is
     /// stopped with code 11 (the group is lost, the subscription goes on). Sending: when a
-    /// new group starts while this many are still being sent, the oldest waiting one (else
-    /// the oldest other than the focused one, `docs/session.md`, "Overload") is reset and a
-    /// `GroupDrop` with code 11 is sent for it. Default
+    /// new group starts while this many are still in flight, the oldest one held back by
+    /// the window (it has sent nothing), else the oldest waiting one, else the oldest other
+    /// than the focused one (`docs/session.md`, "Overload") is reset and a `GroupDrop` with
+    /// code 11 is sent for it. Default
     /// [`DEFAULT_MAX_GROUP_STREAMS`](Self::DEFAULT_MAX_GROUP_STREAMS).
     pub max_group_streams: usize,
     /// The largest control message accepted (encoded size); a larger one is a decode error

@@ -833,9 +833,9 @@ impl<C: Connection> Serving<C> {
         sends: &mut FuturesUnordered<BoxFuture<'static, Sent>>,
         in_flight: &mut VecDeque<InFlight>,
     ) {
-        // Past the cap, the oldest waiting stream in flight is given up (GroupDrop 11): the
-        // focused one and the next in line have the link, so giving one of them up would
-        // waste what it has sent.
+        // Past the cap, the oldest held-back or else waiting stream in flight is given up
+        // (GroupDrop 11): the focused one and the next in line have the link, so giving one
+        // of them up would waste what it has sent.
         while in_flight.len() >= self.config.max_group_streams {
             // A stream held back by the window first: it has sent nothing.
             let victim = in_flight
