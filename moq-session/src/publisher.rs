@@ -932,7 +932,7 @@ impl<C: Connection> Serving<C> {
             in_flight[index].role = Role::Next(now);
         }
         self.reprioritize(in_flight);
-        // The streams with a role first, then the newest.
+        // Which streams start: the ones with a role first, then the newest.
         let mut fresh: Vec<usize> = (0..in_flight.len())
             .filter(|&index| in_flight[index].fresh)
             .collect();
@@ -951,6 +951,7 @@ impl<C: Connection> Serving<C> {
             .map(|f| f.sequence)
             .max();
         let mut one_parked = false;
+        let mut starting = Vec::new();
         for index in fresh {
             let flight = &mut in_flight[index];
             if flight.live() && self.holds_back(flight, sending) {
@@ -975,7 +976,15 @@ impl<C: Connection> Serving<C> {
             flight.fresh = false;
             flight.parked = false;
             flight.started_priority = self.priority;
-            sends.push(self.send(flight));
+            starting.push(index);
+        }
+        // Started in the order the groups started (oldest first), so that their streams are
+        // opened in that order: a subscriber that learns of a newer group first moves past
+        // the older one (the consumer of a track only moves forward), and the older group,
+        // delivered, would be lost to it (the browser test's typed lines).
+        starting.sort_unstable();
+        for index in starting {
+            sends.push(self.send(&in_flight[index]));
         }
     }
 
