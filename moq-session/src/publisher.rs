@@ -978,10 +978,8 @@ impl<C: Connection> Serving<C> {
             flight.started_priority = self.priority;
             starting.push(index);
         }
-        // Started in the order the groups started (oldest first), so that their streams are
-        // opened in that order: a subscriber that learns of a newer group first moves past
-        // the older one (the consumer of a track only moves forward), and the older group,
-        // delivered, would be lost to it (the browser test's typed lines).
+        // Started in the order the groups started (oldest first), as before the window: the
+        // streams are opened in that order (their priorities still send the newest first).
         starting.sort_unstable();
         for index in starting {
             sends.push(self.send(&in_flight[index]));
