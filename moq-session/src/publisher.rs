@@ -932,6 +932,20 @@ impl<C: Connection> Serving<C> {
             in_flight[index].role = Role::Next(now);
         }
         self.reprioritize(in_flight);
+        if self.order != GroupOrder::Descending || in_flight.len() <= self.window.limit {
+            // Nothing can be held back (fewer streams in flight than the window): start the
+            // new ones, oldest first.
+            for flight in in_flight.iter_mut().filter(|f| f.fresh) {
+                if flight.live() {
+                    flight.sending_since = Some(now);
+                }
+                flight.fresh = false;
+                flight.parked = false;
+                flight.started_priority = self.priority;
+                sends.push(self.send(flight));
+            }
+            return;
+        }
         // Which streams start: the ones with a role first, then the newest.
         let mut fresh: Vec<usize> = (0..in_flight.len())
             .filter(|&index| in_flight[index].fresh)
