@@ -705,14 +705,13 @@ impl<C: Connection> Serving<C> {
                     if let Some(flight) = &flight
                         && self.order == GroupOrder::Descending
                     {
-                        match (&sent.result, flight.sending_since) {
-                            (Ok(()), _) => self.window.delivered(),
-                            // Given up by us (not stopped, not failed) after it queued data.
-                            (Err(_), Some(since)) if sent.stopped.is_none() && !flight.live() => {
-                                let sending = sent_before(&in_flight) + 1;
-                                self.window.wasted(since, sending, self.config.now());
+                        match &sent.result {
+                            Ok(()) => self.window.delivered(),
+                            // Given up by us (not stopped by the peer, not failed).
+                            Err(_) if sent.stopped.is_none() && !flight.live() => {
+                                self.given_up(flight, &in_flight);
                             }
-                            (Err(_), _) => {}
+                            Err(_) => {}
                         }
                     }
                     if sent.result.is_ok()
@@ -852,11 +851,8 @@ impl<C: Connection> Serving<C> {
                 break;
             };
             oldest.cancel.cancel(ErrorCode::BOUNDS_EXCEEDED);
-            if let Some(since) = oldest.sending_since
-                && self.order == GroupOrder::Descending
-            {
-                let sending = sent_before(in_flight) + 1;
-                self.window.wasted(since, sending, self.config.now());
+            if self.order == GroupOrder::Descending {
+                self.given_up(&oldest, in_flight);
             }
             if oldest.fresh {
                 // Never sent: started given up, so that it reports (GroupDrop 11).
@@ -936,13 +932,7 @@ impl<C: Connection> Serving<C> {
             // Nothing can be held back (fewer streams in flight than the window): start the
             // new ones, oldest first.
             for flight in in_flight.iter_mut().filter(|f| f.fresh) {
-                if flight.live() {
-                    flight.sending_since = Some(now);
-                }
-                flight.fresh = false;
-                flight.parked = false;
-                flight.started_priority = self.priority;
-                sends.push(self.send(flight));
+                sends.push(self.send(self.begin(flight, now)));
             }
             return;
         }
@@ -984,20 +974,37 @@ impl<C: Connection> Serving<C> {
                 if flight.counts(newest) {
                     sending += 1;
                 }
-                flight.sending_since = Some(now);
                 newest_sending = newest_sending.max(Some(flight.sequence));
             }
-            flight.fresh = false;
-            flight.parked = false;
-            flight.started_priority = self.priority;
             starting.push(index);
         }
         // Started in the order the groups started (oldest first), as before the window: the
         // streams are opened in that order (their priorities still send the newest first).
         starting.sort_unstable();
         for index in starting {
-            sends.push(self.send(&in_flight[index]));
+            sends.push(self.send(self.begin(&mut in_flight[index], now)));
         }
+    }
+
+    /// Tells the window that `flight`, no longer in `in_flight`, was given up by us: waste
+    /// if it had queued data.
+    fn given_up(&mut self, flight: &InFlight, in_flight: &VecDeque<InFlight>) {
+        if let Some(since) = flight.sending_since {
+            // It was sending along with the ones not reported yet, given up or not.
+            let sending = window_count(in_flight, |f| f.sending_since.is_some()) + 1;
+            self.window.wasted(since, sending, self.config.now());
+        }
+    }
+
+    /// Marks a fresh stream as started (at `now`, if live) and returns it, for its send.
+    fn begin<'a>(&self, flight: &'a mut InFlight, now: Instant) -> &'a InFlight {
+        if flight.live() {
+            flight.sending_since = Some(now);
+        }
+        flight.fresh = false;
+        flight.parked = false;
+        flight.started_priority = self.priority;
+        flight
     }
 
     /// Whether a live fresh stream waits (see [`Window`]): in descending order, one without
@@ -1101,21 +1108,15 @@ impl<C: Connection> Serving<C> {
 /// Group streams of a subscription that take a place in its [`Window`]: sending, not given
 /// up, and not an older group left open (see [`InFlight::counts`]).
 fn sending(in_flight: &VecDeque<InFlight>) -> usize {
-    let newest = newest(in_flight);
-    in_flight
-        .iter()
-        .filter(|f| !f.fresh && f.live() && f.counts(newest))
-        .count()
+    window_count(in_flight, |f| !f.fresh && f.live())
 }
 
-/// Group streams that started sending and are not reported yet, given up or not (and not
-/// an older group left open): what was sending when one of them was given up (for
-/// [`Window::wasted`]).
-fn sent_before(in_flight: &VecDeque<InFlight>) -> usize {
+/// Streams that pass `filter` and are not an older group left open.
+fn window_count(in_flight: &VecDeque<InFlight>, filter: impl Fn(&InFlight) -> bool) -> usize {
     let newest = newest(in_flight);
     in_flight
         .iter()
-        .filter(|f| f.sending_since.is_some() && f.counts(newest))
+        .filter(|f| filter(f) && f.counts(newest))
         .count()
 }
 
