@@ -209,22 +209,8 @@ async fn overload_with(
         sessions_kept.push((client, server, c, s));
     }
 
-    let start = Instant::now();
-    let payload = Bytes::from(vec![0x5a; FRAME_SIZE]);
     let frames = produce.as_millis() as u64;
-    let mut group = None;
-    for index in 0..frames {
-        if production == Production::Live || index % GROUP_FRAMES == 0 {
-            tokio::time::sleep_until(start + Duration::from_millis(index)).await;
-        }
-        let current = group.get_or_insert_with(|| track.append_group());
-        current.write_frame(payload.clone()).unwrap();
-        if (index + 1) % GROUP_FRAMES == 0
-            && let Some(done) = group.take()
-        {
-            done.finish();
-        }
-    }
+    let _open = produce_frames(&mut track, production, frames, |_| FRAME_SIZE).await;
     // A last group in flight may still arrive; nothing after that is counted.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let outcomes = observed
@@ -463,16 +449,20 @@ async fn live_pair(
     (track, record(sub), (client, server, c, s))
 }
 
-/// Live groups of 30 frames, a frame every millisecond, `size(index)` bytes each.
-async fn produce_live(
+/// Groups of [`GROUP_FRAMES`] frames of `size(index)` bytes, a frame every millisecond (or a
+/// group at once every 30 ms, in bursts). Returns the last group if it is still open.
+async fn produce_frames(
     track: &mut moq_model::TrackProducer,
+    production: Production,
     frames: u64,
     size: impl Fn(u64) -> usize,
-) {
+) -> Option<moq_model::GroupProducer> {
     let start = Instant::now();
     let mut group = None;
     for index in 0..frames {
-        tokio::time::sleep_until(start + Duration::from_millis(index)).await;
+        if production == Production::Live || index % GROUP_FRAMES == 0 {
+            tokio::time::sleep_until(start + Duration::from_millis(index)).await;
+        }
         let current = group.get_or_insert_with(|| track.append_group());
         current
             .write_frame(Bytes::from(vec![0x5a; size(index)]))
@@ -483,6 +473,7 @@ async fn produce_live(
             done.finish();
         }
     }
+    group
 }
 
 #[tokio::test(start_paused = true)]
@@ -490,7 +481,7 @@ async fn a_long_link_at_80_percent_gets_every_group() {
     // 1 MB/s on a 1.25 MB/s link, 100 ms each way: about seven groups in flight.
     let link = Config::default().bandwidth(1_250_000).delay(LONG_DELAY);
     let (mut track, got, _sessions) = live_pair(link, Duration::ZERO).await;
-    produce_live(&mut track, 6_000, |_| FRAME_SIZE).await;
+    let _open = produce_frames(&mut track, Production::Live, 6_000, |_| FRAME_SIZE).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let got = got.lock().unwrap().clone();
     let whole = got.iter().filter(|(_, w)| *w == Some(GROUP_FRAMES)).count();
@@ -504,11 +495,9 @@ async fn the_window_grows_back_after_an_overload() {
     for expires in [Duration::ZERO, Duration::from_millis(500)] {
         let link = Config::default().bandwidth(LINK_RATE).delay(LONG_DELAY);
         let (mut track, got, _sessions) = live_pair(link, expires).await;
-        produce_live(
-            &mut track,
-            6_000,
-            |index| if index < 1_000 { 1_000 } else { 250 },
-        )
+        let _open = produce_frames(&mut track, Production::Live, 6_000, |index| {
+            if index < 1_000 { 1_000 } else { 250 }
+        })
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let got = got.lock().unwrap().clone();
