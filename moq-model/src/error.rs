@@ -45,6 +45,10 @@ pub enum Error {
     /// A peer broke a rule of the protocol.
     #[error("protocol violation")]
     ProtocolViolation,
+    /// The requester is not allowed to do this (e.g. a relay's access control refused a
+    /// subscription outside what the session's token grants).
+    #[error("unauthorized")]
+    Unauthorized,
     /// An application-defined error `n` (wire code `64 + n`).
     #[error("application error {0}")]
     App(u32),
@@ -65,6 +69,7 @@ impl Error {
             Self::NotFound => ErrorCode::NOT_FOUND,
             Self::WrongSize => ErrorCode::WRONG_SIZE,
             Self::ProtocolViolation => ErrorCode::PROTOCOL_VIOLATION,
+            Self::Unauthorized => ErrorCode::UNAUTHORIZED,
             // App codes past u32::MAX - 64 do not exist on the wire; saturate.
             Self::App(n) => ErrorCode::app(n).unwrap_or(ErrorCode(u32::MAX)),
             Self::Code(code) => code,
@@ -83,6 +88,7 @@ impl Error {
             ErrorCode::NOT_FOUND => Self::NotFound,
             ErrorCode::WRONG_SIZE => Self::WrongSize,
             ErrorCode::PROTOCOL_VIOLATION => Self::ProtocolViolation,
+            ErrorCode::UNAUTHORIZED => Self::Unauthorized,
             other => match other.app_number() {
                 Some(n) => Self::App(n),
                 None => Self::Code(other),
@@ -112,6 +118,7 @@ mod tests {
             Error::NotFound,
             Error::WrongSize,
             Error::ProtocolViolation,
+            Error::Unauthorized,
             Error::App(0),
             Error::App(1000),
             Error::Code(ErrorCode(7)),

@@ -24,10 +24,37 @@ use crate::limits::MAX_EXTENSIONS;
 /// assert_eq!(ext.get(0x2a).map(|b| &b[..]), Some(&[1, 0xff][..]));
 /// assert_eq!(ext.len(), 1);
 /// ```
-#[derive(Clone, Debug, Default, Eq)]
+#[derive(Clone, Default, Eq)]
 pub struct Extensions(Vec<(u64, Bytes)>);
 
+/// Lists the entries; the payload of [`Extensions::JWT`] is shown only by its length, so
+/// that a token never reaches a log through a debug print.
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (id, payload) in &self.0 {
+            if *id == Self::JWT {
+                map.entry(id, &format_args!("<{} bytes, redacted>", payload.len()));
+            } else {
+                map.entry(id, payload);
+            }
+        }
+        map.finish()
+    }
+}
+
 impl Extensions {
+    /// Our extension id for the session's root path, sent by a raw-QUIC client in
+    /// [`SessionClient`](crate::SessionClient) (raw QUIC has no request URL to carry it):
+    /// the URL path as UTF-8, parts separated by `/` (e.g. `room/alice`). Not defined by
+    /// `moq-transfork` 0.5.0, which ignores it (WIRE.md §3.10).
+    pub const ROOT: u64 = 0x6d72;
+
+    /// Our extension id for the session's access token (a JWT, as in a WebTransport URL's
+    /// `?jwt=` query), sent by a raw-QUIC client in [`SessionClient`](crate::SessionClient);
+    /// the payload is the token's ASCII text.
+    pub const JWT: u64 = 0x6d74;
+
     /// An empty map.
     pub const fn new() -> Self {
         Self(Vec::new())
@@ -122,5 +149,24 @@ impl Decode for Extensions {
             entries.push((id, payload));
         }
         Ok(Self(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_token() {
+        let mut ext = Extensions::new();
+        ext.insert(Extensions::ROOT, Bytes::from_static(b"room"));
+        ext.insert(
+            Extensions::JWT,
+            Bytes::from_static(b"eyJhbGciOi.secret.sig"),
+        );
+        let printed = format!("{ext:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("21 bytes, redacted"), "{printed}");
+        assert!(printed.contains("room"), "{printed}");
     }
 }
