@@ -5,8 +5,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moq_proto::ReaderConfig;
 use moq_proto::limits::{MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
+use moq_proto::{Extensions, ReaderConfig};
 
 /// The limits a session enforces, and its clock.
 ///
@@ -63,6 +63,11 @@ pub struct SessionConfig {
     /// its subscription (a newer group starts, another group stream ends). See
     /// [`timer`](Self::timer).
     pub timer: Option<Sleep>,
+    /// Extensions this side sends in its setup message (`SessionClient` or
+    /// `SessionServer`, WIRE.md §3.10), after those the transport adds
+    /// ([`Connection::setup_extensions`](crate::transport::Connection::setup_extensions));
+    /// an id set here replaces the transport's. Default: none (as `moq-transfork` 0.5.0).
+    pub extensions: Extensions,
 }
 
 /// A function that returns a future completing after the given duration, e.g.
@@ -131,6 +136,12 @@ impl SessionConfig {
         self
     }
 
+    /// Sets [`extensions`](Self::extensions).
+    pub fn extensions(mut self, extensions: Extensions) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
     /// Sets [`clock`](Self::clock).
     pub fn clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -159,6 +170,7 @@ impl Default for SessionConfig {
             max_frame_size: MAX_FRAME_SIZE,
             clock: Arc::new(Instant::now),
             timer: None,
+            extensions: Extensions::new(),
         }
     }
 }
@@ -173,6 +185,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_message_size", &self.max_message_size)
             .field("max_frame_size", &self.max_frame_size)
             .field("timer", &self.timer.is_some())
+            .field("extensions", &self.extensions)
             .finish_non_exhaustive()
     }
 }

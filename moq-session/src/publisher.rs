@@ -216,7 +216,7 @@ fn info(track: &TrackConsumer) -> Info {
 
 /// §4.7 with the draft-02 meaning: the cached group's stream contents after the Group
 /// header (frame headers and payloads), from byte `offset`, then FIN. Unknown track or
-/// group → reset+stop 13.
+/// group → reset+stop 13; a router's rejection → reset+stop with its code.
 async fn serve_fetch<S: SendStream, R: RecvStream>(
     shared: Arc<Shared>,
     mut send: Sender<S>,
@@ -226,12 +226,17 @@ async fn serve_fetch<S: SendStream, R: RecvStream>(
         Ok(fetch) => fetch,
         Err(err) => return abort(&mut send, &mut reader, err.code()),
     };
-    let Some(mut group) = shared
-        .published(&fetch.path)
-        .and_then(|track| track.group(fetch.group))
-    else {
+    // A path nobody published here is asked of the router, as Info is (a relay serves the
+    // group from its cache of the upstream track, or refuses with its own code).
+    let track = match resolve(&shared, Track::new(fetch.path.clone())).await {
+        Ok(track) => track,
+        Err(code) => return abort(&mut send, &mut reader, code),
+    };
+    let Some(mut group) = track.group(fetch.group) else {
         return abort(&mut send, &mut reader, ErrorCode::NOT_FOUND);
     };
+    // `track` lives until the reply ends: a routed track's last consumer going would end
+    // its subscription upstream, and with it a group still being received.
     send.set_priority(i32::from(fetch.priority) << 24);
     let mut skip = fetch.offset;
     let result: Result<(), ErrorCode> = async {

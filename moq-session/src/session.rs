@@ -190,6 +190,8 @@ impl<C: Connection> Ops for Ops_<C> {
 /// What the handles, the driver and every task share.
 pub(crate) struct Shared {
     pub(crate) config: SessionConfig,
+    /// The extensions of the peer's setup message.
+    peer_extensions: Extensions,
     ops: Box<dyn Ops>,
     state: Mutex<State>,
     driver: AtomicWaker,
@@ -360,24 +362,25 @@ impl Session {
         send.encode(&StreamBi::Session);
         send.encode(&SessionClient {
             versions: vec![Version::CURRENT],
-            extensions: Extensions::new(),
+            extensions: setup_extensions(&conn, &config),
         });
         let result = match send.flush().await {
             Ok(()) => reader.required::<SessionServer>().await,
             Err(err) => Err(err),
         };
         match result {
-            Ok(server) if server.version == Version::CURRENT => {}
+            Ok(server) if server.version == Version::CURRENT => {
+                Ok(Self::start(conn, config, send, reader, server.extensions))
+            }
             Ok(server) => {
                 abort(&mut send, &mut reader, ErrorCode::VERSION);
-                return Err(Error::Version(vec![server.version]));
+                Err(Error::Version(vec![server.version]))
             }
             Err(err) => {
                 abort(&mut send, &mut reader, err.code());
-                return Err(err);
+                Err(err)
             }
         }
-        Ok(Self::start(conn, config, send, reader))
     }
 
     /// Accepts a session as the server over `conn` with the default [`SessionConfig`]:
@@ -434,13 +437,13 @@ impl Session {
         }
         let server = SessionServer {
             version: Version::CURRENT,
-            extensions: Extensions::new(),
+            extensions: setup_extensions(&conn, &config),
         };
         if let Err(err) = send.write_message(&server).await {
             abort(&mut send, &mut reader, err.code());
             return Err(err);
         }
-        Ok(Self::start(conn, config, send, reader))
+        Ok(Self::start(conn, config, send, reader, client.extensions))
     }
 
     fn start<C: Connection>(
@@ -448,9 +451,11 @@ impl Session {
         config: SessionConfig,
         send: Sender<C::SendStream>,
         reader: Reader<C::RecvStream>,
+        peer_extensions: Extensions,
     ) -> (Session, SessionDriver) {
         let shared = Arc::new(Shared {
             config,
+            peer_extensions,
             ops: Box::new(Ops_(conn.clone())),
             state: Mutex::new(State::default()),
             driver: AtomicWaker::new(),
@@ -737,7 +742,8 @@ impl Session {
     /// resets the stream with 13, which [`Fetched::read_chunk`] reports as
     /// [`Error::Transport`] with [`TransportError::StreamReset`] and
     /// [`ErrorCode::NOT_FOUND`], as [`info`](Self::info) does. The publisher of this crate
-    /// answers from what its track still holds, not through the router.
+    /// answers from what its track still holds; a path it does not publish itself is asked
+    /// of its router, as a subscription would be (a relay answers from its cache).
     ///
     /// Only send this to peers of this implementation: the published `moq-transfork`
     /// releases 0.4 to 0.8 do not implement Fetch (0.5.0 answers with FIN and no data,
@@ -791,7 +797,20 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
     /// ends with the matching error; the driver completes.
     pub fn close(&self, code: ErrorCode) {
         let reason = code.name().unwrap_or("closed");
+        self.close_with_reason(code, reason);
+    }
+
+    /// [`close`](Self::close) with a reason text of our own, which the peer receives with
+    /// the code in the connection close (e.g. why access was refused).
+    pub fn close_with_reason(&self, code: ErrorCode, reason: &str) {
         self.shared().close(Error::Closed(code), code, reason);
+    }
+
+    /// The extensions the peer sent in its setup message (`SessionClient` when we
+    /// accepted, `SessionServer` when we connected), e.g. a raw-QUIC client's root path
+    /// and token ([`Extensions::ROOT`], [`Extensions::JWT`]).
+    pub fn peer_extensions(&self) -> &Extensions {
+        &self.shared().peer_extensions
     }
 
     /// Waits until the session has ended and returns why: [`Error::Closed`] when it was
@@ -878,6 +897,16 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
         let id = state.sub_paths.get(path)?;
         state.subs.get(id)?.info.clone()
     }
+}
+
+/// What this side sends in its setup message: the transport's extensions, then the
+/// configured ones (which replace the transport's with the same id).
+fn setup_extensions<C: Connection>(conn: &C, config: &SessionConfig) -> Extensions {
+    let mut extensions = conn.setup_extensions();
+    for (id, payload) in config.extensions.iter() {
+        extensions.insert(id, payload.clone());
+    }
+    extensions
 }
 
 impl SessionDriver {

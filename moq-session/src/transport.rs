@@ -99,7 +99,7 @@ assert_eq!(recv.read().await.unwrap(), None);
 use std::future::Future;
 
 use bytes::{Buf, Bytes};
-use moq_proto::ErrorCode;
+use moq_proto::{ErrorCode, Extensions};
 
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -272,6 +272,18 @@ pub trait Connection: Clone + Send + Sync + 'static {
     ///
     /// Cancel-safe; it only observes.
     fn closed(&self) -> impl Future<Output = TransportError> + Send;
+
+    /// Setup extensions the transport contributes to this side's setup message
+    /// (`SessionClient` or `SessionServer`, WIRE.md §3.10). None by default.
+    ///
+    /// For what a transport knows that the session must carry: a raw-QUIC client has no
+    /// request URL, so its adapter puts the URL's root path and access token here
+    /// ([`Extensions::ROOT`](moq_proto::Extensions::ROOT),
+    /// [`Extensions::JWT`](moq_proto::Extensions::JWT)); over WebTransport the CONNECT
+    /// URL carries them and nothing is added.
+    fn setup_extensions(&self) -> Extensions {
+        Extensions::new()
+    }
 }
 
 /// The sending half of a stream.
