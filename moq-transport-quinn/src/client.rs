@@ -7,6 +7,7 @@ use std::time::Duration;
 use url::{Host, Url};
 
 use crate::connection::{Connection, TransportKind};
+use crate::credentials::{Credentials, redact_url};
 use crate::error::{ConfigError, ConnectError};
 use crate::settings::TransportSettings;
 use crate::tls::{self, Trust};
@@ -154,7 +155,7 @@ impl Client {
     /// closed).
     pub async fn connect(&self, url: &str) -> Result<Connection, ConnectError> {
         let url = Url::parse(url).map_err(|e| ConnectError::InvalidUrl {
-            url: url.to_owned(),
+            url: redact_url(url),
             message: e.to_string(),
         })?;
         self.connect_url(&url).await
@@ -198,7 +199,11 @@ impl Client {
             .await
             .map_err(|e| handshake_error(&e, host_text))?;
         match target.kind {
-            TransportKind::Quic => Ok(Connection::Quic(quic::Connection::new(conn))),
+            // Raw QUIC has no request: the URL's root and token go in the setup message.
+            TransportKind::Quic => Ok(Connection::Quic(
+                quic::Connection::new(conn)
+                    .with_setup_extensions(Credentials::from_url(url).to_extensions()),
+            )),
             TransportKind::WebTransport => {
                 let request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
                 match web_transport_quinn::Session::connect(conn.clone(), request).await {
@@ -302,7 +307,7 @@ impl<'a> Target<'a> {
             other => return Err(ConnectError::UnsupportedScheme(other.to_owned())),
         };
         let host = url.host().ok_or_else(|| ConnectError::InvalidUrl {
-            url: url.to_string(),
+            url: redact_url(url.as_str()),
             message: "no host".into(),
         })?;
         let (server_name, display) = match &host {

@@ -142,6 +142,13 @@ impl transport::Connection for Connection {
             Self::WebTransport(conn) => conn.closed().await,
         }
     }
+
+    fn setup_extensions(&self) -> moq_proto::Extensions {
+        match self {
+            Self::Quic(conn) => conn.setup_extensions(),
+            Self::WebTransport(conn) => conn.setup_extensions(),
+        }
+    }
 }
 
 /// The sending half of a stream of a [`Connection`].

@@ -100,6 +100,7 @@
 mod client;
 mod codes;
 mod connection;
+mod credentials;
 mod error;
 pub mod quic;
 mod server;
@@ -110,6 +111,7 @@ pub mod webtransport;
 
 pub use client::{Client, ClientConfig, DEFAULT_PORT};
 pub use connection::{Connection, RecvStream, SendStream, TransportKind};
+pub use credentials::{Credentials, CredentialsError, JWT_QUERY, redact_url, with_jwt};
 pub use error::{AcceptError, ConfigError, ConnectError};
 pub use server::{Request, Server, ServerConfig};
 pub use settings::{Congestion, TransportSettings};

@@ -4,7 +4,7 @@
 //! carry the WebTransport-mapped code, the connection close the plain one (WIRE.md §2.4).
 
 use bytes::{Buf, Bytes};
-use moq_proto::ErrorCode;
+use moq_proto::{ErrorCode, Extensions};
 use moq_session::transport::{self, TransportError};
 
 use crate::codes::{
@@ -19,6 +19,7 @@ use crate::codes::{
 pub struct Connection {
     conn: quinn::Connection,
     local: LocalClose,
+    setup: Extensions,
 }
 
 impl Connection {
@@ -30,7 +31,18 @@ impl Connection {
         Self {
             conn,
             local: LocalClose::default(),
+            setup: Extensions::new(),
         }
+    }
+
+    /// Sets what [`setup_extensions`](transport::Connection::setup_extensions) returns:
+    /// extensions for the session's setup message, e.g. a client's root path and token
+    /// ([`Credentials::to_extensions`](crate::Credentials::to_extensions)), which raw QUIC
+    /// has no URL to carry. [`Client::connect`](crate::Client::connect) sets them from the
+    /// URL.
+    pub fn with_setup_extensions(mut self, extensions: Extensions) -> Self {
+        self.setup = extensions;
+        self
     }
 
     /// The underlying quinn connection (for statistics, addresses, RTT).
@@ -98,6 +110,10 @@ impl transport::Connection for Connection {
     async fn closed(&self) -> TransportError {
         let err = self.conn.closed().await;
         self.error(&err)
+    }
+
+    fn setup_extensions(&self) -> Extensions {
+        self.setup.clone()
     }
 }
 

@@ -226,7 +226,7 @@ impl std::fmt::Debug for RequestInner {
             Self::Quic(conn) => f.debug_tuple("Quic").field(&conn.remote_address()).finish(),
             Self::WebTransport(request) => f
                 .debug_tuple("WebTransport")
-                .field(&request.url.as_str())
+                .field(&crate::redact_url(request.url.as_str()))
                 .finish(),
         }
     }

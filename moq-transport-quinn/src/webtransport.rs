@@ -88,7 +88,10 @@ impl Drop for Inner {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("webtransport::Connection")
-            .field("url", &self.url().map(Url::as_str))
+            .field(
+                "url",
+                &self.url().map(|url| crate::redact_url(url.as_str())),
+            )
             .field("remote", &self.quic().remote_address())
             .finish_non_exhaustive()
     }
