@@ -505,3 +505,46 @@ async fn fetch_read_all_stops_a_reply_over_its_limit() {
     send.finish().unwrap();
     assert_eq!(soon(reply.read_all(8)).await.unwrap(), "12345678");
 }
+
+#[tokio::test(start_paused = true)]
+async fn fetch_asks_the_router_for_unknown_paths() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (mut router, consumer) = Router::new(8).produce();
+    client.route(consumer);
+    // Served: the reply is the routed track's group, read while the track is held.
+    let fetching = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let mut reply = server.fetch(fetch_request(&["routed"], 0, 0)).await?;
+            reply.read_all(64).await
+        }
+    });
+    let request = soon(router.requested()).await.unwrap();
+    assert_eq!(request.track().path, ["routed"].into());
+    let (mut track, consumer) = Track::new(["routed"]).produce();
+    let mut group = track.append_group();
+    group.write_frame("ab").unwrap();
+    request.serve(consumer);
+    settle().await;
+    // The group is still live: the reply follows it until it ends.
+    group.write_frame("c").unwrap();
+    group.finish();
+    assert_eq!(soon(fetching).await.unwrap().unwrap(), b"\x02ab\x01c"[..]);
+    soon(track.unused()).await;
+    // Refused: the reply is reset with the router's code.
+    let fetching = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let mut reply = server.fetch(fetch_request(&["private"], 0, 0)).await?;
+            reply.read_all(64).await
+        }
+    });
+    soon(router.requested())
+        .await
+        .unwrap()
+        .reject(ModelError::Unauthorized);
+    assert_eq!(
+        soon(fetching).await.unwrap().unwrap_err(),
+        Error::Transport(TransportError::StreamReset(ErrorCode::UNAUTHORIZED))
+    );
+}

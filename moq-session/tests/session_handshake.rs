@@ -243,3 +243,38 @@ async fn a_reset_session_stream_closes_with_4() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn setup_extensions_reach_the_peer_and_a_close_carries_its_reason() {
+    let mut ours = Extensions::new();
+    ours.insert(Extensions::ROOT, Bytes::from_static(b"room"));
+    ours.insert(0x2a, Bytes::from_static(b"x"));
+    let mut theirs = Extensions::new();
+    theirs.insert(0x2b, Bytes::from_static(b"y"));
+    let (client, server) = memory::pair(Config::default());
+    let (connected, accepted) = tokio::join!(
+        Session::connect_with(
+            client,
+            moq_session::SessionConfig::default().extensions(ours.clone())
+        ),
+        Session::accept_with(
+            server,
+            moq_session::SessionConfig::default().extensions(theirs.clone())
+        ),
+    );
+    let (client, driver) = connected.unwrap();
+    tokio::spawn(driver);
+    let (server, driver) = accepted.unwrap();
+    tokio::spawn(driver);
+    assert_eq!(server.peer_extensions(), &ours);
+    assert_eq!(client.peer_extensions(), &theirs);
+
+    server.close_with_reason(ErrorCode::UNAUTHORIZED, "not allowed here");
+    match soon(client.closed()).await {
+        Error::Transport(TransportError::ClosedByPeer { code, reason }) => {
+            assert_eq!(code, ErrorCode::UNAUTHORIZED);
+            assert_eq!(reason, "not allowed here");
+        }
+        other => panic!("{other:?}"),
+    }
+}
