@@ -257,7 +257,7 @@ impl Key {
             Algorithm::ES256 => {
                 let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                     .map_err(|_| KeyError::Crypto("generating a P-256 key".into()))?;
-                let (d, x, y) = p256_parts(pkcs8.as_ref())?;
+                let [d, x, y] = p256_parts(pkcs8.as_ref())?;
                 jwk.crv = Some("P-256".into());
                 jwk.d = Some(URL_SAFE_NO_PAD.encode(d));
                 jwk.x = Some(URL_SAFE_NO_PAD.encode(x));
@@ -755,17 +755,17 @@ const P256_PREFIX: &[u8] = &[
 const P256_MIDDLE: &[u8] = &[0xa1, 0x44, 0x03, 0x42, 0x00];
 
 /// `d`, `x` and `y` of a P-256 PKCS#8 document as ring writes it.
-fn p256_parts(pkcs8: &[u8]) -> Result<(&[u8], &[u8], &[u8]), KeyError> {
+fn p256_parts(pkcs8: &[u8]) -> Result<[&[u8]; 3], KeyError> {
     let point_at = P256_PREFIX.len() + 32 + P256_MIDDLE.len();
     if pkcs8.len() != point_at + 65 || !pkcs8.starts_with(P256_PREFIX) || pkcs8[point_at] != 4 {
         return Err(KeyError::Crypto("unexpected P-256 key layout".into()));
     }
     let d = &pkcs8[P256_PREFIX.len()..P256_PREFIX.len() + 32];
-    Ok((
+    Ok([
         d,
         &pkcs8[point_at + 1..point_at + 33],
         &pkcs8[point_at + 33..],
-    ))
+    ])
 }
 
 /// The PKCS#8 document of a P-256 key from its scalar and uncompressed public point.

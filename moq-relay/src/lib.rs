@@ -47,11 +47,13 @@
 //! `docs/relay.md` in the repository documents the binary's flags and behaviour.
 #![forbid(unsafe_code)]
 
+mod auth;
 pub mod http;
 mod origins;
 mod relay;
 
-pub use origins::{Origins, SessionId};
+pub use auth::{Access, AuthConfig, Refusal};
+pub use origins::{Origins, Route, SessionId};
 pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, INFO_TIMEOUT, Relay, RelayConfig, RelayStats};
 
 /// Resolves on Ctrl-C, or on SIGTERM on Unix: what the relay binary, and the `moq` tool's

@@ -22,8 +22,28 @@ pub struct Origins {
 
 #[derive(Default)]
 struct Tables {
-    routes: HashMap<Path, Vec<(SessionId, Session)>>,
+    routes: HashMap<Path, Vec<Announcer>>,
     announced: AnnouncedProducer,
+}
+
+/// One session announcing a path, and the root its own paths are relative to.
+#[derive(Clone)]
+struct Announcer {
+    id: SessionId,
+    session: Session,
+    root: Path,
+}
+
+/// Where to subscribe to a track: the announcing session, and the track's path as that
+/// session names it (relative to its root).
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The announcing session's id.
+    pub id: SessionId,
+    /// The announcing session.
+    pub session: Session,
+    /// The track's path relative to the announcing session's root.
+    pub path: Path,
 }
 
 impl Origins {
@@ -36,12 +56,17 @@ impl Origins {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `session` announced `path`: it becomes the path's owner (latest wins).
-    pub fn announce(&self, path: Path, id: SessionId, session: &Session) {
+    /// `session`, whose paths are relative to `root`, announced the absolute `path`: it
+    /// becomes the path's owner (latest wins).
+    pub fn announce(&self, path: Path, id: SessionId, session: &Session, root: &Path) {
         let mut tables = self.lock();
         let owners = tables.routes.entry(path.clone()).or_default();
-        owners.retain(|(other, _)| *other != id);
-        owners.push((id, session.clone()));
+        owners.retain(|owner| owner.id != id);
+        owners.push(Announcer {
+            id,
+            session: session.clone(),
+            root: root.clone(),
+        });
         if owners.len() == 1 {
             tables.announced.announce(path);
         }
@@ -54,7 +79,7 @@ impl Origins {
         let Some(owners) = tables.routes.get_mut(path) else {
             return;
         };
-        owners.retain(|(other, _)| *other != id);
+        owners.retain(|owner| owner.id != id);
         if owners.is_empty() {
             tables.routes.remove(path);
             tables.announced.unannounce(path);
@@ -66,7 +91,7 @@ impl Origins {
         let mut tables = self.lock();
         let mut ended = Vec::new();
         tables.routes.retain(|path, owners| {
-            owners.retain(|(other, _)| *other != id);
+            owners.retain(|owner| owner.id != id);
             if owners.is_empty() {
                 ended.push(path.clone());
                 false
@@ -79,17 +104,25 @@ impl Origins {
         }
     }
 
-    /// The session to ask for the track at `path`: the most recent announcer of `path`
-    /// itself, or else of its longest announced prefix (a broadcast announced by its path).
-    pub fn route(&self, path: &Path) -> Option<(SessionId, Session)> {
+    /// Where to ask for the track at the absolute `path`: the most recent announcer of
+    /// `path` itself, or else of its longest announced prefix (a broadcast announced by its
+    /// path).
+    pub fn route(&self, path: &Path) -> Option<Route> {
         let tables = self.lock();
         let parts = path.parts();
-        (0..=parts.len()).rev().find_map(|n| {
+        let owner = (0..=parts.len()).rev().find_map(|n| {
             let prefix: Path = parts[..n].iter().cloned().collect();
             tables
                 .routes
                 .get(&prefix)
                 .and_then(|owners| owners.last().cloned())
+        })?;
+        // An announcer's paths are under its root, so the strip cannot fail.
+        let relative = path.strip_prefix(&owner.root)?;
+        Some(Route {
+            id: owner.id,
+            session: owner.session,
+            path: relative,
         })
     }
 

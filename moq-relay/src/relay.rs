@@ -5,17 +5,27 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use moq_model::{Error as ModelError, Path, Router, RouterConsumer, RouterProducer, RouterRequest};
+use moq_auth::Permissions;
+use moq_model::{
+    AnnouncedConsumer, AnnouncedProducer, Error as ModelError, Path, Router, RouterProducer,
+    RouterRequest,
+};
 use moq_proto::ErrorCode;
+use moq_session::transport::Connection as _;
 use moq_session::{Session, SessionConfig};
-use moq_transport_quinn::{Request, Server};
+use moq_transport_quinn::{Credentials, Request, Server, redact_url};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::auth::{Access, AuthConfig, Refusal};
 use crate::origins::{Origins, SessionId};
 
 /// How long a connected peer has to complete the MoQ session handshake.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a failed handshake waits for the client to close after the session stream's
+/// reset, before the relay closes the connection itself.
+const HANDSHAKE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long [`Relay::serve`] waits for sessions to close, and then for the closes to be
 /// sent, after a shutdown.
@@ -27,9 +37,11 @@ pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3)
 pub struct RelayConfig {
     /// The limits every accepted session puts on its peer.
     pub session: SessionConfig,
-    /// How many routing requests (subscriptions to paths a session does not publish itself)
+    /// How many routing requests (subscriptions, Info and Fetch requests) of one session
     /// may wait to be answered at once; one more is refused with code 11.
     pub router_capacity: usize,
+    /// Who may connect, and what each session may publish and subscribe. Default: open.
+    pub auth: AuthConfig,
 }
 
 impl Default for RelayConfig {
@@ -37,6 +49,7 @@ impl Default for RelayConfig {
         Self {
             session: SessionConfig::default(),
             router_capacity: 1024,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -45,6 +58,12 @@ impl RelayConfig {
     /// Sets [`session`](Self::session).
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
+        self
+    }
+
+    /// Sets [`auth`](Self::auth).
+    pub fn with_auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = auth;
         self
     }
 }
@@ -78,7 +97,6 @@ struct Entry {
 struct Inner {
     config: RelayConfig,
     origins: Origins,
-    router: RouterConsumer,
     sessions: Mutex<HashMap<SessionId, Entry>>,
     next_id: AtomicU64,
     /// Bytes of sessions that ended.
@@ -137,22 +155,13 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// A relay with no sessions. Spawns the routing task on the current tokio runtime; it
-    /// ends when the relay and all its sessions are gone.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
+    /// A relay with no sessions.
     pub fn new(config: RelayConfig) -> Self {
-        let (producer, router) = Router::new(config.router_capacity).produce();
-        let origins = Origins::new();
-        tokio::spawn(route(producer, origins.clone()).instrument(tracing::info_span!("router")));
         let (shutdown, _) = watch::channel(None);
         Self {
             inner: Arc::new(Inner {
                 config,
-                origins,
-                router,
+                origins: Origins::new(),
                 sessions: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
                 bytes_in: AtomicU64::new(0),
@@ -211,7 +220,19 @@ impl Relay {
     async fn run(&self, id: SessionId, request: Request) {
         let kind = request.kind();
         let remote: SocketAddr = request.remote_address();
-        let url = request.url().map(|url| url.to_string());
+        let url = request.url().map(|url| redact_url(url.as_str()));
+        // WebTransport carries the credentials in its URL: a refused session is closed
+        // before its CONNECT is answered.
+        let early = match request.url().map(Credentials::from_url) {
+            Some(credentials) => match self.authorize(&credentials) {
+                Ok(access) => Some(access),
+                Err(refusal) => {
+                    tracing::info!(?url, %refusal, "refused ({kind} from {remote})");
+                    return request.reject(ErrorCode::UNAUTHORIZED, &refusal.0);
+                }
+            },
+            None => None,
+        };
         let conn = match request.accept().await {
             Ok(conn) => conn,
             Err(err) => {
@@ -220,13 +241,19 @@ impl Relay {
             }
         };
         let quic = conn.quic().clone();
+        let transport = conn.clone();
         // A peer that connects but never completes the MoQ handshake is dropped.
         let accept = Session::accept_with(conn, self.inner.config.session.clone());
         let (session, driver) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(err)) => {
+                // The session stream was reset and stopped with the error's code (9 for a
+                // version mismatch, WIRE.md §4.2). A close sent at once would overtake the
+                // reset, so the client gets a moment to read it and close first; then the
+                // connection is closed with the same code.
                 tracing::info!(%err, "handshake failed");
-                quic.close(0u32.into(), b"handshake failed");
+                let _ = tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, transport.closed()).await;
+                transport.close(err.code(), &format!("handshake failed: {err}"));
                 return;
             }
             Err(_) => {
@@ -235,8 +262,25 @@ impl Relay {
                 return;
             }
         };
+        // Raw QUIC carries the credentials in the client's setup extensions.
+        let access = match early {
+            Some(access) => Ok(access),
+            None => Credentials::from_extensions(session.peer_extensions())
+                .map_err(|err| Refusal(err.to_string()))
+                .and_then(|credentials| self.authorize(&credentials)),
+        };
+        let access = match access {
+            Ok(access) => access,
+            Err(refusal) => {
+                tracing::info!(%refusal, "refused ({kind} from {remote})");
+                session.close_with_reason(ErrorCode::UNAUTHORIZED, &refusal.0);
+                let _ = driver.await;
+                return;
+            }
+        };
         let driver = tokio::spawn(driver.in_current_span());
-        tracing::info!(?url, "session started ({kind} from {remote})");
+        let root = access.permissions.root().clone();
+        tracing::info!(?url, %root, "session started ({kind} from {remote})");
         self.inner.sessions().insert(
             id,
             Entry {
@@ -248,24 +292,44 @@ impl Relay {
             inner: self.inner.clone(),
             id,
         };
-        // Whatever this session does not publish itself comes to the relay's router, and
-        // every path any session announces is announced to it (WIRE.md §7.8).
-        session.route(self.inner.router.clone());
-        session.announce(self.inner.origins.consume(Path::empty()));
+        // Whatever this session subscribes to comes to its own router, which checks it
+        // against the session's permissions; every path it may subscribe to is announced
+        // to it as it comes and goes (WIRE.md §7.8), relative to its root.
+        let router = Router::new(self.inner.config.router_capacity).produce();
+        session.route(router.1);
+        tokio::spawn(
+            route(
+                router.0,
+                self.inner.origins.clone(),
+                access.permissions.clone(),
+            )
+            .in_current_span(),
+        );
+        for prefix in access.permissions.subscribe_prefixes() {
+            session.announce(self.scoped_announcements(&root, prefix));
+        }
 
         let mut announced = session.announced(Path::empty());
         let mut shutdown = self.inner.shutdown.subscribe();
         let mut announcing = true;
+        let expiry = expiry_sleep(access.expires);
+        tokio::pin!(expiry);
         let end = loop {
             tokio::select! {
                 event = announced.next(), if announcing => match event {
                     Ok(Some(moq_model::Announced::Active(path))) => {
-                        tracing::info!(%path, "announced");
-                        self.inner.origins.announce(path, id, &session);
+                        if !access.permissions.may_publish(&path) {
+                            let reason = format!("not allowed to publish \"{path}\"");
+                            tracing::info!(%root, "refused: {reason}");
+                            break End::Refused(reason);
+                        }
+                        tracing::debug!(%path, "announced");
+                        let path = access.permissions.absolute(&path);
+                        self.inner.origins.announce(path, id, &session, &root);
                     }
                     Ok(Some(moq_model::Announced::Ended(path))) => {
-                        tracing::info!(%path, "unannounced");
-                        self.inner.origins.unannounce(&path, id);
+                        tracing::debug!(%path, "unannounced");
+                        self.inner.origins.unannounce(&access.permissions.absolute(&path), id);
                     }
                     // The peer ended its announcements (or refused the stream): it may
                     // still subscribe, so wait for the session's end.
@@ -274,13 +338,18 @@ impl Relay {
                         self.inner.origins.remove_session(id);
                     }
                 },
-                err = session.closed() => break Some(err),
-                _ = shutdown.wait_for(Option::is_some) => break None,
+                err = session.closed() => break End::Closed(err),
+                () = &mut expiry => break End::Refused("token expired".into()),
+                _ = shutdown.wait_for(Option::is_some) => break End::Shutdown,
             }
         };
         match end {
-            Some(err) => tracing::info!(%err, "session ended"),
-            None => {
+            End::Closed(err) => tracing::info!(%err, "session ended"),
+            End::Refused(reason) => {
+                tracing::info!("closing session: {reason}");
+                session.close_with_reason(ErrorCode::UNAUTHORIZED, &reason);
+            }
+            End::Shutdown => {
                 let code = (*shutdown.borrow()).unwrap_or(ErrorCode::CANCEL);
                 tracing::info!(%code, "closing session: the relay shuts down");
                 session.close(code);
@@ -290,6 +359,52 @@ impl Relay {
         drop(registered);
         drop(session);
         let _ = driver.await;
+    }
+
+    /// Checks `credentials` against the relay's access control.
+    fn authorize(&self, credentials: &Credentials) -> Result<Access, Refusal> {
+        self.inner
+            .config
+            .auth
+            .authorize(credentials, std::time::SystemTime::now())
+    }
+
+    /// The announcements under `root` joined with `prefix`, with `root` stripped: what a
+    /// session rooted at `root` may hear of under its relative `prefix`.
+    fn scoped_announcements(&self, root: &Path, prefix: &Path) -> AnnouncedConsumer {
+        let mut upstream = self.inner.origins.consume(root.join(prefix));
+        if root.is_empty() {
+            return upstream;
+        }
+        let mut scoped = AnnouncedProducer::new();
+        let consumer = scoped.consume(prefix.clone());
+        let root = root.clone();
+        tokio::spawn(async move {
+            // Ends when the session stops following (no consumer left) or the relay's
+            // table goes.
+            let unused = scoped.unused_owned();
+            tokio::pin!(unused);
+            loop {
+                let event = tokio::select! {
+                    event = upstream.next() => event,
+                    () = &mut unused => break,
+                };
+                match event {
+                    Ok(Some(moq_model::Announced::Active(path))) => {
+                        if let Some(path) = path.strip_prefix(&root) {
+                            scoped.announce(path);
+                        }
+                    }
+                    Ok(Some(moq_model::Announced::Ended(path))) => {
+                        if let Some(path) = path.strip_prefix(&root) {
+                            scoped.unannounce(&path);
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        });
+        consumer
     }
 
     /// Closes every session with `code` and stops [`serve`](Self::serve) loops.
@@ -331,23 +446,56 @@ impl Relay {
     }
 }
 
-/// Answers the sessions' requests for tracks they do not publish themselves: forward to
-/// the announcer of the path, or refuse with NotFound. Each request is answered on its own
-/// task ([`forward`]), so a slow upstream holds up nobody else.
-async fn route(mut router: RouterProducer, origins: Origins) {
+/// Answers one session's requests for tracks (subscriptions, Info and Fetch requests it
+/// sends for paths relative to its root): refuse a path its permissions do not cover with
+/// Unauthorized (16), forward the rest to the announcer of the absolute path, or refuse
+/// with NotFound. Each request is answered on its own task ([`forward`]), so a slow
+/// upstream holds up nobody else. Ends with the session (its router consumer goes).
+async fn route(mut router: RouterProducer, origins: Origins, permissions: Permissions) {
     while let Some(request) = router.requested().await {
-        let track = request.track().clone();
-        match origins.route(&track.path) {
-            Some((id, session)) => {
-                tracing::debug!(path = %track.path, upstream = id, "routed");
-                let span = tracing::debug_span!("forward", path = %track.path, upstream = id);
-                tokio::spawn(forward(request, session).instrument(span));
+        let path = request.track().path.clone();
+        if !permissions.may_subscribe(&path) {
+            tracing::debug!(%path, "not allowed to subscribe");
+            request.reject(ModelError::Unauthorized);
+            continue;
+        }
+        let absolute = permissions.absolute(&path);
+        match origins.route(&absolute) {
+            Some(upstream) => {
+                tracing::debug!(path = %absolute, upstream = upstream.id, "routed");
+                let span =
+                    tracing::debug_span!("forward", path = %absolute, upstream = upstream.id);
+                tokio::spawn(forward(request, upstream.session, upstream.path).instrument(span));
             }
             None => {
-                tracing::debug!(path = %track.path, "no announcer");
+                tracing::debug!(path = %absolute, "no announcer");
                 request.reject(ModelError::NotFound);
             }
         }
+    }
+}
+
+/// Why a session's loop ended.
+enum End {
+    /// The session ended by itself (the peer closed it, the connection was lost).
+    Closed(moq_session::Error),
+    /// Access control ends it, with this reason: an announce outside its permissions, or
+    /// its token expired.
+    Refused(String),
+    /// The relay shuts down.
+    Shutdown,
+}
+
+/// Completes when a token that expires at `expires` has expired; never without one.
+async fn expiry_sleep(expires: Option<std::time::SystemTime>) {
+    match expires {
+        Some(at) => {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::sleep(left).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -369,9 +517,10 @@ pub const INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// with that error (NotFound: the downstream subscription is reset with 13). A publisher
 /// that does not answer Info requests within [`INFO_TIMEOUT`] (or refuses them otherwise)
 /// is subscribed to with the downstream subscriber's values, as before.
-async fn forward(request: RouterRequest, upstream: Session) {
-    let wanted = request.track().clone();
-    let path = wanted.path.clone();
+async fn forward(request: RouterRequest, upstream: Session, path: Path) {
+    // The track as the upstream session names it (relative to its root).
+    let mut wanted = request.track().clone();
+    wanted.path = path.clone();
     // Shared with a subscription whose Info arrived: the cached track already describes
     // the publisher's view.
     if upstream.subscription_info(&path).is_some() {

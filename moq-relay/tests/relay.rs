@@ -3,115 +3,11 @@
 use std::time::Duration;
 
 use moq_model::{
-    Announced, AnnouncedConsumer, Broadcast, Error as ModelError, Path, Track, TrackConsumer,
-    TrackProducer,
+    Announced, Broadcast, Error as ModelError, Path, Track, TrackConsumer, TrackProducer,
 };
 use moq_proto::{GroupOrder, Info};
-use moq_relay::{Relay, RelayConfig};
-use moq_session::Session;
-use moq_transport_quinn::{
-    Certificate, Client, ClientConfig, Fingerprint, Server, ServerConfig, Trust,
-};
-
-/// A relay on 127.0.0.1:0 with a self-signed certificate.
-struct Harness {
-    relay: Relay,
-    port: u16,
-    fingerprint: Fingerprint,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// A client session and its endpoint.
-struct Peer {
-    session: Session,
-    client: Client,
-}
-
-impl Peer {
-    async fn leave(self) {
-        self.session.close(moq_proto::ErrorCode::CANCEL);
-        drop(self.session);
-        self.client.close();
-        self.client.wait_idle().await;
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Via {
-    Quic,
-    WebTransport,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        let cert = Certificate::self_signed(["localhost"]).unwrap();
-        let fingerprint = cert.fingerprint();
-        let server =
-            Server::new(ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().unwrap()))
-                .unwrap();
-        let port = server.local_addr().unwrap().port();
-        let relay = Relay::new(RelayConfig::default());
-        let serving = relay.clone();
-        let task = tokio::spawn(async move { serving.serve(server).await });
-        Self {
-            relay,
-            port,
-            fingerprint,
-            task,
-        }
-    }
-
-    async fn connect(&self, via: Via) -> Peer {
-        let client = Client::new(
-            ClientConfig::default()
-                .with_bind("127.0.0.1:0".parse().unwrap())
-                .with_trust(Trust::Fingerprints(vec![self.fingerprint])),
-        )
-        .unwrap();
-        let url = match via {
-            Via::Quic => format!("moqf://127.0.0.1:{}/", self.port),
-            Via::WebTransport => format!("https://127.0.0.1:{}/test", self.port),
-        };
-        let conn = client.connect(&url).await.unwrap();
-        let (session, driver) = Session::connect(conn).await.unwrap();
-        tokio::spawn(driver);
-        Peer { session, client }
-    }
-
-    async fn stop(self) {
-        self.relay.shutdown(moq_proto::ErrorCode::CANCEL);
-        self.task.await.unwrap();
-        self.relay.idle().await;
-    }
-}
-
-/// Waits until `condition` holds; fails the test (rather than hang) after a generous bound.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
-}
-
-async fn read_group(track: &mut TrackConsumer) -> (u64, Vec<Vec<u8>>) {
-    let mut group = track.next_group().await.unwrap().expect("a group");
-    let mut frames = Vec::new();
-    while let Some(frame) = group.read_frame().await.unwrap() {
-        frames.push(frame.to_vec());
-    }
-    (group.sequence(), frames)
-}
-
-async fn next_announced(consumer: &mut AnnouncedConsumer) -> Announced {
-    tokio::time::timeout(Duration::from_secs(20), consumer.next())
-        .await
-        .expect("an announcement")
-        .unwrap()
-        .expect("not ended")
-}
+mod support;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_subscribers_get_every_byte_over_both_transports() {
@@ -274,14 +170,14 @@ async fn the_most_recent_announcer_wins() {
         relay.relay.origins().route(&path).is_some()
     })
     .await;
-    let first_id = relay.relay.origins().route(&path).unwrap().0;
+    let first_id = relay.relay.origins().route(&path).unwrap().id;
 
     let two = relay.connect(Via::WebTransport).await;
     let (mut track_two, consumer) = Track::new(path.clone()).produce();
     two.session.publish(consumer).unwrap();
     track_two.append_group().write_frame("two").unwrap();
     until("second announced", || {
-        relay.relay.origins().route(&path).unwrap().0 != first_id
+        relay.relay.origins().route(&path).unwrap().id != first_id
     })
     .await;
 
@@ -293,7 +189,7 @@ async fn the_most_recent_announcer_wins() {
     // When the latest announcer leaves, the one before it serves again.
     two.leave().await;
     until("fell back", || {
-        relay.relay.origins().route(&path).map(|r| r.0) == Some(first_id)
+        relay.relay.origins().route(&path).map(|r| r.id) == Some(first_id)
     })
     .await;
     until("old subscription gone", || relay.relay.stats().tracks == 0).await;
