@@ -452,3 +452,36 @@ async fn info_requests_are_answered_through_the_relay() {
     publisher.leave().await;
     relay.stop().await;
 }
+
+/// WIRE.md §4.2: a client that offers no common version gets its session stream reset
+/// with 9, and then the connection closed with 9, on both transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_mismatch_is_reset_and_closed_with_9() {
+    use moq_proto::{Encode, ErrorCode, Extensions, SessionClient, StreamBi, Version};
+    use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
+
+    let relay = Harness::start().await;
+    for via in [Via::Quic, Via::WebTransport] {
+        let client = relay.client();
+        let conn = client.connect(&relay.url(via, "")).await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let hello = SessionClient {
+            versions: vec![Version::FORK_01],
+            extensions: Extensions::new(),
+        };
+        let mut bytes = StreamBi::Session.to_bytes().to_vec();
+        bytes.extend_from_slice(&hello.to_bytes());
+        send.write(bytes.into()).await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(10), recv.read())
+            .await
+            .unwrap();
+        assert_eq!(read, Err(TransportError::StreamReset(ErrorCode::VERSION)));
+        // We do not close: the relay closes with the same code a moment later.
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .unwrap();
+        assert_eq!(closed.code(), ErrorCode::VERSION, "{closed:?}");
+        client.close();
+    }
+    relay.stop().await;
+}
