@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use moq_auth::KeySet;
+use moq_model::Path;
 use moq_proto::ErrorCode;
-use moq_relay::{Relay, RelayConfig, http};
+use moq_relay::{AuthConfig, Relay, RelayConfig, http};
 use moq_session::SessionConfig;
 use moq_transport_quinn::{Certificate, Congestion, Server, ServerConfig, TransportSettings};
 use tracing_subscriber::EnvFilter;
@@ -68,6 +70,21 @@ struct Args {
           value_parser = clap::value_parser!(u16).range(1200..=TransportSettings::MAX_UDP_PAYLOAD_LIMIT as i64))]
     max_udp_payload: u16,
 
+    /// Verify access tokens with the keys in FILE or DIR: a JWK, a JWK Set, or a
+    /// directory of {kid}.jwk files (repeatable). Sessions then need a token (`?jwt=` in
+    /// the URL) unless a public prefix covers their path. See docs/auth.md.
+    #[arg(long = "auth-key", value_name = "FILE|DIR")]
+    auth_key: Vec<PathBuf>,
+
+    /// Anyone may publish and subscribe under PREFIX without a token (repeatable; "" is
+    /// everything).
+    #[arg(long = "auth-public", value_name = "PREFIX")]
+    auth_public: Vec<String>,
+
+    /// Anyone may subscribe under PREFIX without a token (repeatable).
+    #[arg(long = "auth-public-subscribe", value_name = "PREFIX")]
+    auth_public_subscribe: Vec<String>,
+
     /// Congestion controller of every connection: bbr or cubic.
     #[arg(long, value_name = "ALGORITHM", default_value_t = Congestion::Bbr)]
     congestion: Congestion,
@@ -82,10 +99,12 @@ struct Args {
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
+    // The WebTransport library logs each CONNECT request, token included, at debug: it
+    // stays at info unless RUST_LOG asks for it by name.
     let level = match (verbose, quiet) {
         (0, 0) => "info",
-        (1, _) => "debug",
-        (v, _) if v >= 2 => "trace",
+        (1, _) => "debug,web_transport_quinn=info",
+        (v, _) if v >= 2 => "trace,web_transport_quinn=info",
         (_, 1) => "warn",
         _ => "error",
     };
@@ -94,6 +113,56 @@ fn init_logging(verbose: u8, quiet: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The access control the `--auth-*` flags ask for.
+fn auth(args: &Args) -> anyhow::Result<AuthConfig> {
+    let mut auth = AuthConfig::default();
+    if !args.auth_key.is_empty() {
+        let mut keys = KeySet::new();
+        for path in &args.auth_key {
+            keys.load(path)
+                .with_context(|| format!("--auth-key {}", path.display()))?;
+        }
+        auth.keys = Some(keys);
+    }
+    let prefix =
+        |text: &String| -> Path { text.split('/').filter(|part| !part.is_empty()).collect() };
+    auth.public = args.auth_public.iter().map(prefix).collect();
+    auth.public_subscribe = args.auth_public_subscribe.iter().map(prefix).collect();
+    Ok(auth)
+}
+
+/// One line on what the access control lets through.
+fn describe(auth: &AuthConfig) -> String {
+    if auth.is_open() {
+        return "access control: none (anyone may publish and subscribe anything; pass \
+                --auth-key to require tokens)"
+            .into();
+    }
+    let list = |prefixes: &[Path]| -> String {
+        prefixes
+            .iter()
+            .map(|p| format!("\"/{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if let Some(keys) = &auth.keys {
+        parts.push(format!("tokens verified with {} key(s)", keys.len()));
+    } else {
+        parts.push("no tokens accepted (no --auth-key)".into());
+    }
+    if !auth.public.is_empty() {
+        parts.push(format!("public: {}", list(&auth.public)));
+    }
+    if !auth.public_subscribe.is_empty() {
+        parts.push(format!(
+            "public to subscribe: {}",
+            list(&auth.public_subscribe)
+        ));
+    }
+    format!("access control: {}", parts.join("; "))
 }
 
 fn certificates(args: &Args) -> anyhow::Result<Vec<Certificate>> {
@@ -142,6 +211,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let certs = certificates(&args)?;
+    let auth = auth(&args)?;
     let fingerprint = certs[0].fingerprint().to_string();
     let mut transport = TransportSettings::default();
     transport.max_udp_payload = args.max_udp_payload;
@@ -157,7 +227,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let session = SessionConfig::default()
         .max_subscriptions(args.max_subscriptions)
         .max_group_streams(args.max_group_streams);
-    let relay = Relay::new(RelayConfig::default().with_session(session));
+    tracing::info!("{}", describe(&auth));
+    let relay = Relay::new(RelayConfig::default().with_session(session).with_auth(auth));
 
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

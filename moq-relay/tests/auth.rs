@@ -534,3 +534,105 @@ async fn the_published_client_on_public_and_private_paths() {
     ours.leave().await;
     relay.stop().await;
 }
+
+/// The binary: `--auth-*` flags, the start line that says what is protected, and no token
+/// in its logs even at the most verbose level.
+#[test]
+fn the_binary_checks_tokens_and_never_logs_them() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!("moq-relay-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let issuer = Issuer::new();
+    let key_file = dir.join("relay.jwk");
+    std::fs::write(&key_file, issuer.key.public().unwrap().to_json()).unwrap();
+
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_moq-relay"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-self-sign",
+            "localhost",
+            "-vv",
+        ])
+        .args(["--auth-public", "anon", "--auth-key"])
+        .arg(&key_file)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = relay.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first}"));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let good = issuer.token("room", &["a"], &[""]);
+    let bad = format!("{}x", issuer.token("room", &["a"], &[""]));
+    runtime.block_on(async {
+        let client = moq_transport_quinn::Client::new(
+            moq_transport_quinn::ClientConfig::default()
+                .with_bind("127.0.0.1:0".parse().unwrap())
+                .with_trust(moq_transport_quinn::Trust::DangerousDisableVerify),
+        )
+        .unwrap();
+        for scheme in ["moqf", "https"] {
+            let url = format!("{scheme}://localhost:{port}/room?jwt={good}");
+            let conn = client.connect(&url).await.unwrap();
+            let (session, driver) = moq_session::Session::connect(conn).await.unwrap();
+            tokio::spawn(driver);
+            let mut track = session.subscribe(Track::new(p("nobody/here")));
+            assert_eq!(
+                tokio::time::timeout(Duration::from_secs(10), track.next_group())
+                    .await
+                    .unwrap()
+                    .unwrap_err(),
+                ModelError::NotFound
+            );
+            session.close(ErrorCode::CANCEL);
+            // Refused: a tampered token.
+            let url = format!("{scheme}://localhost:{port}/room?jwt={bad}");
+            if let Ok(conn) = client.connect(&url).await
+                && let Ok((session, driver)) = moq_session::Session::connect(conn).await
+            {
+                tokio::spawn(driver);
+                let _ = tokio::time::timeout(Duration::from_secs(10), session.closed()).await;
+            }
+        }
+        client.close();
+        client.wait_idle().await;
+    });
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let logs = logs.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    assert!(
+        logs.contains("access control: tokens verified with 1 key(s); public: \"/anon\""),
+        "{logs:.2000}"
+    );
+    assert!(logs.contains("refused"), "no refusal logged");
+    assert!(logs.contains("session started"), "no session logged");
+    // Neither token, nor any of its three parts, appears anywhere in the logs.
+    for token in [&good, &bad] {
+        for part in token.split('.') {
+            assert!(!logs.contains(part), "a token part is in the logs");
+        }
+    }
+}
