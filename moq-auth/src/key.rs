@@ -677,7 +677,12 @@ fn header_of(token: &str) -> Result<Header, VerifyError> {
             Some(alg) if alg.parse::<Algorithm>().is_err() => {
                 VerifyError::UnsupportedAlgorithm(alg)
             }
-            _ => VerifyError::Malformed(err.to_string()),
+            _ => VerifyError::Malformed(match err.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidToken => {
+                    "expected three base64url parts, header.payload.signature".into()
+                }
+                _ => err.to_string(),
+            }),
         }
     })
 }

@@ -10,7 +10,8 @@ use clap::Args;
 use moq_model::Path;
 use moq_session::Session;
 use moq_transport_quinn::{
-    Client, ClientConfig, Congestion, ConnectError, Fingerprint, TransportSettings, Trust,
+    Client, ClientConfig, Congestion, ConnectError, Fingerprint, TransportSettings, Trust, Url,
+    redact_url, with_jwt,
 };
 
 /// Client flags shared by every subcommand that connects.
@@ -47,6 +48,17 @@ pub(crate) struct ClientArgs {
     /// Congestion controller of the connections: bbr or cubic.
     #[arg(long, global = true, value_name = "ALGORITHM", default_value_t = Congestion::Bbr)]
     pub congestion: Congestion,
+
+    /// The access token to present (instead of `?jwt=TOKEN` in the URL, which it
+    /// replaces); also read from MOQ_JWT.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "MOQ_JWT",
+        hide_env_values = true
+    )]
+    pub jwt: Option<String>,
 }
 
 impl ClientArgs {
@@ -95,24 +107,44 @@ impl ClientArgs {
             .with_transport(self.transport()))
     }
 
-    /// Connects to `url` and runs the session handshake; the driver runs on its own task.
+    /// `url` with the `--jwt` token in its query, if one was given.
+    pub(crate) fn url(&self, url: &str) -> anyhow::Result<Url> {
+        let parsed = Url::parse(url).map_err(|e| {
+            anyhow!(
+                "invalid URL {}: {e} (expected moqf://HOST:PORT/ for raw QUIC or \
+                 https://HOST:PORT/ for WebTransport)",
+                redact_url(url)
+            )
+        })?;
+        Ok(match self.jwt.as_deref().filter(|jwt| !jwt.is_empty()) {
+            Some(jwt) => with_jwt(&parsed, jwt),
+            None => parsed,
+        })
+    }
+
+    /// Connects to `url` (with the `--jwt` token, if any) and runs the session handshake;
+    /// the driver runs on its own task.
     pub(crate) async fn connect(&self, url: &str) -> anyhow::Result<Connected> {
+        let url = self.url(url)?;
+        let shown = redact_url(url.as_str());
         let client = Client::new(self.config()?).map_err(|e| anyhow!("{e}"))?;
-        let conn = client.connect(url).await.map_err(explain)?;
+        let conn = client.connect_url(&url).await.map_err(explain)?;
+        let quic = conn.quic().clone();
         let (session, driver) = tokio::time::timeout(self.timeout(), Session::connect(conn))
             .await
             .map_err(|_| {
                 anyhow!(
-                    "{url} accepted the connection but not the MoQ handshake in time: is it a \
+                    "{shown} accepted the connection but not the MoQ handshake in time: is it a \
                      moqf-02 relay?"
                 )
             })?
-            .map_err(|e| anyhow!("MoQ handshake with {url} failed: {e}"))?;
+            .map_err(|e| anyhow!("MoQ handshake with {shown} failed: {}", session_error(&e)))?;
         let driver = tokio::spawn(driver);
         Ok(Connected {
             session,
             client,
             driver,
+            quic,
         })
     }
 }
@@ -122,9 +154,16 @@ pub(crate) struct Connected {
     pub session: Session,
     client: Client,
     driver: tokio::task::JoinHandle<Result<(), moq_session::Error>>,
+    quic: moq_transport_quinn::quinn::Connection,
 }
 
 impl Connected {
+    /// A few round trips of the connection (at least 50 ms): time enough for the relay to
+    /// answer what we just sent.
+    pub(crate) fn round_trips(&self) -> Duration {
+        (self.quic.rtt() * 3).max(Duration::from_millis(50))
+    }
+
     /// Closes the session and waits (briefly) until the close has been sent, so the relay
     /// does not have to wait for an idle timeout.
     pub(crate) async fn finish(self) {
@@ -149,7 +188,29 @@ fn explain(err: ConnectError) -> anyhow::Error {
             "{err}: pass --fingerprint HEX (the relay prints it), --tls-root FILE, or \
              --tls-disable-verify for a local test relay"
         ),
+        // A WebTransport session refused by access control, before it started.
+        ConnectError::WebTransport { ref message, .. } if message.contains("unauthorized (16)") => {
+            anyhow!("{err} ({TOKEN_HINT})")
+        }
         other => anyhow!("{other}"),
+    }
+}
+
+/// What to do about a refusal by access control.
+const TOKEN_HINT: &str = "the relay wants a token that grants this: pass --jwt TOKEN, \
+                          MOQ_JWT, or ?jwt=TOKEN in the URL (docs/auth.md)";
+
+/// One line for a session that ended: a refusal by access control (code 16) says so and
+/// what to do; anything else as it is.
+pub(crate) fn session_error(err: &moq_session::Error) -> String {
+    use moq_session::transport::TransportError;
+    match err {
+        moq_session::Error::Transport(TransportError::ClosedByPeer { code, reason })
+            if *code == moq_proto::ErrorCode::UNAUTHORIZED =>
+        {
+            format!("refused by the relay: {reason} ({code}; {TOKEN_HINT})")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -169,7 +230,11 @@ pub(crate) fn track_error(err: moq_model::Error, path: &Path) -> anyhow::Error {
     match err {
         moq_model::Error::NotFound => anyhow!(
             "no track at path \"{path}\" on that relay: is a publisher running? (paths are exact \
-             and case-sensitive)"
+             and case-sensitive, and relative to the URL's path)"
+        ),
+        moq_model::Error::Unauthorized => anyhow!(
+            "not allowed to subscribe to \"{path}\": {TOKEN_HINT} (its get claim must cover the \
+             path)"
         ),
         other => anyhow!("track \"{path}\" failed: {other}"),
     }

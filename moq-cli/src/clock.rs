@@ -11,7 +11,7 @@ use moq_model::{Path, Track, TrackConsumer, TrackProducer};
 use moq_session::Session;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::track_error;
+use crate::client::{session_error, track_error};
 
 /// Seconds since the Unix epoch, and the nanoseconds into the current second.
 fn now() -> (u64, u32) {
@@ -61,7 +61,7 @@ pub(crate) async fn publish(session: &Session, path: Path) -> anyhow::Result<()>
         .map_err(|e| anyhow!("cannot publish: {e}"))?;
     tokio::select! {
         result = run_publisher(producer) => result,
-        err = session.closed() => Err(anyhow!("the session ended: {err}")),
+        err = session.closed() => Err(anyhow!("the session ended: {}", session_error(&err))),
     }
 }
 
@@ -106,7 +106,7 @@ pub(crate) async fn subscribe(session: &Session, path: Path) -> anyhow::Result<(
             Printed::Track(err) => track_error(err, &path),
             Printed::Output(err) => anyhow!("writing stdout: {err}"),
         }),
-        err = session.closed() => Err(anyhow!("the session ended: {err}")),
+        err = session.closed() => Err(anyhow!("the session ended: {}", session_error(&err))),
     }
 }
 

@@ -7,6 +7,7 @@ mod clock;
 mod decode;
 mod demo;
 mod pubsub;
+mod token;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -21,6 +22,10 @@ use tracing_subscriber::EnvFilter;
 use crate::client::{ClientArgs, parse_path};
 
 /// MoQ Transfork (moqf-02) from the command line.
+///
+/// URLs: moqf://HOST:PORT/ROOT (raw QUIC) or https://HOST:PORT/ROOT (WebTransport). The
+/// path is the session's root (track paths are relative to it); an access token goes in
+/// `?jwt=TOKEN`, or in --jwt / MOQ_JWT.
 #[derive(Parser, Debug)]
 #[command(name = "moq", version)]
 struct Cli {
@@ -90,6 +95,11 @@ enum Command {
     },
     /// Load a relay with publishers and subscribers; report throughput, latency and CPU.
     Bench(bench::BenchArgs),
+    /// Access tokens: make keys, sign tokens for a relay's --auth-key, check them.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
     /// A relay, a clock publisher and a clock subscriber in one process on loopback.
     Demo {
         /// The relay's UDP address (and TCP, for the page over HTTP).
@@ -183,7 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let linger = Duration::from_secs_f64(linger.clamp(0.0, 3600.0));
             let input = tokio::io::stdin();
             let result = tokio::select! {
-                result = pubsub::publish(&conn.session, path, input, framing, linger) => result,
+                result = pubsub::publish(&conn.session, path, input, framing, linger, conn.round_trips()) => result,
                 _ = moq_relay::shutdown_signal() => Ok(()),
             };
             conn.finish().await;
@@ -256,6 +266,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Token { command } => token::run(command),
         Command::Demo { listen, web } => demo::run(listen, web, &client).await,
         Command::Bench(args) => bench::run(&client, args).await,
     }

@@ -8,7 +8,7 @@ use moq_model::{GroupProducer, Path, Track, TrackConsumer};
 use moq_session::Session;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::client::track_error;
+use crate::client::{session_error, track_error};
 
 /// How `moq pub` cuts its input into frames and groups.
 #[derive(Clone, Copy, Debug)]
@@ -20,13 +20,14 @@ pub(crate) struct Framing {
 }
 
 /// Reads frames from `input` into `track` until EOF, publishes it on `session`, then waits
-/// (at most `linger`) until every subscriber has been served.
+/// (at most `linger`, at least `settle`) until every subscriber has been served.
 pub(crate) async fn publish(
     session: &Session,
     path: Path,
     input: impl AsyncRead + Unpin,
     framing: Framing,
     linger: Duration,
+    settle: Duration,
 ) -> anyhow::Result<()> {
     let (mut track, consumer) = Track::new(path).produce();
     session
@@ -40,7 +41,7 @@ pub(crate) async fn publish(
         line.clear();
         let read = tokio::select! {
             read = read_frame(&mut input, &mut line, framing.frame_size) => read.context("reading stdin")?,
-            err = session.closed() => return Err(anyhow!("the session ended: {err}")),
+            err = session.closed() => return Err(anyhow!("the session ended: {}", session_error(&err))),
         };
         if !read {
             break;
@@ -70,14 +71,21 @@ pub(crate) async fn publish(
     track.finish();
     tracing::info!(frames, "end of input");
     // Let the subscriptions we serve deliver what is cached and end (§4.4: FIN after the
-    // track ended and its group streams are done).
-    let deadline = Instant::now() + linger;
+    // track ended and its group streams are done). Wait at least `settle` too: a relay that
+    // refuses our announcement closes the session about a round trip after it hears it.
+    let started = Instant::now();
+    let deadline = started + linger.max(settle);
     while Instant::now() < deadline {
         let stats = session.stats();
-        if stats.serving == 0 && stats.group_streams_out == 0 {
+        if stats.serving == 0 && stats.group_streams_out == 0 && started.elapsed() >= settle {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            err = session.closed() => {
+                return Err(anyhow!("the session ended: {}", session_error(&err)));
+            }
+        }
     }
     Ok(())
 }
@@ -128,7 +136,7 @@ pub(crate) async fn subscribe(session: &Session, path: Path, output: Output) -> 
     let mut stdout = tokio::io::stdout();
     let result = tokio::select! {
         result = copy(track, &mut stdout, output) => result,
-        err = session.closed() => Err(Failure::Session(err.to_string())),
+        err = session.closed() => Err(Failure::Session(session_error(&err))),
     };
     match result {
         Ok(()) => Ok(()),

@@ -21,13 +21,17 @@ struct TestRelay {
 
 impl TestRelay {
     fn start() -> Self {
+        Self::start_with(RelayConfig::default())
+    }
+
+    fn start_with(config: RelayConfig) -> Self {
         let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
         let fingerprint = cert.fingerprint().to_string();
         let server =
             Server::new(ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().unwrap()))
                 .unwrap();
         let port = server.local_addr().unwrap().port();
-        let relay = Relay::new(RelayConfig::default());
+        let relay = Relay::new(config);
         let serving = relay.clone();
         let task = tokio::spawn(async move { serving.serve(server).await });
         Self {
@@ -391,4 +395,161 @@ async fn binary_pub_and_raw_sub_are_byte_exact() {
     assert!(status.success());
     assert!(wait(&mut publisher).await.success());
     relay.stop().await;
+}
+
+/// `moq token generate | sign | verify`, and clients with a token against a relay that
+/// checks them: allowed over both transports (in the URL and with --jwt / MOQ_JWT), and
+/// refused with one line that says why and a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_moq_token_open_the_relay() {
+    let dir = std::env::temp_dir().join(format!("moq-cli-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key.jwk");
+    let public = dir.join("public.jwk");
+    let text =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).trim().to_owned();
+
+    let made = finish(
+        moq()
+            .args(["token", "generate", "--algorithm", "ES256", "--id", "k1"])
+            .arg("--out")
+            .arg(&key)
+            .arg("--public")
+            .arg(&public),
+    )
+    .await;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sign = |root: &str, put: &str, get: &str| {
+        let mut command = moq();
+        command.args(["token", "sign", "--key"]).arg(&key).args([
+            "--root",
+            root,
+            "--expires",
+            "1h",
+        ]);
+        if !put.is_empty() {
+            command.args(["--put", put]);
+        }
+        if !get.is_empty() {
+            command.args(["--get", get]);
+        }
+        command
+    };
+    let publisher_token = text(&finish(&mut sign("room", "alice", "")).await);
+    let viewer_token = text(&finish(&mut sign("room", "", "alice")).await);
+    assert_eq!(publisher_token.split('.').count(), 3, "{publisher_token}");
+
+    // verify prints the claims as JSON.
+    let verified = finish(
+        moq()
+            .args(["token", "verify", "--key"])
+            .arg(&public)
+            .arg(&viewer_token),
+    )
+    .await;
+    assert!(verified.status.success());
+    let claims: serde_json::Value = serde_json::from_str(&text(&verified)).unwrap();
+    assert_eq!(claims["root"], "room");
+    assert_eq!(claims["get"], serde_json::json!(["alice"]));
+    assert!(claims["exp"].as_u64().unwrap() > claims["iat"].as_u64().unwrap());
+    // A public key cannot sign; a tampered token does not verify.
+    let no_sign = finish(
+        moq()
+            .args(["token", "sign", "--key"])
+            .arg(&public)
+            .args(["--get", "x"]),
+    )
+    .await;
+    assert_one_line_error(&no_sign, "private key");
+    let tampered = finish(
+        moq()
+            .args(["token", "verify", "--key"])
+            .arg(&public)
+            .arg(format!("{viewer_token}x")),
+    )
+    .await;
+    assert_one_line_error(&tampered, "invalid token");
+
+    let mut keys = moq_auth::KeySet::new();
+    keys.load(&public).unwrap();
+    let mut auth = moq_relay::AuthConfig::default();
+    auth.keys = Some(keys);
+    let relay = TestRelay::start_with(RelayConfig::default().with_auth(auth));
+
+    for scheme in ["moqf", "https"] {
+        let room = format!("{}room", relay.url(scheme));
+        let mut publisher = relay
+            .moq(&[
+                "pub",
+                &format!("{room}?jwt={publisher_token}"),
+                "--path",
+                "alice/chat",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = publisher.stdin.take().unwrap();
+        let path = Path::from(["room", "alice", "chat"]);
+        until("announced", || relay.relay.origins().route(&path).is_some()).await;
+
+        let mut viewer = relay.moq(&["sub", &room, "--path", "alice/chat"]);
+        viewer.env("MOQ_JWT", &viewer_token);
+        let mut viewer = viewer.spawn().unwrap();
+        let mut lines = BufReader::new(viewer.stdout.take().unwrap()).lines();
+        // Lines written until the subscriber has one (it joins at the latest group).
+        let mut got = None;
+        for i in 0..200 {
+            stdin
+                .write_all(format!("line {i}\n\n").as_bytes())
+                .await
+                .unwrap();
+            if let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_millis(100), lines.next_line()).await
+            {
+                got = Some(line);
+                break;
+            }
+        }
+        assert!(
+            got.is_some_and(|line| line.starts_with("line ")),
+            "{scheme}: nothing read"
+        );
+        drop(stdin);
+        assert_success("moq pub", &mut publisher).await;
+        let _ = viewer.kill().await;
+
+        // Refused: no token, a token without get on the path, and a publisher outside put.
+        let anonymous = finish(&mut relay.moq(&["sub", &room, "--path", "alice/chat"])).await;
+        assert_one_line_error(&anonymous, "token is needed");
+        let other =
+            finish(&mut relay.moq(&["sub", &room, "--path", "bob/chat", "--jwt", &viewer_token]))
+                .await;
+        assert_one_line_error(&other, "not allowed to subscribe to \"bob/chat\"");
+        let mut hijack = relay
+            .moq(&[
+                "pub",
+                &room,
+                "--path",
+                "bob/chat",
+                "--jwt",
+                &publisher_token,
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = hijack.stdin.take().unwrap();
+        stdin.write_all(b"x\n").await.unwrap();
+        let output = tokio::time::timeout(Duration::from_secs(30), hijack.wait_with_output())
+            .await
+            .expect("the refused publisher exits")
+            .unwrap();
+        drop(stdin);
+        assert_one_line_error(&output, "not allowed to publish \"bob/chat\"");
+    }
+    relay.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
