@@ -188,10 +188,6 @@ fn explain(err: ConnectError) -> anyhow::Error {
             "{err}: pass --fingerprint HEX (the relay prints it), --tls-root FILE, or \
              --tls-disable-verify for a local test relay"
         ),
-        // A WebTransport session refused by access control, before it started.
-        ConnectError::WebTransport { ref message, .. } if message.contains("unauthorized (16)") => {
-            anyhow!("{err} ({TOKEN_HINT})")
-        }
         other => anyhow!("{other}"),
     }
 }

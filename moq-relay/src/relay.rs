@@ -221,24 +221,27 @@ impl Relay {
         let kind = request.kind();
         let remote: SocketAddr = request.remote_address();
         let url = request.url().map(|url| redact_url(url.as_str()));
-        // WebTransport carries the credentials in its URL: a refused session is closed
-        // before its CONNECT is answered.
-        let early = match request.url().map(Credentials::from_url) {
-            Some(credentials) => match self.authorize(&credentials) {
-                Ok(access) => Some(access),
-                Err(refusal) => {
-                    tracing::info!(?url, %refusal, "refused ({kind} from {remote})");
-                    return request.reject(ErrorCode::UNAUTHORIZED, &refusal.0);
-                }
-            },
-            None => None,
-        };
         let conn = match request.accept().await {
             Ok(conn) => conn,
             Err(err) => {
                 tracing::debug!(%err, "connection not accepted");
                 return;
             }
+        };
+        // WebTransport carries the credentials in its URL. A refused session is closed
+        // before the MoQ handshake, with a session close that carries the code and reason
+        // (browsers show those; a CONNECT answered with an error would only say "failed").
+        let early = match conn.url().map(Credentials::from_url) {
+            Some(credentials) => match self.authorize(&credentials) {
+                Ok(access) => Some(access),
+                Err(refusal) => {
+                    tracing::info!(?url, %refusal, "refused ({kind} from {remote})");
+                    conn.close(ErrorCode::UNAUTHORIZED, &refusal.0);
+                    let _ = tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, conn.closed()).await;
+                    return;
+                }
+            },
+            None => None,
         };
         let quic = conn.quic().clone();
         let transport = conn.clone();
