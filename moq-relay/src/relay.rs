@@ -493,10 +493,15 @@ enum End {
 async fn expiry_sleep(expires: Option<std::time::SystemTime>) {
     match expires {
         Some(at) => {
-            let left = at
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default();
-            tokio::time::sleep(left).await;
+            // A day at a time: tokio caps one sleep at about two years, and the wall clock
+            // may be adjusted meanwhile.
+            const STEP: std::time::Duration = std::time::Duration::from_secs(86_400);
+            while let Ok(left) = at.duration_since(std::time::SystemTime::now()) {
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(STEP)).await;
+            }
         }
         None => std::future::pending().await,
     }
