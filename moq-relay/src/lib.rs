@@ -49,10 +49,12 @@
 
 mod auth;
 pub mod http;
+mod limits;
 mod origins;
 mod relay;
 
 pub use auth::{Access, AuthConfig, Refusal};
+pub use limits::RelayLimits;
 pub use origins::{Origins, Route, SessionId};
 pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, INFO_TIMEOUT, Relay, RelayConfig, RelayStats};
 

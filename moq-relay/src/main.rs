@@ -9,7 +9,7 @@ use clap::Parser;
 use moq_auth::KeySet;
 use moq_model::Path;
 use moq_proto::ErrorCode;
-use moq_relay::{AuthConfig, Relay, RelayConfig, http};
+use moq_relay::{AuthConfig, Relay, RelayConfig, RelayLimits, http};
 use moq_session::SessionConfig;
 use moq_transport_quinn::{Certificate, Congestion, Server, ServerConfig, TransportSettings};
 use tracing_subscriber::EnvFilter;
@@ -58,6 +58,23 @@ struct Args {
     /// Subscriptions each peer may have open with the relay at once.
     #[arg(long, default_value_t = SessionConfig::DEFAULT_MAX_SUBSCRIPTIONS)]
     max_subscriptions: usize,
+
+    /// Sessions at once, handshaking ones included; one more is closed with code 11.
+    #[arg(long, default_value_t = RelayLimits::DEFAULT_MAX_SESSIONS)]
+    max_sessions: usize,
+
+    /// Sessions at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = RelayLimits::DEFAULT_MAX_SESSIONS_PER_IP)]
+    max_sessions_per_ip: usize,
+
+    /// Distinct paths announced across all sessions; a session that would pass it is closed
+    /// with code 11.
+    #[arg(long, value_name = "N", default_value_t = RelayLimits::DEFAULT_MAX_ANNOUNCED)]
+    max_announced: usize,
+
+    /// Subscriptions served across all sessions; one more is refused with code 11.
+    #[arg(long, value_name = "N", default_value_t = RelayLimits::DEFAULT_MAX_SUBSCRIPTIONS)]
+    max_total_subscriptions: usize,
 
     /// Group streams in flight per subscription.
     #[arg(long, default_value_t = SessionConfig::DEFAULT_MAX_GROUP_STREAMS)]
@@ -265,13 +282,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 ticker.tick().await;
                 let s = relay.stats();
                 tracing::info!(
-                    "stats: sessions={} announced={} tracks={} subscribers={} bytes_in={} bytes_out={}",
+                    "stats: sessions={} announced={} tracks={} subscribers={} bytes_in={} bytes_out={} refused={}",
                     s.sessions,
                     s.announced,
                     s.tracks,
                     s.subscribers,
                     s.bytes_in,
-                    s.bytes_out
+                    s.bytes_out,
+                    s.refused
                 );
             }
         })

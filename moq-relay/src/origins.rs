@@ -57,9 +57,20 @@ impl Origins {
     }
 
     /// `session`, whose paths are relative to `root`, announced the absolute `path`: it
-    /// becomes the path's owner (latest wins).
-    pub fn announce(&self, path: Path, id: SessionId, session: &Session, root: &Path) {
+    /// becomes the path's owner (latest wins). False (and nothing changes) if `path` is new
+    /// and `max` paths are announced already.
+    pub fn announce(
+        &self,
+        path: Path,
+        id: SessionId,
+        session: &Session,
+        root: &Path,
+        max: usize,
+    ) -> bool {
         let mut tables = self.lock();
+        if !tables.routes.contains_key(&path) && tables.routes.len() >= max {
+            return false;
+        }
         let owners = tables.routes.entry(path.clone()).or_default();
         owners.retain(|owner| owner.id != id);
         owners.push(Announcer {
@@ -70,6 +81,7 @@ impl Origins {
         if owners.len() == 1 {
             tables.announced.announce(path);
         }
+        true
     }
 
     /// `session` no longer announces `path`. The path is reported ended once nobody

@@ -12,12 +12,13 @@ use moq_model::{
 };
 use moq_proto::ErrorCode;
 use moq_session::transport::Connection as _;
-use moq_session::{Session, SessionConfig};
+use moq_session::{Session, SessionConfig, SharedLimit};
 use moq_transport_quinn::{Credentials, Request, Server, redact_url};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::auth::{Access, AuthConfig, Refusal};
+use crate::limits::{Admission, RelayLimits};
 use crate::origins::{Origins, SessionId};
 
 /// How long a connected peer has to complete the MoQ session handshake.
@@ -42,6 +43,8 @@ pub struct RelayConfig {
     pub router_capacity: usize,
     /// Who may connect, and what each session may publish and subscribe. Default: open.
     pub auth: AuthConfig,
+    /// What the relay as a whole accepts: sessions, announced paths, subscriptions.
+    pub limits: RelayLimits,
 }
 
 impl Default for RelayConfig {
@@ -50,6 +53,7 @@ impl Default for RelayConfig {
             session: SessionConfig::default(),
             router_capacity: 1024,
             auth: AuthConfig::default(),
+            limits: RelayLimits::default(),
         }
     }
 }
@@ -58,6 +62,12 @@ impl RelayConfig {
     /// Sets [`session`](Self::session).
     pub fn with_session(mut self, session: SessionConfig) -> Self {
         self.session = session;
+        self
+    }
+
+    /// Sets [`limits`](Self::limits).
+    pub fn with_limits(mut self, limits: RelayLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -86,6 +96,8 @@ pub struct RelayStats {
     pub bytes_in: u64,
     /// UDP bytes sent since the start (sessions that ended included).
     pub bytes_out: u64,
+    /// Connections refused since the start because a relay-wide limit was reached.
+    pub refused: u64,
 }
 
 /// One live session, as the relay's tables see it.
@@ -99,6 +111,10 @@ struct Inner {
     origins: Origins,
     sessions: Mutex<HashMap<SessionId, Entry>>,
     next_id: AtomicU64,
+    /// Sessions open or in their handshake, in all and by address.
+    admission: Admission,
+    /// Connections refused by a relay-wide limit.
+    refused: AtomicU64,
     /// Bytes of sessions that ended.
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -156,12 +172,17 @@ impl std::fmt::Debug for Relay {
 
 impl Relay {
     /// A relay with no sessions.
-    pub fn new(config: RelayConfig) -> Self {
+    pub fn new(mut config: RelayConfig) -> Self {
         let (shutdown, _) = watch::channel(None);
+        // One count of served subscriptions, shared by every session's config.
+        config.session.shared_subscriptions =
+            Some(SharedLimit::new(config.limits.max_subscriptions));
         Self {
             inner: Arc::new(Inner {
                 config,
                 origins: Origins::new(),
+                admission: Admission::default(),
+                refused: AtomicU64::new(0),
                 sessions: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
                 bytes_in: AtomicU64::new(0),
@@ -220,6 +241,20 @@ impl Relay {
     async fn run(&self, id: SessionId, request: Request) {
         let kind = request.kind();
         let remote: SocketAddr = request.remote_address();
+        // Counted from before the handshake, so idle handshakes are bounded too.
+        let _admitted = match self
+            .inner
+            .admission
+            .admit(remote.ip(), &self.inner.config.limits)
+        {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                // At debug: under a flood, a line per refusal would be a flood of its own.
+                tracing::debug!("refused: {reason}");
+                self.inner.refused.fetch_add(1, Ordering::Relaxed);
+                return request.reject(ErrorCode::BOUNDS_EXCEEDED, &reason);
+            }
+        };
         let url = request.url().map(|url| redact_url(url.as_str()));
         let conn = match request.accept().await {
             Ok(conn) => conn,
@@ -315,6 +350,7 @@ impl Relay {
         let mut announced = session.announced(Path::empty());
         let mut shutdown = self.inner.shutdown.subscribe();
         let mut announcing = true;
+        let mut announced_paths = 0u64;
         let expiry = expiry_sleep(access.expires);
         tokio::pin!(expiry);
         let end = loop {
@@ -323,12 +359,16 @@ impl Relay {
                     Ok(Some(moq_model::Announced::Active(path))) => {
                         if !access.permissions.may_publish(&path) {
                             let reason = format!("not allowed to publish \"{path}\"");
-                            tracing::info!(%root, "refused: {reason}");
-                            break End::Refused(reason);
+                            break End::Refused(ErrorCode::UNAUTHORIZED, reason);
                         }
                         tracing::debug!(%path, "announced");
                         let path = access.permissions.absolute(&path);
-                        self.inner.origins.announce(path, id, &session, &root);
+                        let max = self.inner.config.limits.max_announced;
+                        if !self.inner.origins.announce(path, id, &session, &root, max) {
+                            let reason = format!("the relay holds the most announced paths it allows ({max})");
+                            break End::Refused(ErrorCode::BOUNDS_EXCEEDED, reason);
+                        }
+                        announced_paths += 1;
                     }
                     Ok(Some(moq_model::Announced::Ended(path))) => {
                         tracing::debug!(%path, "unannounced");
@@ -342,15 +382,15 @@ impl Relay {
                     }
                 },
                 err = session.closed() => break End::Closed(err),
-                () = &mut expiry => break End::Refused("token expired".into()),
+                () = &mut expiry => break End::Refused(ErrorCode::UNAUTHORIZED, "token expired".into()),
                 _ = shutdown.wait_for(Option::is_some) => break End::Shutdown,
             }
         };
         match end {
-            End::Closed(err) => tracing::info!(%err, "session ended"),
-            End::Refused(reason) => {
-                tracing::info!("closing session: {reason}");
-                session.close_with_reason(ErrorCode::UNAUTHORIZED, &reason);
+            End::Closed(err) => tracing::info!(%err, announced_paths, "session ended"),
+            End::Refused(code, reason) => {
+                tracing::info!(%code, announced_paths, "closing session: {reason}");
+                session.close_with_reason(code, &reason);
             }
             End::Shutdown => {
                 let code = (*shutdown.borrow()).unwrap_or(ErrorCode::CANCEL);
@@ -434,6 +474,7 @@ impl Relay {
             announced: self.inner.origins.paths().len(),
             bytes_in: self.inner.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.inner.bytes_out.load(Ordering::Relaxed),
+            refused: self.inner.refused.load(Ordering::Relaxed),
             ..RelayStats::default()
         };
         for entry in sessions.values() {
@@ -482,9 +523,9 @@ async fn route(mut router: RouterProducer, origins: Origins, permissions: Permis
 enum End {
     /// The session ended by itself (the peer closed it, the connection was lost).
     Closed(moq_session::Error),
-    /// Access control ends it, with this reason: an announce outside its permissions, or
-    /// its token expired.
-    Refused(String),
+    /// The relay ends it with this code and reason: an announce outside its permissions
+    /// or past a relay-wide limit, or its token expired.
+    Refused(ErrorCode, String),
     /// The relay shuts down.
     Shutdown,
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use moq_proto::limits::{MAX_FRAME_SIZE, MAX_MESSAGE_SIZE};
@@ -68,6 +69,83 @@ pub struct SessionConfig {
     /// ([`Connection::setup_extensions`](crate::transport::Connection::setup_extensions));
     /// an id set here replaces the transport's. Default: none (as `moq-transfork` 0.5.0).
     pub extensions: Extensions,
+    /// A ceiling on the subscriptions served across several sessions (e.g. all of a
+    /// relay's), besides [`max_subscriptions`](Self::max_subscriptions) for this one: a
+    /// subscription past it is reset and stopped with code 11, as past the per-session one.
+    /// Default: none.
+    pub shared_subscriptions: Option<SharedLimit>,
+}
+
+/// A count with a ceiling, shared by several sessions: clones share the count.
+///
+/// ```
+/// use moq_session::SharedLimit;
+///
+/// let limit = SharedLimit::new(2);
+/// let a = limit.try_acquire().unwrap();
+/// let _b = limit.clone().try_acquire().unwrap();
+/// assert!(limit.try_acquire().is_none());
+/// drop(a);
+/// assert_eq!(limit.in_use(), 1);
+/// assert!(limit.try_acquire().is_some());
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedLimit {
+    inner: Arc<LimitInner>,
+}
+
+#[derive(Debug)]
+struct LimitInner {
+    used: AtomicUsize,
+    max: usize,
+}
+
+/// One unit of a [`SharedLimit`], given back when dropped.
+#[derive(Debug)]
+pub struct SharedPermit {
+    inner: Arc<LimitInner>,
+}
+
+impl SharedLimit {
+    /// A limit of `max` units, none in use.
+    pub fn new(max: usize) -> Self {
+        Self {
+            inner: Arc::new(LimitInner {
+                used: AtomicUsize::new(0),
+                max,
+            }),
+        }
+    }
+
+    /// The ceiling.
+    pub fn max(&self) -> usize {
+        self.inner.max
+    }
+
+    /// Units in use now.
+    pub fn in_use(&self) -> usize {
+        self.inner.used.load(Ordering::Relaxed)
+    }
+
+    /// One more unit, unless all are in use.
+    pub fn try_acquire(&self) -> Option<SharedPermit> {
+        let max = self.inner.max;
+        self.inner
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| {
+                (used < max).then_some(used + 1)
+            })
+            .ok()
+            .map(|_| SharedPermit {
+                inner: self.inner.clone(),
+            })
+    }
+}
+
+impl Drop for SharedPermit {
+    fn drop(&mut self) {
+        self.inner.used.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A function that returns a future completing after the given duration, e.g.
@@ -142,6 +220,12 @@ impl SessionConfig {
         self
     }
 
+    /// Sets [`shared_subscriptions`](Self::shared_subscriptions).
+    pub fn shared_subscriptions(mut self, limit: SharedLimit) -> Self {
+        self.shared_subscriptions = Some(limit);
+        self
+    }
+
     /// Sets [`clock`](Self::clock).
     pub fn clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -171,6 +255,7 @@ impl Default for SessionConfig {
             clock: Arc::new(Instant::now),
             timer: None,
             extensions: Extensions::new(),
+            shared_subscriptions: None,
         }
     }
 }
@@ -186,6 +271,7 @@ impl fmt::Debug for SessionConfig {
             .field("max_frame_size", &self.max_frame_size)
             .field("timer", &self.timer.is_some())
             .field("extensions", &self.extensions)
+            .field("shared_subscriptions", &self.shared_subscriptions)
             .finish_non_exhaustive()
     }
 }

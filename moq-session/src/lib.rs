@@ -99,7 +99,7 @@ mod stream;
 mod subscriber;
 pub mod transport;
 
-pub use config::{SessionConfig, Sleep};
+pub use config::{SessionConfig, SharedLimit, SharedPermit, Sleep};
 pub use error::Error;
 pub use fetch::Fetched;
 pub use publisher::group_priority;

@@ -477,6 +477,13 @@ async fn serve_subscribe<C: Connection>(
     else {
         return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
     };
+    let _shared_count = match &shared.config.shared_subscriptions {
+        Some(limit) => match limit.try_acquire() {
+            Some(permit) => Some(permit),
+            None => return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED),
+        },
+        None => None,
+    };
     let subscribe = match reader.required::<Subscribe>().await {
         Ok(subscribe) => subscribe,
         Err(err) => return abort(&mut send, &mut reader, err.code()),

@@ -1,0 +1,170 @@
+//! [`RelayLimits`]: what the relay as a whole accepts, whatever each session's own limits.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Relay-wide ceilings. Past one, the newcomer gets code 11 (BoundsExceeded) and a reason,
+/// and nobody else notices. Per-session limits are in
+/// [`SessionConfig`](moq_session::SessionConfig).
+///
+/// ```
+/// use moq_relay::RelayLimits;
+///
+/// let limits = RelayLimits::default().max_sessions(100).max_sessions_per_ip(4);
+/// assert_eq!(limits.max_sessions, 100);
+/// assert_eq!(limits.max_announced, RelayLimits::DEFAULT_MAX_ANNOUNCED);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RelayLimits {
+    /// Sessions at once, those still in their handshake included. One more connection is
+    /// closed with 11 before anything else is done for it.
+    pub max_sessions: usize,
+    /// Sessions at once from one IP address (handshaking ones included); one more is
+    /// closed with 11.
+    pub max_sessions_per_ip: usize,
+    /// Distinct paths announced across every session. A session whose announcement would
+    /// pass it is closed with 11 (its announcements end with it).
+    pub max_announced: usize,
+    /// Subscriptions served across every session; one more is reset with 11, the session
+    /// goes on.
+    pub max_subscriptions: usize,
+}
+
+impl RelayLimits {
+    /// Default of [`max_sessions`](Self::max_sessions): 10,000 (an idle session costs about
+    /// 100 KB).
+    pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+    /// Default of [`max_sessions_per_ip`](Self::max_sessions_per_ip): 100.
+    pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 100;
+    /// Default of [`max_announced`](Self::max_announced): 100,000 (about 1 KB each).
+    pub const DEFAULT_MAX_ANNOUNCED: usize = 100_000;
+    /// Default of [`max_subscriptions`](Self::max_subscriptions): 100,000.
+    pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 100_000;
+
+    /// Sets [`max_sessions`](Self::max_sessions).
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// Sets [`max_sessions_per_ip`](Self::max_sessions_per_ip).
+    pub fn max_sessions_per_ip(mut self, max: usize) -> Self {
+        self.max_sessions_per_ip = max;
+        self
+    }
+
+    /// Sets [`max_announced`](Self::max_announced).
+    pub fn max_announced(mut self, max: usize) -> Self {
+        self.max_announced = max;
+        self
+    }
+
+    /// Sets [`max_subscriptions`](Self::max_subscriptions).
+    pub fn max_subscriptions(mut self, max: usize) -> Self {
+        self.max_subscriptions = max;
+        self
+    }
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            max_sessions_per_ip: Self::DEFAULT_MAX_SESSIONS_PER_IP,
+            max_announced: Self::DEFAULT_MAX_ANNOUNCED,
+            max_subscriptions: Self::DEFAULT_MAX_SUBSCRIPTIONS,
+        }
+    }
+}
+
+/// The sessions open now, in all and by IP address.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Admission {
+    inner: Arc<Mutex<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted session; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    admission: Admission,
+    ip: IpAddr,
+}
+
+impl Admission {
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits one more session from `ip`, or says which limit it would pass.
+    pub(crate) fn admit(&self, ip: IpAddr, limits: &RelayLimits) -> Result<Admitted, String> {
+        let mut counts = self.lock();
+        if counts.total >= limits.max_sessions {
+            return Err(format!(
+                "the relay is full ({} sessions)",
+                limits.max_sessions
+            ));
+        }
+        let from_ip = counts.by_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= limits.max_sessions_per_ip {
+            return Err(format!(
+                "too many sessions from {ip} ({})",
+                limits.max_sessions_per_ip
+            ));
+        }
+        counts.total += 1;
+        counts.by_ip.insert(ip, from_ip + 1);
+        Ok(Admitted {
+            admission: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self.admission.lock();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_counted_in_all_and_by_address() {
+        let admission = Admission::default();
+        let limits = RelayLimits::default()
+            .max_sessions(3)
+            .max_sessions_per_ip(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = admission.admit(a, &limits).unwrap();
+        let _a2 = admission.admit(a, &limits).unwrap();
+        assert!(
+            admission
+                .admit(a, &limits)
+                .unwrap_err()
+                .contains("10.0.0.1")
+        );
+        let _b1 = admission.admit(b, &limits).unwrap();
+        assert!(admission.admit(b, &limits).unwrap_err().contains("full"));
+        drop(a1);
+        assert!(admission.admit(a, &limits).is_ok());
+        assert_eq!(admission.lock().by_ip.len(), 2);
+    }
+}
