@@ -27,6 +27,13 @@ export const ErrorCode = {
   WrongSize: 14,
   /** The peer broke a rule of the protocol. */
   ProtocolViolation: 15,
+  /**
+   * Access refused (this repository's relay, in the range WIRE.md §6 leaves
+   * unassigned): a session without the token its URL path needs, with an
+   * invalid or expired one, or publishing outside its grants is closed with it;
+   * a subscription outside its grants is reset with it.
+   */
+  Unauthorized: 16,
 } as const;
 
 /** The name of one of the codes in {@link ErrorCode}. */
@@ -115,4 +122,35 @@ export class DecodeError extends MoqError {
     this.name = "DecodeError";
     this.kind = kind;
   }
+}
+
+/**
+ * The session ended with a WebTransport session close: the code and reason text
+ * of its CLOSE_WEBTRANSPORT_SESSION, and which side sent it. A connection lost
+ * without such a close (network failure, the peer vanished) is a plain
+ * {@link MoqError} with code 4 (WebTransport) instead.
+ */
+export class SessionClosedError extends MoqError {
+  /** The close's reason text as sent (may be empty). */
+  readonly reason: string;
+  /** True if the peer closed the session, false if this side did. */
+  readonly remote: boolean;
+
+  constructor(code: number, reason: string, remote: boolean) {
+    super(code, reason !== "" ? reason : "session closed");
+    this.name = "SessionClosedError";
+    this.reason = reason;
+    this.remote = remote;
+  }
+}
+
+/**
+ * The relay's reason if `e` says it refused this session: the peer closed it
+ * with {@link ErrorCode.Unauthorized} (16). `undefined` for anything else (a
+ * network failure, another code, a close by this side, a subscription reset
+ * with 16, which refuses that subscription only).
+ */
+export function refusalReason(e: unknown): string | undefined {
+  if (!(e instanceof SessionClosedError) || !e.remote || e.code !== ErrorCode.Unauthorized) return undefined;
+  return e.reason !== "" ? e.reason : "unauthorized";
 }

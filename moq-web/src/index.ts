@@ -8,6 +8,7 @@ export * from "./codec.js";
 export * from "./message.js";
 export * from "./stream.js";
 export * from "./transport.js";
+export * from "./url.js";
 export {
   Announced,
   GroupWriter,

@@ -87,3 +87,15 @@ export class Deferred<T> {
     this.promise.catch(() => undefined);
   }
 }
+
+/** `p`'s value, or `undefined` if it has not settled within `ms` milliseconds. */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let expire = (): void => {};
+  const expired = new Promise<undefined>((resolve) => (expire = () => resolve(undefined)));
+  const timer = setTimeout(expire, ms);
+  try {
+    return await Promise.race([p, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -4,7 +4,7 @@
  */
 
 import { concatBytes, encode, pathHasPrefix, pathKey, type Path } from "./codec.js";
-import { DecodeError, ErrorCode, MoqError } from "./error.js";
+import { DecodeError, ErrorCode, MoqError, SessionClosedError } from "./error.js";
 import {
   VERSION,
   readAnnounceLive,
@@ -32,9 +32,10 @@ import {
   type Info,
   type Subscribe,
 } from "./message.js";
-import { AsyncQueue, Deferred, Notify } from "./queue.js";
+import { AsyncQueue, Deferred, Notify, within } from "./queue.js";
 import { GroupReader, StreamReader } from "./stream.js";
-import { StreamResetError, makeAbortReason, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
+import { StreamResetError, makeAbortReason, sessionEnd, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
+import { sessionUrl } from "./url.js";
 
 /** Writes to one WebTransport send stream. */
 export class Sender {
@@ -553,7 +554,19 @@ export interface ConnectOptions {
    * relay prints it, or raw bytes), for self-signed development certificates.
    */
   serverCertificateHashes?: (string | Uint8Array)[];
+  /**
+   * The access token, sent as the URL's `?jwt=` (replacing one there), as
+   * `moq --jwt` does. The URL's path is the session's root.
+   */
+  jwt?: string | undefined;
 }
+
+/**
+ * How long a failed stream waits for the session close that may have caused it
+ * (the close carries the code and reason; a browser may report the stream's
+ * failure first).
+ */
+const CLOSE_GRACE_MS = 100;
 
 function hexToBytes(hex: string): Uint8Array {
   const clean = hex.replace(/[^0-9a-fA-F]/g, "");
@@ -564,8 +577,13 @@ function hexToBytes(hex: string): Uint8Array {
 }
 
 /**
- * Open a WebTransport session to `url` (an `https://` URL) and run the moqf-02
- * handshake as the client.
+ * Open a WebTransport session to `url` (an `https://` URL; its path is the
+ * session's root, `?jwt=` its token) and run the moqf-02 handshake as the client.
+ *
+ * Rejects with a {@link SessionClosedError} when the peer closed the session
+ * (a relay refusing it: code 16, Unauthorized, and its reason, see
+ * {@link refusalReason}), a {@link MoqError} with code 4 when the connection
+ * failed or was lost, 9 when there is no common version.
  */
 export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Session> {
   type Ctor = new (url: string, options?: unknown) => WebTransportLike;
@@ -578,18 +596,34 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
       value: typeof h === "string" ? hexToBytes(h) : h,
     }));
   }
-  const transport = new WebTransportCtor(String(url), wtOptions);
+  const target = options.jwt !== undefined ? sessionUrl(url, { jwt: options.jwt }) : String(url);
+  const transport = new WebTransportCtor(target, wtOptions);
   try {
-    await transport.ready;
     return await Session.connect(transport);
   } catch (e) {
-    try {
-      transport.close({ closeCode: e instanceof MoqError ? e.code : ErrorCode.WebTransport, reason: "handshake failed" });
-    } catch {
-      // already closed
+    if (!(e instanceof SessionClosedError)) {
+      try {
+        transport.close({ closeCode: e instanceof MoqError ? e.code : ErrorCode.WebTransport, reason: "handshake failed" });
+      } catch {
+        // already closed
+      }
     }
     throw e;
   }
+}
+
+/**
+ * What a failed handshake step reports: the session's end when it ended (the
+ * peer's close carries the code and reason that failed the stream), else the
+ * step's own error.
+ */
+async function failure(e: unknown, ended: Promise<MoqError>): Promise<MoqError> {
+  const err = streamError(e);
+  if (err instanceof SessionClosedError) return err;
+  // Our own verdict on what the peer sent (its version, a decode error) stands.
+  const fromTransport = err.code === ErrorCode.WebTransport || err instanceof StreamResetError;
+  const end = fromTransport ? await within(ended, CLOSE_GRACE_MS) : undefined;
+  return end instanceof SessionClosedError ? end : err;
 }
 
 async function resetAndStop(reader: StreamReader, sender: Sender, code: number): Promise<void> {
@@ -612,16 +646,31 @@ export class Session {
     readonly transport: WebTransportLike,
     private readonly control: { reader: StreamReader; sender: Sender },
     private readonly incomingBidi: ReadableStreamDefaultReader<BidiStream>,
+    /** How the transport ends (see {@link sessionEnd}). */
+    private readonly ended: Promise<MoqError>,
   ) {}
 
   /**
    * Run the client handshake on an open WebTransport session: the first bidi
    * stream carries `00 | 01 c0000000ff0bad02 | 00` (type 0 + SessionClient),
    * then the server's SessionServer is read (§4.2).
+   *
+   * A session the peer closes before the handshake completes (a relay refusing
+   * it) fails with that close: a {@link SessionClosedError} with its code and
+   * reason. A connection that fails or is lost fails with code 4.
    */
   static async connect(transport: WebTransportLike): Promise<Session> {
-    await transport.ready;
-    const bidi = await transport.createBidirectionalStream();
+    const ended = sessionEnd(transport);
+    // The end, as a rejection: the handshake stops at the session's close.
+    const closing = ended.then((end) => Promise.reject(end));
+    closing.catch(() => {});
+    let bidi: BidiStream;
+    try {
+      await Promise.race([transport.ready, closing]);
+      bidi = await Promise.race([transport.createBidirectionalStream(), closing]);
+    } catch (e) {
+      throw await failure(e, ended);
+    }
     const sender = new Sender(bidi.writable);
     const reader = new StreamReader(bidi.readable);
     try {
@@ -631,17 +680,19 @@ export class Session {
           writeSessionClient(w, { versions: [VERSION], extensions: new Map() });
         }),
       );
-      const server = await reader.read(readSessionServer);
+      const server = await Promise.race([reader.read(readSessionServer), closing]);
       if (server.version !== VERSION) {
         throw new MoqError(ErrorCode.Version, `server chose version 0x${server.version.toString(16)}`);
       }
     } catch (e) {
-      const err = streamError(e);
-      // A reset by the server is a transport error (4) for our side (§4.2).
-      await resetAndStop(reader, sender, err instanceof StreamResetError ? ErrorCode.WebTransport : err.code);
+      const err = await failure(e, ended);
+      if (!(err instanceof SessionClosedError)) {
+        // A reset by the server is a transport error (4) for our side (§4.2).
+        await resetAndStop(reader, sender, err instanceof StreamResetError ? ErrorCode.WebTransport : err.code);
+      }
       throw err;
     }
-    const session = new Session(transport, { reader, sender }, transport.incomingBidirectionalStreams.getReader());
+    const session = new Session(transport, { reader, sender }, transport.incomingBidirectionalStreams.getReader(), ended);
     session.run();
     return session;
   }
@@ -669,12 +720,17 @@ export class Session {
       await resetAndStop(reader, sender, err.code);
       throw err;
     }
-    const session = new Session(transport, { reader, sender }, incoming);
+    const session = new Session(transport, { reader, sender }, incoming, sessionEnd(transport));
     session.run();
     return session;
   }
 
-  /** Resolves with the reason once the session is closed. */
+  /**
+   * Resolves with the reason once the session is closed: a
+   * {@link SessionClosedError} for a session close (the peer's, `remote`, or
+   * ours), with its code and reason; a {@link MoqError} with code 4 for a
+   * connection lost without one.
+   */
   get closed(): Promise<MoqError> {
     return this.closedDeferred.promise;
   }
@@ -683,16 +739,7 @@ export class Session {
     void this.watchControl();
     void this.acceptBidi();
     void this.acceptUni();
-    this.transport.closed.then(
-      (info) => {
-        // A browser resolves with {closeCode, reason} (a plain u32 code, §2.4).
-        const ci = info as { closeCode?: unknown; reason?: unknown } | undefined;
-        const code = typeof ci?.closeCode === "number" ? ci.closeCode : ErrorCode.Cancel;
-        const reason = typeof ci?.reason === "string" && ci.reason !== "" ? ci.reason : "session closed";
-        this.shutdown(new MoqError(code, reason));
-      },
-      (e) => this.shutdown(new MoqError(ErrorCode.WebTransport, streamError(e).message)),
-    );
+    void this.ended.then((end) => this.shutdown(end));
   }
 
   /**
@@ -707,6 +754,8 @@ export class Session {
       }
       this.close(ErrorCode.Cancel, "cancelled");
     } catch (e) {
+      // The peer's session close fails this stream too: let the close say why.
+      if (!this.isClosed) await within(this.ended, CLOSE_GRACE_MS);
       if (this.isClosed) return;
       const err = streamError(e);
       this.close(err instanceof DecodeError ? ErrorCode.Decode : ErrorCode.WebTransport, err.message);
@@ -1037,7 +1086,7 @@ export class Session {
     } catch {
       // already closed
     }
-    this.shutdown(new MoqError(code, reason || undefined));
+    this.shutdown(new SessionClosedError(code, reason, false));
   }
 
   private shutdown(reason: MoqError): void {

@@ -3,7 +3,7 @@
  * (and other environments) can supply their own implementation.
  */
 
-import { ErrorCode, MoqError } from "./error.js";
+import { ErrorCode, MoqError, SessionClosedError } from "./error.js";
 
 /** A bidirectional stream as WebTransport hands it out. */
 export interface BidiStream {
@@ -44,6 +44,28 @@ export function streamError(e: unknown): MoqError {
   if (typeof code === "number") return new StreamResetError(code);
   const text = e instanceof Error ? e.message : String(e);
   return new MoqError(ErrorCode.WebTransport, `transport error: ${text}`);
+}
+
+/**
+ * How `transport` ends, once it does: the peer's session close (what `closed`
+ * resolves with: `{closeCode, reason}`, the plain u32 code, WIRE.md §2.4) as a
+ * {@link SessionClosedError}, or a {@link MoqError} with code 4 when the
+ * connection was lost or failed without one (`closed` rejects). Never rejects.
+ * Only meaningful while this side has not closed the session itself.
+ */
+export function sessionEnd(transport: WebTransportLike): Promise<MoqError> {
+  return transport.closed.then(
+    (info) => {
+      const ci = info as { closeCode?: unknown; reason?: unknown } | undefined;
+      const code = typeof ci?.closeCode === "number" ? ci.closeCode : ErrorCode.Cancel;
+      const reason = typeof ci?.reason === "string" ? ci.reason : "";
+      return new SessionClosedError(code, reason, true);
+    },
+    (e: unknown) => {
+      const text = e instanceof Error ? e.message : String(e);
+      return new MoqError(ErrorCode.WebTransport, `connection lost: ${text}`);
+    },
+  );
 }
 
 /**

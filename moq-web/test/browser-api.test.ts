@@ -3,7 +3,16 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 
-import { ErrorCode, MoqError, StreamReader, connect, makeAbortReason } from "../src/index.js";
+import {
+  ErrorCode,
+  MoqError,
+  SessionClosedError,
+  StreamReader,
+  connect,
+  makeAbortReason,
+  refusalReason,
+  type Session,
+} from "../src/index.js";
 import { fakePair, take, type FakeTransport } from "./fake.js";
 import { unhex } from "./helpers.js";
 
@@ -95,6 +104,85 @@ describe("connect", () => {
     await first.value.writable.getWriter().abort(Object.assign(new Error("version"), { streamErrorCode: 9 }));
     await assert.rejects(connecting, (e: unknown) => e instanceof MoqError && e.code === 9);
     assert.equal(client.closeInfo?.closeCode, 9);
+  });
+
+  /** A fake WebTransport constructor that records the URL it was given. */
+  function fakeWebTransport(client: FakeTransport): { url?: string } {
+    const seen: { url?: string } = {};
+    g.WebTransport = function (this: unknown, url: string): FakeTransport {
+      seen.url = url;
+      return client;
+    };
+    return seen;
+  }
+
+  /** The server side of the handshake: read SessionClient, answer SessionServer. */
+  async function serveHandshake(server: FakeTransport): Promise<void> {
+    const first = await server.incomingBidirectionalStreams.getReader().read();
+    assert.ok(!first.done);
+    assert.equal(await take(new StreamReader(first.value.readable), 11), "0001c0000000ff0bad0200");
+    await first.value.writable.getWriter().write(unhex("c0000000ff0bad0200"));
+  }
+
+  it("passes the URL's path (the root) and ?jwt= (the token) through unchanged", async () => {
+    const [client, server] = fakePair();
+    const seen = fakeWebTransport(client);
+    const url = "https://relay.example:4443/room/alice?jwt=eyJhbGciOiJFUzI1NiJ9.eyJyb290Ijoicm9vbSJ9.c2ln";
+    const [session] = await Promise.all([connect(url), serveHandshake(server)]);
+    assert.equal(seen.url, url);
+    session.close();
+  });
+
+  it("puts the jwt option into the URL's query, replacing a token there", async () => {
+    const [client, server] = fakePair();
+    const seen = fakeWebTransport(client);
+    const [session] = await Promise.all([connect("https://relay.example:4443/room?jwt=old&x=1", { jwt: "eyJ.new.sig" }), serveHandshake(server)]);
+    assert.equal(seen.url, "https://relay.example:4443/room?jwt=eyJ.new.sig&x=1");
+    session.close();
+  });
+
+  it("a relay refusing the session (closed with 16 after the CONNECT) rejects with its code and reason", async () => {
+    const [client, server] = fakePair();
+    fakeWebTransport(client);
+    const reason = 'a token is needed for "/room" (pass ?jwt=TOKEN)';
+    const connecting = connect("https://relay.example/room");
+    // The relay reads nothing: it closes the session as soon as it has accepted it.
+    const first = await server.incomingBidirectionalStreams.getReader().read();
+    assert.ok(!first.done);
+    server.close({ closeCode: ErrorCode.Unauthorized, reason });
+    const err = await connecting.then(
+      () => assert.fail("connected"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof SessionClosedError);
+    assert.equal(err.code, 16);
+    assert.equal(err.reason, reason);
+    assert.equal(err.remote, true);
+    assert.equal(refusalReason(err), reason);
+  });
+
+  it("a session closed before the handshake's stream opens rejects with the close", async () => {
+    const [client, server] = fakePair();
+    fakeWebTransport(client);
+    server.close({ closeCode: ErrorCode.Unauthorized, reason: "invalid token: the signature does not verify" });
+    const err = await connect("https://relay.example/room?jwt=x.y.z").catch((e: unknown) => e);
+    assert.equal(refusalReason(err), "invalid token: the signature does not verify");
+  });
+
+  it("a connection lost during the handshake is a transport error (4), not a refusal", async () => {
+    const [client, server] = fakePair();
+    fakeWebTransport(client);
+    const connecting = connect("https://relay.example/");
+    await server.incomingBidirectionalStreams.getReader().read();
+    server.lose();
+    const err = await connecting.then(
+      (s: Session) => s,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof MoqError && !(err instanceof SessionClosedError));
+    assert.equal(err.code, ErrorCode.WebTransport);
+    assert.match(err.message, /Connection lost/);
+    assert.equal(refusalReason(err), undefined);
   });
 
   it("fails clearly where there is no WebTransport", async () => {

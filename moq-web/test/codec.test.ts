@@ -134,7 +134,7 @@ describe("error codes", () => {
     const table: [number, bigint][] = [
       [0, 0x52e4a40fa8dbn], [1, 0x52e4a40fa8dcn], [4, 0x52e4a40fa8dfn], [5, 0x52e4a40fa8e0n],
       [9, 0x52e4a40fa8e4n], [10, 0x52e4a40fa8e5n], [11, 0x52e4a40fa8e6n], [12, 0x52e4a40fa8e7n],
-      [13, 0x52e4a40fa8e8n], [14, 0x52e4a40fa8e9n], [15, 0x52e4a40fa8ean], [64, 0x52e4a40fa91dn],
+      [13, 0x52e4a40fa8e8n], [14, 0x52e4a40fa8e9n], [15, 0x52e4a40fa8ean], [16, 0x52e4a40fa8ebn], [64, 0x52e4a40fa91dn],
       [164, 0x52e4a40fa984n],
     ];
     for (const [code, wire] of table) {
@@ -156,6 +156,8 @@ describe("error codes", () => {
   it("names codes", () => {
     assert.equal(ErrorCode.NotFound, 13);
     assert.equal(codeName(13), "NotFound");
+    assert.equal(ErrorCode.Unauthorized, 16);
+    assert.equal(codeName(16), "Unauthorized");
     assert.equal(codeName(appCode(100)), "App(100)");
     assert.equal(codeName(7), "Unknown(7)");
     assert.equal(new DecodeError("invalid_value", "x").code, ErrorCode.Decode);

@@ -30,12 +30,19 @@ export class FakeTransport implements WebTransportLike {
   /** Bidi streams this endpoint opened, in order. */
   readonly openedBidi: BidiStream[] = [];
   closeInfo: CloseInfo | undefined;
+  /** Set when the connection was lost without a close (see {@link lose}). */
+  lost: string | undefined;
   private bidiController!: ReadableStreamDefaultController<BidiStream>;
   private uniController!: ReadableStreamDefaultController<ReadableStream<Uint8Array>>;
   private resolveClosed!: (info: CloseInfo) => void;
+  private rejectClosed!: (e: Error) => void;
 
   constructor() {
-    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.closed = new Promise((resolve, reject) => {
+      this.resolveClosed = resolve;
+      this.rejectClosed = reject;
+    });
+    this.closed.catch(() => {});
     this.incomingBidirectionalStreams = new ReadableStream<BidiStream>({
       start: (c) => {
         this.bidiController = c;
@@ -49,7 +56,7 @@ export class FakeTransport implements WebTransportLike {
   }
 
   async createBidirectionalStream(): Promise<BidiStream> {
-    if (this.closeInfo) throw new Error("session closed");
+    if (this.closeInfo || this.lost !== undefined) throw new Error("session closed");
     const up = pipe();
     const down = pipe();
     const mine = { readable: down.readable, writable: up.writable };
@@ -62,7 +69,7 @@ export class FakeTransport implements WebTransportLike {
   readonly uniOptions: ({ sendOrder?: number } | undefined)[] = [];
 
   async createUnidirectionalStream(options?: { sendOrder?: number }): Promise<WritableStream<Uint8Array>> {
-    if (this.closeInfo) throw new Error("session closed");
+    if (this.closeInfo || this.lost !== undefined) throw new Error("session closed");
     this.uniOptions.push(options);
     const p = pipe();
     this.peer.uniController.enqueue(p.readable);
@@ -75,10 +82,24 @@ export class FakeTransport implements WebTransportLike {
     this.peer.shut(ci);
   }
 
-  private shut(info: CloseInfo): void {
-    if (this.closeInfo) return;
-    this.closeInfo = info;
-    this.resolveClosed(info);
+  /**
+   * The connection is lost without a session close (both sides): `closed`
+   * rejects, as a browser's does, with a WebTransportError-like error.
+   */
+  lose(message = "Connection lost."): void {
+    this.shut(undefined, message);
+    this.peer.shut(undefined, message);
+  }
+
+  private shut(info: CloseInfo | undefined, lost?: string): void {
+    if (this.closeInfo || this.lost !== undefined) return;
+    if (info) {
+      this.closeInfo = info;
+      this.resolveClosed(info);
+    } else {
+      this.lost = lost ?? "";
+      this.rejectClosed(Object.assign(new Error(lost), { name: "WebTransportError", source: "session", streamErrorCode: null }));
+    }
     try {
       this.bidiController.close();
       this.uniController.close();

@@ -10,8 +10,11 @@ import {
   ErrorCode,
   MoqError,
   Session,
+  SessionClosedError,
+  StreamResetError,
   StreamReader,
   encode,
+  refusalReason,
   sendOrder,
   writeAnnounce,
   type BidiStream,
@@ -228,6 +231,20 @@ describe("subscriber", () => {
     peer.session.close();
   });
 
+  it("a subscription refused with Unauthorized (16) fails with that code; the session goes on", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["secret"]);
+    const s = await nextBidi(peer);
+    await take(s.reader, 15);
+    await s.writer.abort(Object.assign(new Error("unauthorized"), { streamErrorCode: 16 }));
+    await assert.rejects(sub.info, (e: unknown) => e instanceof StreamResetError && e.code === ErrorCode.Unauthorized);
+    // A refused subscription is not a refused session.
+    const err = await sub.ended.catch((e: unknown) => e);
+    assert.equal(refusalReason(err), undefined);
+    assert.equal(await within(peer.session.closed, 30), "timeout");
+    peer.session.close();
+  });
+
   it("ends the subscription when the publisher FINs", async () => {
     const peer = await rawServer();
     const sub = peer.session.subscribe(["t"]);
@@ -439,6 +456,48 @@ describe("lifecycle", () => {
     assert.equal(peer.client.closeInfo?.reason, "going away");
     assert.throws(() => peer.session.subscribe(["t"]), MoqError);
     assert.throws(() => peer.session.publish(["t"]), MoqError);
+  });
+
+  it("the peer's close with 16 ends the session as a refusal, with its reason", async () => {
+    const peer = await rawServer();
+    const sub = peer.session.subscribe(["t"]);
+    await nextBidi(peer);
+    peer.server.close({ closeCode: 16, reason: 'not allowed to publish "x"' });
+    const reason = await peer.session.closed;
+    assert.ok(reason instanceof SessionClosedError);
+    assert.equal(reason.code, ErrorCode.Unauthorized);
+    assert.equal(reason.remote, true);
+    assert.equal(refusalReason(reason), 'not allowed to publish "x"');
+    await assert.rejects(sub.info, (e: unknown) => e === reason);
+  });
+
+  it("our own close is not the peer's: no refusal, remote false", async () => {
+    const peer = await rawServer();
+    peer.session.close(16, "testing");
+    const reason = await peer.session.closed;
+    assert.ok(reason instanceof SessionClosedError);
+    assert.equal(reason.remote, false);
+    assert.equal(reason.reason, "testing");
+    assert.equal(refusalReason(reason), undefined);
+  });
+
+  it("a connection lost without a close ends the session with WebTransport (4)", async () => {
+    const peer = await rawServer();
+    peer.server.lose();
+    const reason = await peer.session.closed;
+    assert.ok(!(reason instanceof SessionClosedError));
+    assert.equal(reason.code, ErrorCode.WebTransport);
+    assert.equal(refusalReason(reason), undefined);
+  });
+
+  it("a session stream that fails just before the peer's close reports the close", async () => {
+    const peer = await rawServer();
+    // A browser may error the streams before it resolves `closed` with the code and reason.
+    await peer.control.writer.abort(new Error("session is closing"));
+    setTimeout(() => peer.server.close({ closeCode: 16, reason: "token expired" }), 20);
+    const reason = await peer.session.closed;
+    assert.equal(reason.code, 16);
+    assert.equal(refusalReason(reason), "token expired");
   });
 
   it("ending an announce interest sends FIN and STOP_SENDING 0", async () => {
