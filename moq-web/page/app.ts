@@ -4,9 +4,9 @@
  */
 
 import {
-  MoqError,
-  codeName,
   connect,
+  sessionUrl,
+  splitToken,
   type Announced,
   type GroupReader,
   type GroupWriter,
@@ -14,6 +14,7 @@ import {
   type Subscription,
   type TrackWriter,
 } from "../src/index.js";
+import { closedStatus, connectFailedStatus, describeError as describe, subscriptionFailure, type Status } from "./status.js";
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -23,6 +24,8 @@ const $ = <T extends HTMLElement>(id: string): T => {
 
 const ui = {
   url: $<HTMLInputElement>("url"),
+  root: $<HTMLInputElement>("root"),
+  token: $<HTMLInputElement>("token"),
   fingerprint: $<HTMLInputElement>("fingerprint"),
   connect: $<HTMLButtonElement>("connect"),
   disconnect: $<HTMLButtonElement>("disconnect"),
@@ -79,12 +82,12 @@ function parsePath(text: string): string[] {
     .filter((p) => p !== "");
 }
 
+/** An error as one line, the token masked. */
 function describeError(e: unknown): string {
-  if (e instanceof MoqError) return `${codeName(e.code)} (${e.code}): ${e.message}`;
-  return e instanceof Error ? e.message : String(e);
+  return describe(e, ui.token.value);
 }
 
-function setStatus(text: string, kind: "idle" | "connecting" | "connected" | "error"): void {
+function setStatus({ text, kind }: Status): void {
   ui.status.textContent = text;
   ui.status.dataset.state = kind;
 }
@@ -184,9 +187,21 @@ async function initFields(): Promise<boolean> {
   }
   const url = params.get("url");
   if (url !== null) {
-    ui.url.value = url;
+    // A token in the relay URL goes to the token field, which masks it.
+    let split: { url: string; jwt: string | undefined } = { url, jwt: undefined };
+    try {
+      split = splitToken(url);
+    } catch {
+      // not a URL: left as typed, connecting will say so
+    }
+    ui.url.value = split.url;
+    if (split.jwt !== undefined) ui.token.value = split.jwt;
     state.source = "query";
   }
+  // The session's root and token: `?root=room&jwt=TOKEN` on the page's own address.
+  ui.root.value = params.get("root") ?? "";
+  const jwt = params.get("jwt");
+  if (jwt !== null) ui.token.value = jwt;
   const fingerprint = params.get("fingerprint");
   if (fingerprint !== null) ui.fingerprint.value = fingerprint;
   ui.prefix.value = params.get("prefix") ?? "";
@@ -198,21 +213,23 @@ async function initFields(): Promise<boolean> {
 }
 
 async function doConnect(): Promise<void> {
-  setStatus("connecting…", "connecting");
+  setStatus({ text: "connecting…", kind: "connecting" });
   ui.connect.disabled = true;
   try {
     await guessFingerprint();
     const hashes = ui.fingerprint.value.trim() === "" ? [] : [ui.fingerprint.value.trim()];
-    const session = await connect(ui.url.value.trim(), { serverCertificateHashes: hashes });
+    // The root is the URL's path; the token goes into its query (`?jwt=`).
+    const url = sessionUrl(ui.url.value.trim(), { root: ui.root.value });
+    const session = await connect(url, { serverCertificateHashes: hashes, jwt: ui.token.value.trim() });
     state.session = session;
-    setStatus("connected", "connected");
+    setStatus({ text: "connected", kind: "connected" });
     setConnected(true);
     void session.closed.then((reason) => {
       if (state.session !== session) return;
       state.session = undefined;
       stopClock();
       setConnected(false);
-      setStatus(`closed: ${describeError(reason)}`, reason.code === 0 ? "idle" : "error");
+      setStatus(closedStatus(reason, ui.token.value));
     });
     watchTracks();
     // `?connect&track=a/b` subscribes at once, `?connect&publish=a/b&clock` publishes a
@@ -225,7 +242,7 @@ async function doConnect(): Promise<void> {
       startClock();
     }
   } catch (e) {
-    setStatus(`failed: ${describeError(e)}`, "error");
+    setStatus(connectFailedStatus(e, ui.token.value));
     ui.connect.disabled = false;
   }
 }
@@ -313,7 +330,7 @@ async function doSubscribe(): Promise<void> {
       }
     },
     (e) => {
-      if (state.subscription === sub) ui.subInfo.textContent = `subscription failed: ${describeError(e)}`;
+      if (state.subscription === sub) ui.subInfo.textContent = subscriptionFailure(path.join("/"), e, ui.token.value);
     },
   );
   try {
@@ -324,7 +341,7 @@ async function doSubscribe(): Promise<void> {
     }
     if (state.subscription === sub) log(ui.subLog, "subscription ended");
   } catch (e) {
-    if (state.subscription === sub) log(ui.subLog, `subscription failed: ${describeError(e)}`);
+    if (state.subscription === sub) log(ui.subLog, subscriptionFailure(path.join("/"), e, ui.token.value));
   }
 }
 
