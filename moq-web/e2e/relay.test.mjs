@@ -9,6 +9,14 @@
 // a line typed in the page reaches `moq sub` byte for byte; a track of `moq pub` appears in
 // the page's list and goes when that publisher exits; a wrong fingerprint is refused.
 //
+// Access control, against a second relay that checks tokens (`--auth-key pub.jwk
+// --auth-public-subscribe demo`, the key made with `moq token generate`): without a token the
+// page is refused at a private root and says why, and at the public root its subscription and
+// its publication under a private path are refused; with a token passed through the page's own
+// `?jwt=`, it subscribes to a track `moq pub --jwt` publishes and sees its frames, and a
+// subscription outside the token's grant says it is not allowed. The token never shows on the
+// page.
+//
 // Needs `npm run build` (www/), the cargo-built `moq-relay` and `moq` (built here with
 // `cargo build --locked` when missing), and Chromium. Environment: MOQ_RELAY, MOQ (binaries),
 // CARGO_TARGET_DIR, CHROMIUM (browser binary), MOQ_WEB_SCREENSHOT (write a PNG of the page),
@@ -36,10 +44,12 @@ const cliPath = `e2e-${run}/cli`;
 const children = new Set();
 let context; // the Chromium browser context
 let profile; // its fresh --user-data-dir
+let keysDir; // the access-control keys of the second relay
 let page;
 let relay;
 let url; // https://127.0.0.1:PORT/
 let fingerprint;
+let authRelay; // the relay that checks tokens: { proc, port, url, fingerprint }
 const consoleLines = [];
 
 // ---------------------------------------------------------------- processes
@@ -141,6 +151,10 @@ async function cleanup() {
     }
     profile = undefined;
   }
+  if (keysDir) {
+    rmSync(keysDir, { recursive: true, force: true });
+    keysDir = undefined;
+  }
 }
 
 // Whatever happens (an exception, a signal, the watchdog), no child survives this process.
@@ -155,7 +169,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 const limit = Number(process.env.MOQ_WEB_E2E_TIMEOUT ?? 240) * 1000;
 const watchdog = setTimeout(() => {
   console.error(`# e2e: still running after ${limit / 1000} s; giving up`);
-  for (const proc of [relay].filter(Boolean)) console.error(describe(proc));
+  for (const proc of [relay, authRelay?.proc].filter(Boolean)) console.error(describe(proc));
   void cleanup().finally(() => process.exit(1));
 }, limit);
 watchdog.unref();
@@ -172,7 +186,7 @@ async function waitFor(what, probe, { timeout = 20000, every = 100, procs = [] }
       last = e;
     }
     if (Date.now() > deadline) {
-      const details = [last ? `last error: ${last.message ?? last}` : "", ...[relay, ...procs].filter(Boolean).map(describe)];
+      const details = [last ? `last error: ${last.message ?? last}` : "", ...[relay, authRelay?.proc, ...procs].filter(Boolean).map(describe)];
       if (consoleLines.length) details.push(`page console:\n  ${consoleLines.slice(-20).join("\n  ")}`);
       throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}\n${details.filter(Boolean).join("\n")}`);
     }
@@ -190,6 +204,42 @@ const subLog = () => page.$$eval("#sub-log div", (lines) => lines.map((line) => 
 let moqBin;
 const clientArgs = () => ["--fingerprint", fingerprint];
 
+/**
+ * Starts `moq-relay` on port 0 serving the page, with `extra` arguments; waits for its port
+ * (the UDP port it prints, HTTP on the same TCP port) and checks /info.json.
+ */
+async function startRelay(name, relayBin, extra = []) {
+  const proc = start(name, relayBin, ["--bind", "127.0.0.1:0", "--tls-self-sign", "127.0.0.1,localhost", "--web", www, "--stats-interval", "0", ...extra]);
+  const port = await waitFor(
+    `${name} to listen (its \`listening on 127.0.0.1:PORT\` and \`HTTP:\` lines)`,
+    () => {
+      if (proc.exit) throw new Error(`${name} exited`);
+      const out = proc.stdout.toString();
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      return m && /HTTP:/.test(out) ? Number(m[1]) : undefined;
+    },
+    { timeout: 15000, procs: [proc] },
+  );
+  const printed = /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(proc.stdout.toString());
+  assert.ok(printed, `${name} prints its certificate fingerprint`);
+
+  // What the page reads: /info.json on the same port.
+  const info = await waitFor(`GET /info.json of ${name}`, async () => (await fetch(`http://127.0.0.1:${port}/info.json`)).json(), {
+    timeout: 10000,
+    procs: [proc],
+  });
+  assert.equal(info.url, `https://127.0.0.1:${port}/`);
+  assert.equal(info.fingerprint, printed[1]);
+  return { proc, port, url: info.url, fingerprint: info.fingerprint };
+}
+
+/** Runs `moq` to completion (a `moq token` command) and returns its stdout, trimmed. */
+function moqOutput(args) {
+  const done = spawnSync(moqBin, args, { encoding: "utf8", timeout: 20000 });
+  if (done.status !== 0) throw new Error(`moq ${args.join(" ")}: ${done.error?.message ?? `exit ${done.status}`}\n${done.stderr}`);
+  return done.stdout.trim();
+}
+
 before(
   async () => {
     if (!existsSync(path.join(www, "index.html")) || !existsSync(path.join(www, "page", "app.js"))) {
@@ -199,36 +249,18 @@ before(
     const bins = binaries();
     moqBin = bins.moqBin;
 
-    // Port 0: the relay prints the UDP port it got, and serves HTTP on the same TCP port.
-    relay = start("moq-relay", bins.relayBin, [
-      "--bind",
-      "127.0.0.1:0",
-      "--tls-self-sign",
-      "127.0.0.1,localhost",
-      "--web",
-      www,
-      "--stats-interval",
-      "0",
+    // An open relay, and one that checks tokens signed with a key made here.
+    keysDir = mkdtempSync(path.join(tmpdir(), "moq-web-e2e-keys-"));
+    moqOutput(["token", "generate", "--algorithm", "ES256", "--out", path.join(keysDir, "key.jwk"), "--public", path.join(keysDir, "pub.jwk")]);
+    const relays = await Promise.all([
+      startRelay("moq-relay", bins.relayBin),
+      startRelay("moq-relay (tokens)", bins.relayBin, ["--auth-key", path.join(keysDir, "pub.jwk"), "--auth-public-subscribe", "demo"]),
     ]);
-    const port = await waitFor(
-      "the relay to listen (its `listening on 127.0.0.1:PORT` and `HTTP:` lines)",
-      () => {
-        if (relay.exit) throw new Error("the relay exited");
-        const out = relay.stdout.toString();
-        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-        return m && /HTTP:/.test(out) ? Number(m[1]) : undefined;
-      },
-      { timeout: 15000 },
-    );
-    const printed = /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(relay.stdout.toString());
-    assert.ok(printed, "the relay prints its certificate fingerprint");
-
-    // What the page reads: /info.json on the same port.
-    const info = await waitFor("GET /info.json", async () => (await fetch(`http://127.0.0.1:${port}/info.json`)).json(), { timeout: 10000 });
-    assert.equal(info.url, `https://127.0.0.1:${port}/`);
-    assert.equal(info.fingerprint, printed[1]);
-    url = info.url;
-    fingerprint = info.fingerprint;
+    relay = relays[0].proc;
+    const port = relays[0].port;
+    url = relays[0].url;
+    fingerprint = relays[0].fingerprint;
+    authRelay = relays[1];
 
     start("moq clock publish", moqBin, [...clientArgs(), "clock", "publish", url, "--path", clockPath]);
 
@@ -365,5 +397,128 @@ test("a page given the wrong certificate fingerprint cannot connect", { timeout:
     assert.match(status, /^failed/);
   } finally {
     await other.close();
+  }
+});
+
+// ---------------------------------------------------------------- access control
+
+/** Opens the page of the relay that checks tokens, with `query`; its console goes to `consoleLines`. */
+async function openAuthPage(query) {
+  const other = await context.newPage();
+  other.on("console", (msg) => consoleLines.push(`(tokens) ${msg.type()}: ${msg.text()}`));
+  other.on("pageerror", (err) => consoleLines.push(`(tokens) pageerror: ${err.message}`));
+  await other.goto(`http://127.0.0.1:${authRelay.port}/${query}`, { timeout: 15000 });
+  return other;
+}
+
+/** The page's status once it leaves "connecting…": `{ text, state }`. */
+async function settledStatus(p, what, accept = () => true) {
+  return waitFor(what, async () => {
+    const status = await p.$eval("#status", (el) => ({ text: el.textContent ?? "", state: el.dataset.state }));
+    return status.state !== "connecting" && status.text !== "not connected" && accept(status) ? status : undefined;
+  });
+}
+
+/** Everything the page shows as text, and every field but the (masked) token field. */
+async function shownText(p) {
+  return p.evaluate(() => {
+    const fields = [...document.querySelectorAll("input")].filter((el) => el.id !== "token").map((el) => el.value);
+    return [document.body.innerText, ...fields].join("\n");
+  });
+}
+
+function sign(...args) {
+  return moqOutput(["token", "sign", "--key", path.join(keysDir, "key.jwk"), ...args]);
+}
+
+// A session the relay refuses (at its start, or later for publishing outside its grants) is
+// closed with 16 and the reason, but the relay then drops its HTTP/3 control streams at once
+// (a STOP_SENDING on the browser's control stream, a FIN on its own), and Chromium fails the
+// whole connection for closing a critical stream, often before it has handled the close:
+// "Connection lost." or "Opening handshake failed." with no code, in most runs. These two
+// are todo until the relay keeps the session until its close is delivered; they pass then.
+const relayDropsItsClose = "the relay closes its HTTP/3 control streams right after the session close, which Chromium often handles first";
+
+test("without a token, a private root is refused and the page says why", { timeout: 30000, todo: relayDropsItsClose }, async () => {
+  const other = await openAuthPage("?root=room");
+  try {
+    assert.equal(await other.inputValue("#root"), "room");
+    const status = await settledStatus(other, "the refused connection's status");
+    assert.equal(status.text, 'refused by the relay: a token is needed for "/room" (pass ?jwt=TOKEN)');
+    assert.equal(status.state, "refused");
+  } finally {
+    await other.close();
+  }
+});
+
+test("without a token, publishing under a private path ends the session as refused", { timeout: 30000, todo: relayDropsItsClose }, async () => {
+  // The root "/" is public to subscribe under demo/ only: the session is accepted.
+  const other = await openAuthPage("");
+  try {
+    assert.equal((await settledStatus(other, "the page to connect at the public root")).text, "connected");
+    await other.fill("#pub-path", "room/page");
+    await other.click("#publish");
+    const status = await settledStatus(other, "the session to be closed for publishing", (s) => s.text !== "connected");
+    assert.equal(status.text, 'refused by the relay: not allowed to publish "room/page"');
+    assert.equal(status.state, "refused");
+  } finally {
+    await other.close();
+  }
+});
+
+test("without a token, a subscription under a private path is not allowed; the session goes on", { timeout: 30000 }, async () => {
+  const other = await openAuthPage("?track=room/cli");
+  try {
+    assert.equal((await settledStatus(other, "the page to connect at the public root")).text, "connected");
+    await waitFor("the subscription's refusal", async () => (await other.textContent("#sub-info")) === "not allowed to subscribe to room/cli");
+    assert.equal(await other.textContent("#status"), "connected");
+  } finally {
+    await other.close();
+  }
+});
+
+test("with a token in the page's ?jwt=, the page subscribes to a track of `moq pub --jwt`; outside its grant it may not", { timeout: 60000 }, async () => {
+  // The page may subscribe under room/cli; `moq pub` may publish there.
+  const pageToken = sign("--root", "room", "--get", "cli", "--expires", "1h");
+  const pubToken = sign("--root", "room", "--put", "cli", "--expires", "1h");
+  const pub = start(
+    "moq pub --jwt",
+    moqBin,
+    ["--fingerprint", authRelay.fingerprint, "--jwt", pubToken, "pub", `${authRelay.url}room`, "--path", "cli", "--linger", "0"],
+    { stdin: "pipe" },
+  );
+  pub.child.stdin.write(`first line ${run}\n`);
+  const other = await openAuthPage(`?root=room&jwt=${encodeURIComponent(pageToken)}`);
+  try {
+    assert.equal((await settledStatus(other, "the page to connect with its token")).text, "connected");
+    assert.equal(await other.inputValue("#token"), pageToken);
+    assert.equal(await other.getAttribute("#token", "type"), "password");
+    // Announced relative to the session's root, and only what the token lets it subscribe to.
+    await waitFor("cli in the page's track list", async () => {
+      const items = await other.$$eval("#tracks li", (lis) => lis.map((li) => li.dataset.path));
+      return items.includes("cli");
+    }, { procs: [pub] });
+    await other.click('#tracks li[data-path="cli"]');
+    const frames = () => other.$$eval("#sub-log div", (lines) => lines.map((line) => line.textContent ?? ""));
+    await waitFor("moq pub's first frame in the page", async () => (await frames()).includes(`group 0 frame 0: "first line ${run}"`), { procs: [pub] });
+    pub.child.stdin.write(`second line ${run}\n`);
+    await waitFor("moq pub's next frame in the page", async () => (await frames()).includes(`group 0 frame 1: "second line ${run}"`), { procs: [pub] });
+
+    // A path the token does not grant: that subscription is refused, the session goes on.
+    await other.fill("#sub-path", "secret");
+    await other.click("#subscribe");
+    await waitFor("the subscription's refusal", async () => (await other.textContent("#sub-info")) === "not allowed to subscribe to secret");
+    assert.equal(await other.textContent("#status"), "connected");
+
+    const shown = await shownText(other);
+    for (const token of [pageToken, pubToken]) {
+      const signature = token.split(".")[2];
+      assert.ok(!shown.includes(signature), "the page shows no token");
+      assert.ok(!consoleLines.some((line) => line.includes(signature)), "the page's console shows no token");
+    }
+  } finally {
+    await other.close();
+    pub.child.stdin.end();
+    await stop(pub.child);
   }
 });
