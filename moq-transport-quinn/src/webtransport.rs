@@ -298,12 +298,17 @@ impl transport::Connection for Connection {
             // The session close capsule (plain code), then the QUIC close with the mapped
             // code (WIRE.md §2.4), as the module docs describe.
             self.0.session.close(code.0, reason.as_bytes());
-            // Streams dropped meanwhile are kept until the connection is closed.
+            // Streams dropped meanwhile, and the session itself, are kept until the
+            // connection is closed: the session holds the HTTP/3 control streams, and
+            // dropping them before the close capsule is through makes the peer (Chromium)
+            // fail the connection instead of reading the capsule's code and reason.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let quic = self.0.quic.clone();
                 let frozen = self.0.frozen.clone();
+                let session = self.0.session.clone();
                 runtime.spawn(async move {
                     quic.closed().await;
+                    drop(session);
                     frozen
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
