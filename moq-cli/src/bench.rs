@@ -22,6 +22,7 @@ use moq_model::{GroupOrder, Path, Track, TrackConsumer};
 use moq_proto::ErrorCode;
 use moq_session::Session;
 use moq_transport_quinn::Client;
+use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -211,6 +212,68 @@ struct Report {
     relay: Option<(u32, ProcessSample, Duration)>,
     /// CPU time of the whole machine over the measured window (Linux).
     machine: Option<Duration>,
+}
+
+/// What `moq bench --json` prints, one object on one line. The field names and types are
+/// read by `scripts/perf/` and by users' scripts: change them only on purpose. Times and
+/// rates are rounded to the precision shown (seconds to ms, latencies to 0.1 µs).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    /// `relay` or `raw-quic`.
+    mode: &'a str,
+    url: &'a str,
+    tracks: u32,
+    subscribers_per_track: u32,
+    subscribers: u64,
+    subscribers_connected: usize,
+    frame_size: u64,
+    /// Frames per second per track; `null` with `--max`.
+    rate: Option<f64>,
+    max: bool,
+    groups_in_flight: Option<u64>,
+    group_expires_ms: Option<u64>,
+    group_frames: u64,
+    /// The measured window.
+    seconds: f64,
+    frames_sent: u64,
+    frames_delivered: u64,
+    bytes_delivered: u64,
+    frames_per_s: f64,
+    mb_per_s: f64,
+    latency_us: JsonLatency,
+    groups_received: u64,
+    groups_skipped: u64,
+    groups_dropped: u64,
+    /// CPU time of this process over the window.
+    cpu_s: f64,
+    cpu_percent: f64,
+    /// Every process on the machine (Linux only; absent elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine_cpu_percent: Option<f64>,
+    /// With `--relay-pid` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relay: Option<JsonRelay>,
+}
+
+/// One-way latency in microseconds.
+#[derive(Serialize)]
+struct JsonLatency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    mean: f64,
+    /// Frames measured.
+    samples: u64,
+}
+
+/// The relay process named by `--relay-pid`.
+#[derive(Serialize)]
+struct JsonRelay {
+    pid: u32,
+    cpu_s: f64,
+    cpu_percent: f64,
+    rss_kib: u64,
 }
 
 /// Runs `moq bench`.
@@ -748,95 +811,56 @@ impl Report {
         self.received.bytes as f64 / self.seconds.max(1e-9) / 1e6
     }
 
+    /// The report as one line of JSON (`--json`): the fields of [`JsonReport`].
     fn json(&self) -> String {
-        let mut out = String::from("{");
-        let mut field = |name: &str, value: String| {
-            if out.len() > 1 {
-                out.push(',');
-            }
-            out.push_str(&format!("\"{name}\":{value}"));
-        };
-        field("mode", format!("\"{}\"", self.mode));
-        field("url", json_string(&self.url));
-        field("tracks", self.tracks.to_string());
-        field(
-            "subscribers_per_track",
-            self.subscribers_per_track.to_string(),
-        );
-        field("subscribers", self.subscribers().to_string());
-        field(
-            "subscribers_connected",
-            self.subscribers_connected.to_string(),
-        );
-        field("frame_size", self.frame_size.to_string());
-        field(
-            "rate",
-            self.rate.map_or("null".to_string(), |r| format!("{r}")),
-        );
-        field("max", self.rate.is_none().to_string());
-        field(
-            "groups_in_flight",
-            self.groups_in_flight
-                .map_or("null".to_string(), |k| k.to_string()),
-        );
-        field(
-            "group_expires_ms",
-            self.group_expires
-                .map_or("null".to_string(), |d| d.as_millis().to_string()),
-        );
-        field("group_frames", self.group_frames.to_string());
-        field("seconds", format!("{:.3}", self.seconds));
-        field("frames_sent", self.frames_sent.to_string());
-        field("frames_delivered", self.received.frames.to_string());
-        field("bytes_delivered", self.received.bytes.to_string());
-        field("frames_per_s", format!("{:.1}", self.frames_per_second()));
-        field("mb_per_s", format!("{:.3}", self.megabytes_per_second()));
-        let latency = self
-            .quantiles()
-            .iter()
-            .map(|(name, ns)| format!("\"{name}\":{:.1}", *ns as f64 / 1e3))
-            .collect::<Vec<_>>()
-            .join(",");
-        field(
-            "latency_us",
-            format!(
-                "{{{latency},\"samples\":{}}}",
-                self.received.latency.count()
-            ),
-        );
-        field("groups_received", self.received.groups.to_string());
-        field("groups_skipped", self.received.skipped.to_string());
-        field("groups_dropped", self.received.dropped.to_string());
-        field("cpu_s", format!("{:.3}", self.cpu.as_secs_f64()));
-        field(
-            "cpu_percent",
-            format!(
-                "{:.1}",
-                100.0 * self.cpu.as_secs_f64() / self.seconds.max(1e-9)
-            ),
-        );
-        if let Some(machine) = self.machine {
-            field(
-                "machine_cpu_percent",
-                format!(
-                    "{:.1}",
-                    100.0 * machine.as_secs_f64() / self.seconds.max(1e-9)
-                ),
-            );
+        serde_json::to_string(&self.json_report()).expect("a report serializes")
+    }
+
+    fn json_report(&self) -> JsonReport<'_> {
+        let percent = |cpu: Duration| round(100.0 * cpu.as_secs_f64() / self.seconds.max(1e-9), 1);
+        let [p50, p90, p99, max, mean] = self.quantiles().map(|(_, ns)| round(ns as f64 / 1e3, 1));
+        JsonReport {
+            mode: self.mode,
+            url: &self.url,
+            tracks: self.tracks,
+            subscribers_per_track: self.subscribers_per_track,
+            subscribers: self.subscribers(),
+            subscribers_connected: self.subscribers_connected,
+            frame_size: self.frame_size,
+            rate: self.rate,
+            max: self.rate.is_none(),
+            groups_in_flight: self.groups_in_flight,
+            group_expires_ms: self
+                .group_expires
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            group_frames: self.group_frames,
+            seconds: round(self.seconds, 3),
+            frames_sent: self.frames_sent,
+            frames_delivered: self.received.frames,
+            bytes_delivered: self.received.bytes,
+            frames_per_s: round(self.frames_per_second(), 1),
+            mb_per_s: round(self.megabytes_per_second(), 3),
+            latency_us: JsonLatency {
+                p50,
+                p90,
+                p99,
+                max,
+                mean,
+                samples: self.received.latency.count(),
+            },
+            groups_received: self.received.groups,
+            groups_skipped: self.received.skipped,
+            groups_dropped: self.received.dropped,
+            cpu_s: round(self.cpu.as_secs_f64(), 3),
+            cpu_percent: percent(self.cpu),
+            machine_cpu_percent: self.machine.map(percent),
+            relay: self.relay.as_ref().map(|(pid, sample, cpu)| JsonRelay {
+                pid: *pid,
+                cpu_s: round(cpu.as_secs_f64(), 3),
+                cpu_percent: percent(*cpu),
+                rss_kib: sample.rss_kib,
+            }),
         }
-        if let Some((pid, sample, cpu)) = &self.relay {
-            field(
-                "relay",
-                format!(
-                    "{{\"pid\":{pid},\"cpu_s\":{:.3},\"cpu_percent\":{:.1},\"rss_kib\":{}}}",
-                    cpu.as_secs_f64(),
-                    100.0 * cpu.as_secs_f64() / self.seconds.max(1e-9),
-                    sample.rss_kib
-                ),
-            );
-        }
-        out.push('}');
-        out
     }
 
     fn table(&self) -> String {
@@ -922,16 +946,103 @@ fn human_ns(ns: u64) -> String {
     }
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// `value` rounded to `decimals` decimal places: the precision `--json` reports.
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// A report with every optional part present (`relay`) or absent.
+    fn sample(relay: bool) -> Report {
+        let mut received = ReceiverStats {
+            frames: 10,
+            bytes: 20_480,
+            groups: 2,
+            skipped: 1,
+            dropped: 0,
+            ..ReceiverStats::default()
+        };
+        for ns in [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 2000] {
+            received.latency.record(ns);
+        }
+        let process = ProcessSample {
+            rss_kib: 9000,
+            ..ProcessSample::default()
+        };
+        Report {
+            mode: "relay",
+            url: "moqf://127.0.0.1:4443/\"a\\b\u{1}é".to_string(),
+            tracks: 2,
+            subscribers_per_track: 3,
+            subscribers_connected: 6,
+            frame_size: 2048,
+            rate: relay.then_some(100.0),
+            groups_in_flight: (!relay).then_some(2),
+            group_expires: relay.then_some(Duration::from_millis(500)),
+            group_frames: 30,
+            seconds: 2.0004,
+            frames_sent: 12,
+            received,
+            cpu: Duration::from_millis(1234),
+            relay: relay.then_some((42, process, Duration::from_millis(500))),
+            machine: relay.then_some(Duration::from_millis(3000)),
         }
     }
-    out.push('"');
-    out
+
+    /// What the report's JSON was before it was written with serde, for the same two reports:
+    /// the scripts in `scripts/perf/` were written against it.
+    const BEFORE: [&str; 2] = [
+        r#"{"mode":"relay","url":"moqf://127.0.0.1:4443/\"a\\b\u0001é","tracks":2,"subscribers_per_track":3,"subscribers":6,"subscribers_connected":6,"frame_size":2048,"rate":100,"max":false,"groups_in_flight":null,"group_expires_ms":500,"group_frames":30,"seconds":2.000,"frames_sent":12,"frames_delivered":10,"bytes_delivered":20480,"frames_per_s":5.0,"mb_per_s":0.010,"latency_us":{"p50":1.0,"p90":1.0,"p99":2.0,"max":2.0,"mean":1.1,"samples":10},"groups_received":2,"groups_skipped":1,"groups_dropped":0,"cpu_s":1.234,"cpu_percent":61.7,"machine_cpu_percent":150.0,"relay":{"pid":42,"cpu_s":0.500,"cpu_percent":25.0,"rss_kib":9000}}"#,
+        r#"{"mode":"relay","url":"moqf://127.0.0.1:4443/\"a\\b\u0001é","tracks":2,"subscribers_per_track":3,"subscribers":6,"subscribers_connected":6,"frame_size":2048,"rate":null,"max":true,"groups_in_flight":2,"group_expires_ms":null,"group_frames":30,"seconds":2.000,"frames_sent":12,"frames_delivered":10,"bytes_delivered":20480,"frames_per_s":5.0,"mb_per_s":0.010,"latency_us":{"p50":1.0,"p90":1.0,"p99":2.0,"max":2.0,"mean":1.1,"samples":10},"groups_received":2,"groups_skipped":1,"groups_dropped":0,"cpu_s":1.234,"cpu_percent":61.7}"#,
+    ];
+
+    /// The same keys in the same order, the same kinds of value, equal numbers.
+    fn assert_same(got: &Value, want: &Value, at: &str) {
+        match (got, want) {
+            (Value::Object(got), Value::Object(want)) => {
+                let keys =
+                    |o: &serde_json::Map<String, Value>| o.keys().cloned().collect::<Vec<_>>();
+                assert_eq!(keys(got), keys(want), "keys of {at}");
+                for (key, value) in want {
+                    assert_same(&got[key], value, &format!("{at}.{key}"));
+                }
+            }
+            (Value::Number(got), Value::Number(want)) => {
+                assert_eq!(got.as_f64(), want.as_f64(), "{at}");
+            }
+            _ => assert_eq!(got, want, "{at}"),
+        }
+    }
+
+    #[test]
+    fn json_keeps_its_fields_and_types() {
+        for (relay, before) in [(true, BEFORE[0]), (false, BEFORE[1])] {
+            let json = sample(relay).json();
+            assert!(!json.contains('\n'), "{json}");
+            let got: Value = serde_json::from_str(&json).unwrap();
+            let want: Value = serde_json::from_str(before).unwrap();
+            assert_same(&got, &want, "report");
+        }
+    }
+
+    #[test]
+    fn json_text() {
+        assert_eq!(
+            sample(false).json(),
+            r#"{"mode":"relay","url":"moqf://127.0.0.1:4443/\"a\\b\u0001é","tracks":2,"subscribers_per_track":3,"subscribers":6,"subscribers_connected":6,"frame_size":2048,"rate":null,"max":true,"groups_in_flight":2,"group_expires_ms":null,"group_frames":30,"seconds":2.0,"frames_sent":12,"frames_delivered":10,"bytes_delivered":20480,"frames_per_s":5.0,"mb_per_s":0.01,"latency_us":{"p50":1.0,"p90":1.0,"p99":2.0,"max":2.0,"mean":1.1,"samples":10},"groups_received":2,"groups_skipped":1,"groups_dropped":0,"cpu_s":1.234,"cpu_percent":61.7}"#
+        );
+    }
+
+    #[test]
+    fn rounds_to_the_reported_precision() {
+        assert_eq!(round(2.0004, 3), 2.0);
+        assert_eq!(round(0.0105, 3), 0.011);
+        assert_eq!(round(61.66, 1), 61.7);
+        assert_eq!(round(12345.678, 1), 12345.7);
+    }
 }

@@ -1,22 +1,31 @@
-//! A small HTTP/1.1 GET responder on TCP, beside the relay's UDP port: the certificate
-//! fingerprint (`--dev`), a JSON description for the browser page, and static files
-//! (`--web DIR`).
+//! The relay's HTTP side on TCP, beside its UDP port: the certificate fingerprint (`--dev`),
+//! a JSON description for the browser page, and static files (`--web DIR`), served by
+//! hyper's HTTP/1.1 server.
 //!
-//! Deliberately small: one request per connection (`Connection: close`), requests of at
-//! most [`MAX_REQUEST`] bytes read within [`REQUEST_TIMEOUT`], only `GET` and `HEAD`, file
-//! names restricted to plain path segments under the web root.
+//! Deliberately small: one request per connection (`Connection: close`), a request head of
+//! at most [`MAX_REQUEST`] bytes (larger ones get 431) read within the request timeout
+//! ([`REQUEST_TIMEOUT`] by default; a slower client is cut off), the response written within
+//! the same time again, only `GET` and `HEAD` (others get 405), file names restricted to
+//! plain path segments under the web root, files of at most [`MAX_FILE`] bytes.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
-/// The largest request head accepted (request line and headers).
+/// The largest request head accepted (request line and headers); a larger one is answered
+/// 431 and the connection closed.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// How long a client may take to send its request, and the response to be written.
+/// The default [`HttpConfig::request_timeout`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest file served from the web root.
 pub const MAX_FILE: u64 = 64 * 1024 * 1024;
@@ -31,6 +40,9 @@ pub struct HttpConfig {
     pub port: u16,
     /// Serve static files from here (`/` is `index.html`).
     pub web_root: Option<PathBuf>,
+    /// How long a client may take to send its request head, and then how long writing the
+    /// response may take; past either the connection is closed. Default [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
 }
 
 impl HttpConfig {
@@ -40,12 +52,19 @@ impl HttpConfig {
             fingerprint: fingerprint.into(),
             port,
             web_root: None,
+            request_timeout: REQUEST_TIMEOUT,
         }
     }
 
     /// Sets [`web_root`](Self::web_root).
     pub fn with_web_root(mut self, root: Option<PathBuf>) -> Self {
         self.web_root = root;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
         self
     }
 }
@@ -76,105 +95,112 @@ pub async fn serve(listener: TcpListener, config: HttpConfig) {
                 continue;
             }
         };
-        let config = config.clone();
-        tokio::spawn(async move {
-            let answer = tokio::time::timeout(REQUEST_TIMEOUT, respond(stream, &config)).await;
-            if let Ok(Err(err)) = answer {
-                tracing::debug!(%peer, %err, "http request failed");
+        tokio::spawn(connection(stream, peer, config.clone()));
+    }
+}
+
+/// One connection: one request head within the timeout (hyper's header read timeout, which
+/// closes the connection without an answer), then the response within the timeout again.
+async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<HttpConfig>) {
+    let timeout = config.request_timeout;
+    let requested = Arc::new(Notify::new());
+    let service = {
+        let requested = requested.clone();
+        hyper::service::service_fn(move |request| {
+            requested.notify_one();
+            let config = config.clone();
+            async move { Ok::<_, Infallible>(respond(request, &config).await) }
+        })
+    };
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_header_size(MAX_REQUEST)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = requested.notified() => match tokio::time::timeout(timeout, connection).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::debug!(%peer, "http response timed out");
+                return;
             }
-        });
-    }
-}
-
-/// A response: status line, content type and body.
-struct Response {
-    status: &'static str,
-    content_type: &'static str,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn text(status: &'static str, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into().into_bytes(),
-        }
-    }
-}
-
-async fn respond(mut stream: TcpStream, config: &HttpConfig) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let complete = loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break false;
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            break true;
-        }
-        if head.len() > MAX_REQUEST {
-            break false;
-        }
+        },
     };
-    let (method, response) = if !complete {
-        (
-            "GET",
-            Response::text("431 Request Header Fields Too Large", "bad request\n"),
-        )
+    if let Err(err) = served {
+        tracing::debug!(%peer, %err, "http connection failed");
+    }
+}
+
+/// The answer to one request: `GET` and `HEAD` only, every response uncached and open to
+/// any origin.
+async fn respond(request: Request<Incoming>, config: &HttpConfig) -> Response<Full<Bytes>> {
+    let head = request.method() == Method::HEAD;
+    let mut response = if request.method() == Method::GET || head {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok());
+        answer(request.uri().path(), host, head, config).await
     } else {
-        let text = String::from_utf8_lossy(&head);
-        let mut lines = text.lines();
-        let request_line = lines.next().unwrap_or_default();
-        let mut words = request_line.split_whitespace();
-        let method = words.next().unwrap_or_default().to_owned();
-        let target = words.next().unwrap_or_default().to_owned();
-        let host = lines
-            .filter_map(|line| line.split_once(':'))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
-            .map(|(_, value)| value.trim().to_owned());
-        let response = match method.as_str() {
-            "GET" | "HEAD" => answer(&target, host.as_deref(), config).await,
-            _ => Response::text("405 Method Not Allowed", "only GET\n"),
-        };
-        (if method == "HEAD" { "HEAD" } else { "GET" }, response)
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        response
     };
-    let mut out = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
-         Access-Control-Allow-Origin: *\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
-        response.status,
-        response.content_type,
-        response.body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        out.extend_from_slice(&response.body);
-    }
-    stream.write_all(&out).await?;
-    stream.shutdown().await
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
-async fn answer(target: &str, host: Option<&str>, config: &HttpConfig) -> Response {
-    let path = target.split(['?', '#']).next().unwrap_or("/");
+/// A response with `body` of `content_type`.
+fn body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, text: impl Into<String>) -> Response<Full<Bytes>> {
+    body(status, "text/plain; charset=utf-8", text.into())
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+async fn answer(
+    path: &str,
+    host: Option<&str>,
+    head: bool,
+    config: &HttpConfig,
+) -> Response<Full<Bytes>> {
     match path {
-        "/fingerprint" => Response::text("200 OK", config.fingerprint.clone()),
+        "/fingerprint" => text(StatusCode::OK, config.fingerprint.clone()),
         "/info.json" => {
             let host = host.map(host_name).unwrap_or("127.0.0.1".into());
-            let body = format!(
+            let json = format!(
                 "{{\"url\": \"https://{host}:{}/\", \"fingerprint\": \"{}\"}}\n",
                 config.port, config.fingerprint
             );
-            Response {
-                status: "200 OK",
-                content_type: "application/json",
-                body: body.into_bytes(),
-            }
+            body(StatusCode::OK, "application/json", json)
         }
         _ => match &config.web_root {
-            Some(root) => file(root, path).await,
-            None => Response::text("404 Not Found", "not found\n"),
+            Some(root) => file(root, path, head).await,
+            None => not_found(),
         },
     }
 }
@@ -199,8 +225,9 @@ fn host_name(header: &str) -> String {
     }
 }
 
-/// A file under `root` named by plain path segments; `index.html` for directories.
-async fn file(root: &FsPath, path: &str) -> Response {
+/// A file under `root` named by plain path segments; `index.html` for directories. For
+/// `HEAD` (`head`) only its length, not its bytes.
+async fn file(root: &FsPath, path: &str, head: bool) -> Response<Full<Bytes>> {
     let mut full = root.to_path_buf();
     for segment in path.split('/').filter(|s| !s.is_empty()) {
         let safe = !segment.starts_with('.')
@@ -208,24 +235,28 @@ async fn file(root: &FsPath, path: &str) -> Response {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !safe {
-            return Response::text("404 Not Found", "not found\n");
+            return not_found();
         }
         full.push(segment);
     }
     if path.ends_with('/') || tokio::fs::metadata(&full).await.is_ok_and(|m| m.is_dir()) {
         full.push("index.html");
     }
-    match tokio::fs::metadata(&full).await {
-        Ok(meta) if meta.is_file() && meta.len() <= MAX_FILE => {}
-        _ => return Response::text("404 Not Found", "not found\n"),
+    let len = match tokio::fs::metadata(&full).await {
+        Ok(meta) if meta.is_file() && meta.len() <= MAX_FILE => meta.len(),
+        _ => return not_found(),
+    };
+    let content_type = content_type(&full);
+    if head {
+        let mut response = body(StatusCode::OK, content_type, Bytes::new());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        return response;
     }
     match tokio::fs::read(&full).await {
-        Ok(body) => Response {
-            status: "200 OK",
-            content_type: content_type(&full),
-            body,
-        },
-        Err(_) => Response::text("404 Not Found", "not found\n"),
+        Ok(bytes) => body(StatusCode::OK, content_type, bytes),
+        Err(_) => not_found(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! What `moq bench` measures: a latency histogram, per-receiver counters, and the CPU time
-//! and memory of a process read from `/proc`.
+//! What `moq bench` measures: a latency histogram (an HDR histogram from `hdrhistogram`),
+//! per-receiver counters, and the CPU time and memory of a process read from `/proc`.
 
 use std::time::{Duration, Instant};
 
@@ -48,102 +48,59 @@ impl StampReader {
     }
 }
 
-/// Sub-buckets per power of two: 32, so a recorded value is within about 3% of the truth.
-const SUB_BITS: u32 = 5;
-const SUB: usize = 1 << SUB_BITS;
-const BUCKETS: usize = (64 - SUB_BITS as usize + 1) * SUB;
+/// Significant decimal digits the latency histogram keeps: 2, so a recorded value is within
+/// 1% of the truth (1/128 at worst). 3 digits would keep 0.1%, but for latencies up to 1 ms
+/// took 115 KiB per receiver against 20 KiB (575 MiB at 5000 subscribers), and with 500
+/// receivers recording in turn 34 ns per frame against 17 ns (cache misses).
+pub(crate) const LATENCY_DIGITS: u8 = 2;
 
-/// A log-linear histogram of nanosecond values (the shape of HDR histograms, fixed at 5 bits
-/// of precision): constant memory, O(1) recording, mergeable.
+/// Latencies in nanoseconds: an HDR histogram ([`hdrhistogram`]) of [`LATENCY_DIGITS`]
+/// significant digits, which grows to cover the largest value recorded. Quantiles are the
+/// highest value equivalent to the one at that rank, so p50 <= p90 <= p99 <= max.
 #[derive(Clone)]
-pub(crate) struct Histogram {
-    counts: Box<[u64]>,
-    total: u64,
-    sum: u128,
-    max: u64,
-}
+pub(crate) struct Histogram(hdrhistogram::Histogram<u64>);
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self {
-            counts: vec![0; BUCKETS].into_boxed_slice(),
-            total: 0,
-            sum: 0,
-            max: 0,
-        }
+        Self(hdrhistogram::Histogram::new(LATENCY_DIGITS).expect("valid significant digits"))
     }
-}
-
-fn bucket(value: u64) -> usize {
-    if value < SUB as u64 {
-        return value as usize;
-    }
-    let magnitude = 63 - value.leading_zeros(); // >= SUB_BITS
-    let shift = magnitude - SUB_BITS;
-    let sub = ((value >> shift) as usize) & (SUB - 1);
-    ((magnitude - SUB_BITS + 1) as usize) * SUB + sub
-}
-
-/// The largest value that falls in bucket `index`.
-fn bucket_high(index: usize) -> u64 {
-    if index < SUB {
-        return index as u64;
-    }
-    let magnitude = (index / SUB) as u32 + SUB_BITS - 1;
-    let sub = (index % SUB) as u64;
-    let shift = magnitude - SUB_BITS;
-    let low = ((SUB as u64) | sub) << shift;
-    low.saturating_add((1u64 << shift) - 1)
 }
 
 impl Histogram {
     pub(crate) fn record(&mut self, value: u64) {
-        self.counts[bucket(value)] += 1;
-        self.total += 1;
-        self.sum += u128::from(value);
-        self.max = self.max.max(value);
+        // Fails only above i64::MAX / 2 ns (about 146 years), which the top bucket holds.
+        if self.0.record(value).is_err() {
+            self.0.saturating_record(value);
+        }
     }
 
     pub(crate) fn merge(&mut self, other: &Histogram) {
-        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *mine += theirs;
-        }
-        self.total += other.total;
-        self.sum += other.sum;
-        self.max = self.max.max(other.max);
+        // Can fail only if the counts did not fit in memory's address range: histograms of
+        // the same precision that grow on demand always add up.
+        self.0
+            .add(&other.0)
+            .expect("growing histograms of one precision add up");
     }
 
     pub(crate) fn count(&self) -> u64 {
-        self.total
+        self.0.len()
     }
 
     pub(crate) fn max(&self) -> u64 {
-        self.max
+        if self.0.is_empty() { 0 } else { self.0.max() }
     }
 
     pub(crate) fn mean(&self) -> u64 {
-        if self.total == 0 {
-            0
-        } else {
-            (self.sum / u128::from(self.total)) as u64
-        }
+        self.0.mean().round() as u64
     }
 
-    /// The value at quantile `q` (0..=1): the top of the bucket holding it, never above the
-    /// maximum recorded, so quantiles are ordered and `<= max`.
+    /// The value at quantile `q` (0..=1); 0 when nothing was recorded.
     pub(crate) fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
+        if self.0.is_empty() {
+            0
+        } else {
+            self.0.value_at_quantile(q)
         }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (index, count) in self.counts.iter().enumerate() {
-            seen += count;
-            if seen >= rank {
-                return bucket_high(index).min(self.max);
-            }
-        }
-        self.max
     }
 }
 
@@ -252,21 +209,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_monotonic_and_tight() {
-        let mut last = 0;
-        for value in (0..200_000u64).chain([u64::MAX / 3, u64::MAX]) {
-            let index = bucket(value);
-            assert!(index >= last, "{value}");
-            last = index;
-            let high = bucket_high(index);
-            assert!(high >= value, "{value} above its bucket's top {high}");
-            assert!(high - value <= value / 16 + 1, "{value} -> {high}");
-        }
-        assert!(bucket(u64::MAX) < BUCKETS);
-    }
-
-    #[test]
-    fn quantiles_are_ordered() {
+    fn quantiles_are_ordered_and_within_precision() {
         let mut histogram = Histogram::default();
         for value in 1..=1000u64 {
             histogram.record(value * 1000);
@@ -281,10 +224,45 @@ mod tests {
             p50 <= p90 && p90 <= p99 && p99 <= max,
             "{p50} {p90} {p99} {max}"
         );
-        assert!((480_000..=520_000).contains(&p50), "{p50}");
-        assert!((980_000..=1_000_000).contains(&p99), "{p99}");
-        assert_eq!(max, 1_000_000);
+        // Within 1% above the exact ranks' values (500, 900, 990 and 1000 us).
+        let close = |got: u64, exact: u64| got >= exact && got - exact <= exact / 100;
+        assert!(close(p50, 500_000), "{p50}");
+        assert!(close(p90, 900_000), "{p90}");
+        assert!(close(p99, 990_000), "{p99}");
+        assert!(close(max, 1_000_000), "{max}");
+        let mean = histogram.mean();
+        assert!(mean.abs_diff(500_500) <= 5_005, "{mean}");
         assert_eq!(histogram.count(), 1000);
+    }
+
+    #[test]
+    fn small_values_are_exact_and_merging_adds_up() {
+        let mut a = Histogram::default();
+        let mut b = Histogram::default();
+        assert_eq!(
+            (a.count(), a.quantile(0.5), a.max(), a.mean()),
+            (0, 0, 0, 0)
+        );
+        for value in [0, 1, 5, 100] {
+            a.record(value);
+        }
+        // b grew to hold a far larger value first; merging still adds up.
+        b.record(3_600_000_000_000);
+        b.record(7);
+        a.merge(&b);
+        assert_eq!(a.count(), 6);
+        assert_eq!(a.quantile(0.0), 0);
+        assert_eq!(a.quantile(0.5), 5);
+        assert_eq!(a.quantile(0.6), 7);
+        assert_eq!(a.quantile(0.8), 100);
+        let max = a.max();
+        assert!(
+            (3_600_000_000_000..=3_636_000_000_000).contains(&max),
+            "{max}"
+        );
+        // Recording never fails, even past what the histogram can grow to.
+        a.record(u64::MAX);
+        assert_eq!(a.count(), 7);
     }
 
     #[test]
