@@ -1,6 +1,6 @@
 //! [`Announced`], [`AnnouncedProducer`], [`AnnouncedConsumer`]: which paths are available.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -34,30 +34,106 @@ impl Announced {
 }
 
 /// One consumer's view: its prefix and the events it has not read yet.
+///
+/// At most one pending event per path, except `Ended(p)` followed by `Active(p)` (a path
+/// that went away and came back), so the queue is bounded by twice the number of paths the
+/// consumer has seen. An end cancels the unread activation of its path in constant time
+/// (a path's unread activation is indexed), leaving a hole that reading skips; holes are
+/// compacted away once they are half the queue.
 #[derive(Debug)]
 struct Queue {
     prefix: Path,
-    /// At most one pending event per path, except `Ended(p)` followed by `Active(p)`
-    /// (a path that went away and came back), so the queue is bounded by twice the number of
-    /// paths the consumer has seen.
-    events: VecDeque<Announced>,
+    /// Unread events in order; `None` is an activation cancelled by its end.
+    events: VecDeque<Option<Announced>>,
+    /// The number, counted since the queue was made, of `events[0]`.
+    head: u64,
+    /// Paths whose activation is unread, with that event's number.
+    unread_active: HashMap<Path, u64>,
+    /// Cancelled activations still in `events`.
+    holes: usize,
     waiters: Waiters,
 }
 
+/// A copy of the unread events, with no waiter (for a cloned consumer).
+impl Clone for Queue {
+    fn clone(&self) -> Self {
+        Self {
+            prefix: self.prefix.clone(),
+            events: self.events.clone(),
+            head: self.head,
+            unread_active: self.unread_active.clone(),
+            holes: self.holes,
+            waiters: Waiters::default(),
+        }
+    }
+}
+
 impl Queue {
+    fn new(prefix: Path, events: impl IntoIterator<Item = Announced>) -> Self {
+        let mut queue = Self {
+            prefix,
+            events: VecDeque::new(),
+            head: 0,
+            unread_active: HashMap::new(),
+            holes: 0,
+            waiters: Waiters::default(),
+        };
+        for event in events {
+            queue.push(event);
+        }
+        queue
+    }
+
     fn push(&mut self, event: Announced) {
-        if let Announced::Ended(path) = &event {
-            // An activation the consumer never saw cancels out with its end.
-            if let Some(i) = self
-                .events
-                .iter()
-                .position(|e| matches!(e, Announced::Active(p) if p == path))
-            {
-                self.events.remove(i);
-                return;
+        match &event {
+            Announced::Ended(path) => {
+                // An activation the consumer never saw cancels out with its end.
+                if let Some(number) = self.unread_active.remove(path) {
+                    self.events[(number - self.head) as usize] = None;
+                    self.holes += 1;
+                    self.compact();
+                    return;
+                }
+            }
+            Announced::Active(path) => {
+                let number = self.head + self.events.len() as u64;
+                self.unread_active.insert(path.clone(), number);
             }
         }
-        self.events.push_back(event);
+        self.events.push_back(Some(event));
+    }
+
+    fn pop(&mut self) -> Option<Announced> {
+        while let Some(slot) = self.events.pop_front() {
+            let number = self.head;
+            self.head += 1;
+            match slot {
+                None => self.holes -= 1,
+                Some(event) => {
+                    if let Announced::Active(path) = &event
+                        && self.unread_active.get(path) == Some(&number)
+                    {
+                        self.unread_active.remove(path);
+                    }
+                    return Some(event);
+                }
+            }
+        }
+        None
+    }
+
+    /// Drops the holes once they are half the queue (and not just a few), renumbering.
+    fn compact(&mut self) {
+        if self.holes < 64 || self.holes * 2 < self.events.len() {
+            return;
+        }
+        let events: Vec<Announced> = self.events.drain(..).flatten().collect();
+        self.head = 0;
+        self.holes = 0;
+        self.unread_active.clear();
+        for event in events {
+            self.push(event);
+        }
     }
 }
 
@@ -82,17 +158,10 @@ impl AnnounceState {
         }
     }
 
-    fn subscribe(&mut self, prefix: Path, events: VecDeque<Announced>) -> u64 {
+    fn subscribe(&mut self, queue: Queue) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.queues.insert(
-            id,
-            Queue {
-                prefix,
-                events,
-                waiters: Waiters::default(),
-            },
-        );
+        self.queues.insert(id, queue);
         id
     }
 }
@@ -178,14 +247,14 @@ impl AnnouncedProducer {
     pub fn consume(&self, prefix: impl Into<Path>) -> AnnouncedConsumer {
         let prefix = prefix.into();
         let mut state = self.shared.state.lock();
-        let events = state
+        let events: Vec<Announced> = state
             .active
             .iter()
             .filter(|path| path.starts_with(&prefix))
             .cloned()
             .map(Announced::Active)
             .collect();
-        let id = state.subscribe(prefix.clone(), events);
+        let id = state.subscribe(Queue::new(prefix.clone(), events));
         drop(state);
         AnnouncedConsumer {
             shared: self.shared.clone(),
@@ -300,7 +369,7 @@ impl AnnouncedConsumer {
             let Some(queue) = state.queues.get_mut(&self.id) else {
                 return Poll::Ready(Ok(None));
             };
-            if let Some(event) = queue.events.pop_front() {
+            if let Some(event) = queue.pop() {
                 return Poll::Ready(Ok(Some(event)));
             }
             if ended {
@@ -316,12 +385,12 @@ impl AnnouncedConsumer {
 impl Clone for AnnouncedConsumer {
     fn clone(&self) -> Self {
         let mut state = self.shared.state.lock();
-        let events = state
+        let queue = state
             .queues
             .get(&self.id)
-            .map(|queue| queue.events.clone())
-            .unwrap_or_default();
-        let id = state.subscribe(self.prefix.clone(), events);
+            .cloned()
+            .unwrap_or_else(|| Queue::new(self.prefix.clone(), []));
+        let id = state.subscribe(queue);
         drop(state);
         Self {
             shared: self.shared.clone(),
@@ -340,5 +409,70 @@ impl Drop for AnnouncedConsumer {
             drop(state);
             notify::wake(&mut wakers);
         }
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    fn p(i: usize) -> Path {
+        Path::from([i.to_string()])
+    }
+
+    fn drain(queue: &mut Queue) -> Vec<Announced> {
+        std::iter::from_fn(|| queue.pop()).collect()
+    }
+
+    #[test]
+    fn an_unread_activation_cancels_with_its_end_in_order() {
+        let mut queue = Queue::new(Path::empty(), [Announced::Active(p(0))]);
+        for i in 1..5 {
+            queue.push(Announced::Active(p(i)));
+        }
+        queue.push(Announced::Ended(p(2)));
+        queue.push(Announced::Ended(p(0)));
+        let seen = drain(&mut queue);
+        assert_eq!(
+            seen,
+            [1, 3, 4].map(|i| Announced::Active(p(i))).to_vec()
+        );
+        // A path read as active and then ended: the end is kept, and a return after it too.
+        queue.push(Announced::Ended(p(1)));
+        queue.push(Announced::Active(p(1)));
+        let mut copy = queue.clone();
+        assert_eq!(
+            drain(&mut queue),
+            [Announced::Ended(p(1)), Announced::Active(p(1))]
+        );
+        // A clone reads the same, and ends cancel its copy of the activation.
+        copy.push(Announced::Ended(p(1)));
+        assert_eq!(drain(&mut copy), [Announced::Ended(p(1))]);
+    }
+
+    #[test]
+    fn a_flapping_path_does_not_grow_an_unread_queue() {
+        let mut queue = Queue::new(Path::empty(), []);
+        queue.push(Announced::Active(p(0)));
+        for _ in 0..10_000 {
+            queue.push(Announced::Active(p(1)));
+            queue.push(Announced::Ended(p(1)));
+        }
+        assert!(queue.events.len() <= 130, "{}", queue.events.len());
+        assert_eq!(drain(&mut queue), [Announced::Active(p(0))]);
+    }
+
+    #[test]
+    fn many_ends_of_unread_paths_are_cheap() {
+        // 200,000 activations then their ends: linear, where a scan per end was quadratic.
+        let mut queue = Queue::new(Path::empty(), []);
+        for i in 0..200_000 {
+            queue.push(Announced::Active(p(i)));
+        }
+        for i in 0..200_000 {
+            queue.push(Announced::Ended(p(i)));
+        }
+        assert_eq!(queue.pop(), None);
+        assert!(queue.unread_active.is_empty());
     }
 }
