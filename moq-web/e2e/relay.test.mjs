@@ -431,15 +431,8 @@ function sign(...args) {
   return moqOutput(["token", "sign", "--key", path.join(keysDir, "key.jwk"), ...args]);
 }
 
-// A session the relay refuses (at its start, or later for publishing outside its grants) is
-// closed with 16 and the reason, but the relay then drops its HTTP/3 control streams at once
-// (a STOP_SENDING on the browser's control stream, a FIN on its own), and Chromium fails the
-// whole connection for closing a critical stream, often before it has handled the close:
-// "Connection lost." or "Opening handshake failed." with no code, in most runs. These two
-// are todo until the relay keeps the session until its close is delivered; they pass then.
-const relayDropsItsClose = "the relay closes its HTTP/3 control streams right after the session close, which Chromium often handles first";
 
-test("without a token, a private root is refused and the page says why", { timeout: 30000, todo: relayDropsItsClose }, async () => {
+test("without a token, a private root is refused and the page says why", { timeout: 30000 }, async () => {
   const other = await openAuthPage("?root=room");
   try {
     assert.equal(await other.inputValue("#root"), "room");
@@ -451,7 +444,7 @@ test("without a token, a private root is refused and the page says why", { timeo
   }
 });
 
-test("without a token, publishing under a private path ends the session as refused", { timeout: 30000, todo: relayDropsItsClose }, async () => {
+test("without a token, publishing under a private path ends the session as refused", { timeout: 30000 }, async () => {
   // The root "/" is public to subscribe under demo/ only: the session is accepted.
   const other = await openAuthPage("");
   try {
