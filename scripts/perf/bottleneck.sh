@@ -7,7 +7,8 @@
 # usage: scripts/perf/bottleneck.sh [--rate 50mbit] [--buffer-ms 200] [--relay ours|theirs]
 #                                   [--relay-bin PATH] [--moq-bin PATH] [--congestion bbr|cubic]
 #                                   -- BENCH-ARGS...
-#   --relay theirs   the published relay: THEIR_RELAY (default /work/interop-tools/bin/moq-relay)
+#   --relay theirs   the published relay: THEIR_RELAY (default: where scripts/interop.sh
+#                    installs it, ${TMPDIR:-/tmp}/moq-interop/bin/moq-relay)
 #   --relay-bin PATH run this build of our relay instead of the one built here (to compare
 #                    two commits with the same bench)
 #   --moq-bin PATH   run this build of `moq` for the bench (its publisher is our session too)
@@ -42,7 +43,7 @@ cargo build --release --locked -q -p moq-relay -p moq-cli
 target="${CARGO_TARGET_DIR:-target}"
 moq="${moq_bin:-$target/release/moq}"
 relay_bin="${relay_bin:-$target/release/moq-relay}"
-their_relay="${THEIR_RELAY:-/work/interop-tools/bin/moq-relay}"
+their_relay="${THEIR_RELAY:-${TMPDIR:-/tmp}/moq-interop/bin/moq-relay}"
 
 a="moqbn-relay-$$"
 b="moqbn-bench-$$"
