@@ -260,6 +260,7 @@ impl AnnouncedProducer {
             shared: self.shared.clone(),
             id,
             prefix,
+            ready_run: 0,
         }
     }
 
@@ -345,7 +346,13 @@ pub struct AnnouncedConsumer {
     shared: Arc<AnnounceShared>,
     id: u64,
     prefix: Path,
+    /// Events returned in a row without waiting (see [`YIELD_EVERY`]).
+    ready_run: usize,
 }
+
+/// After this many events in a row, [`AnnouncedConsumer::next`] lets its executor run
+/// other tasks once before it goes on.
+const YIELD_EVERY: usize = 64;
 
 impl AnnouncedConsumer {
     /// The prefix this consumer watches.
@@ -356,11 +363,22 @@ impl AnnouncedConsumer {
     /// The next change: `Ok(Some(event))`, `Ok(None)` once the producer is gone and every
     /// event was read, or the producer's abort error.
     ///
+    /// After 64 events in a row it returns `Pending` once (waking itself at once), so that
+    /// a task draining a long backlog lets others run on its executor.
+    ///
     /// # Cancel safety
     /// Cancel-safe: an event is removed only when it is returned.
     pub async fn next(&mut self) -> Result<Option<Announced>, Error> {
         let mut slot = Slot::default();
         poll_fn(|cx| {
+            // A consumer with thousands of events queued would otherwise get every one at
+            // once, and a task looping over them would hold its executor thread for the
+            // whole backlog: after a run of ready events, give the executor a turn.
+            if self.ready_run >= YIELD_EVERY {
+                self.ready_run = 0;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let mut state = self.shared.state.lock();
             if let Some(Err(error)) = state.end {
                 return Poll::Ready(Err(error));
@@ -370,11 +388,13 @@ impl AnnouncedConsumer {
                 return Poll::Ready(Ok(None));
             };
             if let Some(event) = queue.pop() {
+                self.ready_run += 1;
                 return Poll::Ready(Ok(Some(event)));
             }
             if ended {
                 return Poll::Ready(Ok(None));
             }
+            self.ready_run = 0;
             queue.waiters.register(cx.waker(), &mut slot);
             Poll::Pending
         })
@@ -396,6 +416,7 @@ impl Clone for AnnouncedConsumer {
             shared: self.shared.clone(),
             id,
             prefix: self.prefix.clone(),
+            ready_run: 0,
         }
     }
 }
@@ -433,10 +454,7 @@ mod queue_tests {
         queue.push(Announced::Ended(p(2)));
         queue.push(Announced::Ended(p(0)));
         let seen = drain(&mut queue);
-        assert_eq!(
-            seen,
-            [1, 3, 4].map(|i| Announced::Active(p(i))).to_vec()
-        );
+        assert_eq!(seen, [1, 3, 4].map(|i| Announced::Active(p(i))).to_vec());
         // A path read as active and then ended: the end is kept, and a return after it too.
         queue.push(Announced::Ended(p(1)));
         queue.push(Announced::Active(p(1)));
