@@ -136,7 +136,7 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.inner.origins.remove_session(self.id);
+        self.inner.origins.forget_session(self.id);
         let entry = self.inner.sessions().remove(&self.id);
         if let Some(entry) = entry {
             let stats = entry.quic.stats();
@@ -350,7 +350,6 @@ impl Relay {
         let mut announced = session.announced(Path::empty());
         let mut shutdown = self.inner.shutdown.subscribe();
         let mut announcing = true;
-        let mut announced_paths = 0u64;
         let expiry = expiry_sleep(access.expires);
         tokio::pin!(expiry);
         let end = loop {
@@ -368,7 +367,6 @@ impl Relay {
                             let reason = format!("the relay holds the most announced paths it allows ({max})");
                             break End::Refused(ErrorCode::BOUNDS_EXCEEDED, reason);
                         }
-                        announced_paths += 1;
                     }
                     Ok(Some(moq_model::Announced::Ended(path))) => {
                         tracing::debug!(%path, "unannounced");
@@ -378,23 +376,26 @@ impl Relay {
                     // still subscribe, so wait for the session's end.
                     Ok(None) | Err(_) => {
                         announcing = false;
-                        self.inner.origins.remove_session(id);
+                        self.inner.origins.remove_session(id).await;
                     }
                 },
                 err = session.closed() => break End::Closed(err),
                 () = &mut expiry => break End::Refused(ErrorCode::UNAUTHORIZED, "token expired".into()),
-                _ = shutdown.wait_for(Option::is_some) => break End::Shutdown,
+                // The borrow `wait_for` returns is dropped at once: an arm above awaits.
+                () = async { let _ = shutdown.wait_for(Option::is_some).await; } => break End::Shutdown,
             }
         };
+        // Its paths end now, for everyone; one line says how many (each is at debug).
+        let unannounced = self.inner.origins.remove_session(id).await;
         match end {
-            End::Closed(err) => tracing::info!(%err, announced_paths, "session ended"),
+            End::Closed(err) => tracing::info!(%err, unannounced, "session ended"),
             End::Refused(code, reason) => {
-                tracing::info!(%code, announced_paths, "closing session: {reason}");
+                tracing::info!(%code, unannounced, "closing session: {reason}");
                 session.close_with_reason(code, &reason);
             }
             End::Shutdown => {
                 let code = (*shutdown.borrow()).unwrap_or(ErrorCode::CANCEL);
-                tracing::info!(%code, "closing session: the relay shuts down");
+                tracing::info!(%code, unannounced, "closing session: the relay shuts down");
                 session.close(code);
             }
         }
@@ -471,7 +472,7 @@ impl Relay {
         let sessions = self.inner.sessions();
         let mut stats = RelayStats {
             sessions: sessions.len(),
-            announced: self.inner.origins.paths().len(),
+            announced: self.inner.origins.len(),
             bytes_in: self.inner.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.inner.bytes_out.load(Ordering::Relaxed),
             refused: self.inner.refused.load(Ordering::Relaxed),
