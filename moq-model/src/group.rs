@@ -13,9 +13,9 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::Error;
 use crate::frame::{FrameConsumer, FrameProducer};
 use crate::notify::{self, Lock, Slot, Waiters};
+use crate::{Error, MemoryBudget};
 
 /// The description of a group: its sequence number within its track.
 ///
@@ -204,11 +204,23 @@ impl Cursor {
     }
 }
 
+/// The hard limits on a group's memory (see [`CacheLimits`](crate::CacheLimits)).
+#[derive(Debug, Default)]
+pub(crate) struct GroupLimits {
+    /// The most payload bytes the group may hold.
+    pub(crate) max_bytes: usize,
+    /// Where its bytes are charged.
+    pub(crate) budget: Option<MemoryBudget>,
+}
+
 /// The mutable part of a group, behind its lock.
 #[derive(Debug)]
 pub(crate) struct GroupState {
     /// How many frames have been appended (every slot below is set).
     pub(crate) len: usize,
+    /// Payload bytes charged against the group's limits (a chunked frame's declared size
+    /// from its creation on).
+    charged: usize,
     /// The segment the next frame goes into (`None`: the group's first segment).
     tail: Option<Arc<Segment>>,
     /// Frames written in chunks, by [`FrameSlot::Chunked::index`].
@@ -264,7 +276,17 @@ pub(crate) struct GroupShared {
     aborted: OwnLine<AtomicBool>,
     /// The first segment of the frame list.
     pub(crate) head: Segment,
+    limits: GroupLimits,
     pub(crate) state: Lock<GroupState>,
+}
+
+impl Drop for GroupShared {
+    /// Gives the group's bytes back to its budget.
+    fn drop(&mut self) {
+        if let Some(budget) = &self.limits.budget {
+            budget.refund(self.state.get_mut().charged);
+        }
+    }
 }
 
 impl GroupShared {
@@ -273,8 +295,13 @@ impl GroupShared {
             sequence,
             bytes: OwnLine(AtomicUsize::new(0)),
             aborted: OwnLine(AtomicBool::new(false)),
+            limits: GroupLimits {
+                max_bytes: usize::MAX,
+                budget: None,
+            },
             state: Lock::new(GroupState {
                 len: 0,
+                charged: 0,
                 tail: None,
                 chunked: Vec::new(),
                 end: None,
@@ -282,6 +309,33 @@ impl GroupShared {
             }),
             head: Segment::new(),
         }
+    }
+
+    /// The group with these limits.
+    pub(crate) fn with_limits(mut self, limits: GroupLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Charges `bytes` more to the group's limits (under its lock); past one, aborts the
+    /// group with [`Error::BoundsExceeded`] and returns that.
+    pub(crate) fn charge(&self, state: &mut GroupState, bytes: usize) -> Result<(), Error> {
+        let within_group = state
+            .charged
+            .checked_add(bytes)
+            .is_some_and(|total| total <= self.limits.max_bytes);
+        let within_budget = within_group
+            && self
+                .limits
+                .budget
+                .as_ref()
+                .is_none_or(|budget| budget.try_charge(bytes));
+        if !within_budget {
+            self.abort_locked(state, Error::BoundsExceeded);
+            return Err(Error::BoundsExceeded);
+        }
+        state.charged += bytes;
+        Ok(())
     }
 
     /// Runs `change` under the lock, then wakes every waiter after releasing it, using
@@ -371,6 +425,7 @@ impl GroupProducer {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
+            shared.charge(state, size)?;
             state.push(&shared.head, FrameSlot::Whole(payload));
             shared.bytes.0.fetch_add(size, Ordering::Relaxed);
             Ok(())
@@ -387,6 +442,7 @@ impl GroupProducer {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
+            shared.charge(state, size)?;
             Ok((state.push_chunked(&shared.head, size), state.waiters.len()))
         })?;
         Ok(FrameProducer::new(self.shared.clone(), index, size, hint))

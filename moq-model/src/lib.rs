@@ -81,6 +81,7 @@
 
 mod announced;
 mod broadcast;
+mod budget;
 mod error;
 mod frame;
 mod group;
@@ -90,6 +91,7 @@ mod track;
 
 pub use announced::{Announced, AnnouncedConsumer, AnnouncedProducer};
 pub use broadcast::{Broadcast, BroadcastConsumer, BroadcastProducer};
+pub use budget::MemoryBudget;
 pub use error::Error;
 pub use frame::{Frame, FrameConsumer, FrameProducer};
 pub use group::{Group, GroupConsumer, GroupProducer};

@@ -9,25 +9,42 @@ use std::time::{Duration, Instant};
 
 use moq_proto::{GroupOrder, Path};
 
-use crate::Error;
-use crate::group::{GroupConsumer, GroupProducer, GroupShared};
+use crate::group::{GroupConsumer, GroupLimits, GroupProducer, GroupShared};
 use crate::notify::{self, Lock, Slot, Waiters};
+use crate::{Error, MemoryBudget};
 
-/// How much of a track's history its cache keeps.
+/// How much of a track's history its cache keeps, and how much memory its groups may take.
 ///
-/// The cache always keeps the latest group (the one with the highest sequence), plus older
-/// groups created less than [`Track::group_expires`] ago, as long as there are at most
+/// The cache keeps the latest group (the one with the highest sequence), plus older groups
+/// created less than [`Track::group_expires`] ago, as long as there are at most
 /// `max_groups` of them and their payloads add up to at most `max_bytes`; the oldest (lowest
 /// sequence) go first. Groups are dropped only when the producer acts (creates a group), never
 /// by a timer. A consumer that already holds a [`GroupConsumer`] keeps reading it after the
 /// cache has let it go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// The latest group stays in the cache whatever its size, for the consumers that read it,
+/// but once it holds more than `max_bytes` a new consumer no longer starts with it: it joins
+/// at the next group.
+///
+/// Hard limits: a group may hold at most `max_group_bytes` of payload, and every group of
+/// the track charges its payload to `budget` (shared with other tracks) while it lives. A
+/// write past either aborts the group with [`Error::BoundsExceeded`] (its consumers see
+/// that error, the writer gets it back; a session receiving the group stops its stream with
+/// code 11), and the group's bytes are given back once the cache and its consumers have let
+/// it go. A frame written in chunks is charged its declared size when it is created.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheLimits {
     /// The most groups kept, the latest included (at least 1 is always kept).
     pub max_groups: usize,
     /// The most payload bytes kept across the groups (the latest group is kept whatever its
-    /// size).
+    /// size, but new consumers skip it past this).
     pub max_bytes: usize,
+    /// The most payload bytes one group may hold; a write past it aborts the group.
+    /// Default: no limit.
+    pub max_group_bytes: usize,
+    /// A budget the track's groups charge their payload to; a write past it aborts its
+    /// group. Default: none.
+    pub budget: Option<MemoryBudget>,
 }
 
 impl CacheLimits {
@@ -42,6 +59,8 @@ impl Default for CacheLimits {
         Self {
             max_groups: Self::DEFAULT_MAX_GROUPS,
             max_bytes: Self::DEFAULT_MAX_BYTES,
+            max_group_bytes: usize::MAX,
+            budget: None,
         }
     }
 }
@@ -134,6 +153,18 @@ impl TrackBuilder {
     /// Sets [`CacheLimits::max_groups`] (0 is taken as 1).
     pub fn max_groups(mut self, groups: usize) -> Self {
         self.track.cache.max_groups = groups.max(1);
+        self
+    }
+
+    /// Sets [`CacheLimits::max_group_bytes`].
+    pub fn max_group_bytes(mut self, bytes: usize) -> Self {
+        self.track.cache.max_group_bytes = bytes;
+        self
+    }
+
+    /// Sets [`CacheLimits::budget`].
+    pub fn budget(mut self, budget: MemoryBudget) -> Self {
+        self.track.cache.budget = Some(budget);
         self
     }
 
@@ -324,7 +355,11 @@ impl TrackProducer {
         }
         // Most consumers will wait on this group: size its waiter lists for them up front.
         let hint = state.consumers;
-        let group = Arc::new(GroupShared::new(sequence, hint));
+        let limits = GroupLimits {
+            max_bytes: self.shared.info.cache.max_group_bytes,
+            budget: self.shared.info.cache.budget.clone(),
+        };
+        let group = Arc::new(GroupShared::new(sequence, hint).with_limits(limits));
         state.groups.insert(
             position,
             CachedGroup {
@@ -456,7 +491,14 @@ impl TrackConsumer {
         let cursor = {
             let mut state = shared.state.lock();
             state.consumers += 1;
-            state.latest().unwrap_or(0)
+            match state.groups.back() {
+                // A latest group past the cache's byte limit is left to those reading it.
+                Some(latest) if latest.group.bytes() > shared.info.cache.max_bytes => {
+                    latest.group.sequence + 1
+                }
+                Some(latest) => latest.group.sequence,
+                None => 0,
+            }
         };
         Self {
             shared,

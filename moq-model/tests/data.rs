@@ -609,3 +609,79 @@ fn dropping_a_waiting_future_loses_nothing() {
     );
     assert_eq!(group_reader.frame_index(), 0);
 }
+
+#[test]
+fn a_group_past_its_byte_limit_is_aborted_for_everyone() {
+    common::block_on(async {
+        let (mut track, mut consumer) = Track::build(["big"]).max_group_bytes(10).produce();
+        let mut group = track.append_group();
+        group.write_frame(vec![1u8; 6]).unwrap();
+        let mut reader = consumer.next_group().await.unwrap().unwrap();
+        assert_eq!(reader.read_frame().await.unwrap().unwrap().len(), 6);
+        // 6 + 6 > 10: refused, and the group ends with the error for its readers.
+        assert_eq!(group.write_frame(vec![1u8; 6]), Err(Error::BoundsExceeded));
+        assert_eq!(reader.read_frame().await, Err(Error::BoundsExceeded));
+        // A chunked frame is charged its declared size when it is created.
+        let mut next = track.append_group();
+        assert_eq!(next.create_frame(11).unwrap_err(), Error::BoundsExceeded);
+        // The track goes on with its next group.
+        let mut third = track.append_group();
+        third.write_frame(vec![1u8; 10]).unwrap();
+        third.finish();
+        let mut reader = consumer.next_group().await.unwrap().unwrap();
+        assert_eq!(reader.sequence(), 2);
+        assert_eq!(reader.read_frame().await.unwrap().unwrap().len(), 10);
+    });
+}
+
+#[test]
+fn a_shared_budget_bounds_many_tracks_and_is_given_back() {
+    common::block_on(async {
+        let budget = moq_model::MemoryBudget::new(100);
+        let (mut a, consumer_a) = Track::build(["a"]).budget(budget.clone()).produce();
+        let (mut b, consumer_b) = Track::build(["b"]).budget(budget.clone()).produce();
+        let mut group_a = a.append_group();
+        group_a.write_frame(vec![0u8; 60]).unwrap();
+        let mut group_b = b.append_group();
+        group_b.write_frame(vec![0u8; 30]).unwrap();
+        assert_eq!(budget.used(), 90);
+        // Past the shared budget: the writer's group is aborted, the other goes on.
+        assert_eq!(
+            group_b.write_frame(vec![0u8; 20]),
+            Err(Error::BoundsExceeded)
+        );
+        group_a.write_frame(vec![0u8; 10]).unwrap();
+        assert_eq!(budget.used(), 100);
+        // A group's bytes come back once the cache and every holder let it go: here when a
+        // newer group pushes it out of the cache and its producer and readers are gone.
+        let mut reader = consumer_a.clone();
+        let held = reader.next_group().await.unwrap().unwrap();
+        drop(group_a);
+        let newer = a.append_group();
+        assert_eq!(budget.used(), 100, "a reader still holds the old group");
+        drop(held);
+        assert_eq!(budget.used(), 30);
+        drop((newer, a, consumer_a, reader));
+        assert_eq!(budget.used(), 30, "track b's cache still holds its group");
+        drop((b, group_b, consumer_b));
+        assert_eq!(budget.used(), 0);
+    });
+}
+
+#[test]
+fn a_new_consumer_skips_a_latest_group_past_the_cache_limit() {
+    common::block_on(async {
+        let (mut track, _first) = Track::build(["huge"]).max_bytes(8).produce();
+        let mut group = track.append_group();
+        group.write_frame(vec![0u8; 9]).unwrap();
+        // Those who have it keep it; a newcomer waits for the next group.
+        let mut late = track.consume();
+        assert_eq!(track.latest(), Some(0));
+        let mut next = track.append_group();
+        next.write_frame("small").unwrap();
+        let mut reader = late.next_group().await.unwrap().unwrap();
+        assert_eq!(reader.sequence(), 1);
+        assert_eq!(reader.read_frame().await.unwrap().unwrap(), "small");
+        assert_eq!(late.skipped(), 0);
+    });
+}

@@ -30,6 +30,13 @@ pub struct RelayLimits {
     /// Subscriptions served across every session; one more is reset with 11, the session
     /// goes on.
     pub max_subscriptions: usize,
+    /// Payload bytes the relay holds for all its tracks together (cached groups and groups
+    /// being forwarded). A group whose next frame would pass it is aborted: its publisher's
+    /// stream is stopped with 11 and its subscribers see the group end with 11; the track
+    /// goes on with its next group. The bytes come back as the groups leave the cache.
+    pub max_memory: usize,
+    /// Payload bytes one group may hold; a group past it is aborted as above.
+    pub max_group_bytes: usize,
 }
 
 impl RelayLimits {
@@ -42,6 +49,11 @@ impl RelayLimits {
     pub const DEFAULT_MAX_ANNOUNCED: usize = 100_000;
     /// Default of [`max_subscriptions`](Self::max_subscriptions): 100,000.
     pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 100_000;
+    /// Default of [`max_memory`](Self::max_memory): 1 GiB.
+    pub const DEFAULT_MAX_MEMORY: usize = 1 << 30;
+    /// Default of [`max_group_bytes`](Self::max_group_bytes): 64 MiB, the largest frame a
+    /// session accepts.
+    pub const DEFAULT_MAX_GROUP_BYTES: usize = 64 << 20;
 
     /// Sets [`max_sessions`](Self::max_sessions).
     pub fn max_sessions(mut self, max: usize) -> Self {
@@ -66,6 +78,18 @@ impl RelayLimits {
         self.max_subscriptions = max;
         self
     }
+
+    /// Sets [`max_memory`](Self::max_memory).
+    pub fn max_memory(mut self, bytes: usize) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
+    /// Sets [`max_group_bytes`](Self::max_group_bytes).
+    pub fn max_group_bytes(mut self, bytes: usize) -> Self {
+        self.max_group_bytes = bytes;
+        self
+    }
 }
 
 impl Default for RelayLimits {
@@ -75,6 +99,8 @@ impl Default for RelayLimits {
             max_sessions_per_ip: Self::DEFAULT_MAX_SESSIONS_PER_IP,
             max_announced: Self::DEFAULT_MAX_ANNOUNCED,
             max_subscriptions: Self::DEFAULT_MAX_SUBSCRIPTIONS,
+            max_memory: Self::DEFAULT_MAX_MEMORY,
+            max_group_bytes: Self::DEFAULT_MAX_GROUP_BYTES,
         }
     }
 }

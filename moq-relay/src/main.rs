@@ -76,6 +76,15 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = RelayLimits::DEFAULT_MAX_SUBSCRIPTIONS)]
     max_total_subscriptions: usize,
 
+    /// Payload bytes held for all forwarded tracks together (cache and groups in flight); a
+    /// group whose next frame would pass it is aborted (code 11 to its publisher).
+    #[arg(long, value_name = "BYTES", default_value_t = RelayLimits::DEFAULT_MAX_MEMORY)]
+    max_memory: usize,
+
+    /// Payload bytes one group may hold; past it the group is aborted (code 11).
+    #[arg(long, value_name = "BYTES", default_value_t = RelayLimits::DEFAULT_MAX_GROUP_BYTES)]
+    max_group_bytes: usize,
+
     /// Group streams in flight per subscription.
     #[arg(long, default_value_t = SessionConfig::DEFAULT_MAX_GROUP_STREAMS)]
     max_group_streams: usize,
@@ -282,14 +291,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 ticker.tick().await;
                 let s = relay.stats();
                 tracing::info!(
-                    "stats: sessions={} announced={} tracks={} subscribers={} bytes_in={} bytes_out={} refused={}",
+                    "stats: sessions={} announced={} tracks={} subscribers={} bytes_in={} bytes_out={} refused={} memory={}",
                     s.sessions,
                     s.announced,
                     s.tracks,
                     s.subscribers,
                     s.bytes_in,
                     s.bytes_out,
-                    s.refused
+                    s.refused,
+                    s.memory
                 );
             }
         })

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use moq_auth::Permissions;
 use moq_model::{
-    AnnouncedConsumer, AnnouncedProducer, Error as ModelError, Path, Router, RouterProducer,
-    RouterRequest,
+    AnnouncedConsumer, AnnouncedProducer, CacheLimits, Error as ModelError, MemoryBudget, Path,
+    Router, RouterProducer, RouterRequest,
 };
 use moq_proto::ErrorCode;
 use moq_session::transport::Connection as _;
@@ -98,6 +98,9 @@ pub struct RelayStats {
     pub bytes_out: u64,
     /// Connections refused since the start because a relay-wide limit was reached.
     pub refused: u64,
+    /// Payload bytes held for the tracks the relay forwards (within
+    /// [`RelayLimits::max_memory`]).
+    pub memory: usize,
 }
 
 /// One live session, as the relay's tables see it.
@@ -113,6 +116,8 @@ struct Inner {
     next_id: AtomicU64,
     /// Sessions open or in their handshake, in all and by address.
     admission: Admission,
+    /// What the forwarded tracks' groups charge their payload to.
+    memory: MemoryBudget,
     /// Connections refused by a relay-wide limit.
     refused: AtomicU64,
     /// Bytes of sessions that ended.
@@ -177,11 +182,13 @@ impl Relay {
         // One count of served subscriptions, shared by every session's config.
         config.session.shared_subscriptions =
             Some(SharedLimit::new(config.limits.max_subscriptions));
+        let memory = MemoryBudget::new(config.limits.max_memory);
         Self {
             inner: Arc::new(Inner {
                 config,
                 origins: Origins::new(),
                 admission: Admission::default(),
+                memory,
                 refused: AtomicU64::new(0),
                 sessions: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(0),
@@ -340,6 +347,7 @@ impl Relay {
                 router.0,
                 self.inner.origins.clone(),
                 access.permissions.clone(),
+                self.cache_limits(),
             )
             .in_current_span(),
         );
@@ -403,6 +411,15 @@ impl Relay {
         drop(registered);
         drop(session);
         let _ = driver.await;
+    }
+
+    /// The memory limits of the tracks the relay subscribes to upstream.
+    fn cache_limits(&self) -> CacheLimits {
+        CacheLimits {
+            max_group_bytes: self.inner.config.limits.max_group_bytes,
+            budget: Some(self.inner.memory.clone()),
+            ..CacheLimits::default()
+        }
     }
 
     /// Checks `credentials` against the relay's access control.
@@ -476,6 +493,7 @@ impl Relay {
             bytes_in: self.inner.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.inner.bytes_out.load(Ordering::Relaxed),
             refused: self.inner.refused.load(Ordering::Relaxed),
+            memory: self.inner.memory.used(),
             ..RelayStats::default()
         };
         for entry in sessions.values() {
@@ -496,7 +514,12 @@ impl Relay {
 /// Unauthorized (16), forward the rest to the announcer of the absolute path, or refuse
 /// with NotFound. Each request is answered on its own task ([`forward`]), so a slow
 /// upstream holds up nobody else. Ends with the session (its router consumer goes).
-async fn route(mut router: RouterProducer, origins: Origins, permissions: Permissions) {
+async fn route(
+    mut router: RouterProducer,
+    origins: Origins,
+    permissions: Permissions,
+    cache: CacheLimits,
+) {
     while let Some(request) = router.requested().await {
         let path = request.track().path.clone();
         if !permissions.may_subscribe(&path) {
@@ -510,7 +533,10 @@ async fn route(mut router: RouterProducer, origins: Origins, permissions: Permis
                 tracing::debug!(path = %absolute, upstream = upstream.id, "routed");
                 let span =
                     tracing::debug_span!("forward", path = %absolute, upstream = upstream.id);
-                tokio::spawn(forward(request, upstream.session, upstream.path).instrument(span));
+                tokio::spawn(
+                    forward(request, upstream.session, upstream.path, cache.clone())
+                        .instrument(span),
+                );
             }
             None => {
                 tracing::debug!(path = %absolute, "no announcer");
@@ -567,10 +593,12 @@ pub const INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// with that error (NotFound: the downstream subscription is reset with 13). A publisher
 /// that does not answer Info requests within [`INFO_TIMEOUT`] (or refuses them otherwise)
 /// is subscribed to with the downstream subscriber's values, as before.
-async fn forward(request: RouterRequest, upstream: Session, path: Path) {
-    // The track as the upstream session names it (relative to its root).
+async fn forward(request: RouterRequest, upstream: Session, path: Path, cache: CacheLimits) {
+    // The track as the upstream session names it (relative to its root), cached within the
+    // relay's memory limits.
     let mut wanted = request.track().clone();
     wanted.path = path.clone();
+    wanted.cache = cache;
     // Shared with a subscription whose Info arrived: the cached track already describes
     // the publisher's view.
     if upstream.subscription_info(&path).is_some() {

@@ -258,3 +258,88 @@ async fn ending_a_session_with_many_paths_stalls_nobody() {
     let _ = counting.await;
     relay.stop().await;
 }
+
+/// A publisher writes one group that never ends, in 1 MiB frames (each under the frame
+/// cap), while one subscriber reads it and another stalls. The relay holds at most its
+/// memory budget, the group is aborted with 11 for everyone, and the track goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_group_is_cut_at_the_memory_limits() {
+    const MIB: usize = 1 << 20;
+    for (limits, what) in [
+        (
+            RelayLimits::default().max_group_bytes(6 * MIB),
+            "the group limit",
+        ),
+        (
+            RelayLimits::default().max_memory(4 * MIB),
+            "the relay's memory",
+        ),
+    ] {
+        let max_memory = limits.max_memory;
+        let relay = Harness::start_with(RelayConfig::default().with_limits(limits)).await;
+        for via in BOTH {
+            let publisher = relay.connect(via).await;
+            let (mut track, consumer) = Track::new(p("big")).produce();
+            publisher.session.publish(consumer).unwrap();
+            track.append_group().write_frame("start").unwrap();
+            until("announced", || {
+                relay.relay.origins().route(&p("big")).is_some()
+            })
+            .await;
+            let reader = relay.connect(Via::Quic).await;
+            let staller = relay.connect(Via::WebTransport).await;
+            let mut read = reader.session.subscribe(Track::new(p("big")));
+            let mut stalled = staller.session.subscribe(Track::new(p("big")));
+            // Both have the first group, so the relay serves both from here on.
+            for sub in [&mut read, &mut stalled] {
+                let mut group = sub.next_group().await.unwrap().unwrap();
+                assert_eq!(group.read_frame().await.unwrap().unwrap(), "start");
+            }
+            let mut group = track.append_group();
+            group.write_frame(vec![7u8; MIB]).unwrap();
+            let mut cut = read.next_group().await.unwrap().unwrap();
+            // 20 MiB into one group, paced so the relay keeps up; it never holds more than
+            // its budget.
+            let mut peak = 0;
+            for _ in 1..20 {
+                if group.write_frame(vec![7u8; MIB]).is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                peak = peak.max(relay.relay.stats().memory);
+            }
+            assert!(peak <= max_memory, "{what}: the relay held {peak} bytes");
+            // The reader's copy of the group ends with 11 once the relay cut it.
+            let ended = loop {
+                match tokio::time::timeout(Duration::from_secs(20), cut.read_frame()).await {
+                    Ok(Ok(Some(_))) => {}
+                    Ok(other) => break other,
+                    Err(_) => panic!("{what}: the group never ended for the reader"),
+                }
+            };
+            assert_eq!(ended, Err(ModelError::BoundsExceeded), "{what}");
+            // The track goes on: a new small group reaches the reader.
+            drop(group);
+            let mut next = track.append_group();
+            next.write_frame("after").unwrap();
+            next.finish();
+            let mut group = loop {
+                let group = read.next_group().await.unwrap().unwrap();
+                if group.sequence() >= 2 {
+                    break group;
+                }
+            };
+            assert_eq!(
+                group.read_frame().await.unwrap().unwrap(),
+                "after",
+                "{what}"
+            );
+            for peer in [publisher, reader, staller] {
+                peer.leave().await;
+            }
+            // Everything it held comes back once the sessions are gone.
+            until("memory given back", || relay.relay.stats().memory == 0).await;
+        }
+        relay.stop().await;
+    }
+}

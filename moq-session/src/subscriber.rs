@@ -339,9 +339,9 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
                 match event {
                     GroupEvent::FrameStart { size } => {
                         // `size` is at most `max_frame_size`, checked by the reader.
-                        let producer = current.create_frame(size as usize).inspect_err(|_| {
-                            recv.stop(ErrorCode::CANCEL);
-                        })?;
+                        let producer = current
+                            .create_frame(size as usize)
+                            .inspect_err(|err| recv.stop(write_refused(*err)))?;
                         frame = Some(producer);
                     }
                     GroupEvent::Payload(chunk) => pending.push(chunk),
@@ -410,9 +410,9 @@ fn write_pending<R: RecvStream>(
         return Ok(());
     };
     if let Some(producer) = frame {
-        producer.write(chunk).inspect_err(|_| {
-            recv.stop(ErrorCode::CANCEL);
-        })?;
+        producer
+            .write(chunk)
+            .inspect_err(|err| recv.stop(write_refused(*err)))?;
     }
     Ok(())
 }
@@ -450,6 +450,16 @@ impl Pieces {
             joined.extend_from_slice(&chunk);
         }
         Some(joined.freeze())
+    }
+}
+
+/// The code a group stream is stopped with when the model refuses what arrived on it: 11
+/// when the track's memory limits refuse it (the publisher learns why), else 0 (the group
+/// was aborted from above, e.g. the subscription went away).
+fn write_refused(err: moq_model::Error) -> ErrorCode {
+    match err {
+        moq_model::Error::BoundsExceeded => ErrorCode::BOUNDS_EXCEEDED,
+        _ => ErrorCode::CANCEL,
     }
 }
 
