@@ -43,8 +43,9 @@ impl RelayLimits {
     /// Default of [`max_sessions`](Self::max_sessions): 10,000 (an idle session costs about
     /// 100 KB).
     pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
-    /// Default of [`max_sessions_per_ip`](Self::max_sessions_per_ip): 100.
-    pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 100;
+    /// Default of [`max_sessions_per_ip`](Self::max_sessions_per_ip): 1,000 (many users may
+    /// share an address behind a NAT; local load tests open hundreds).
+    pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 1_000;
     /// Default of [`max_announced`](Self::max_announced): 100,000 (about 1 KB each).
     pub const DEFAULT_MAX_ANNOUNCED: usize = 100_000;
     /// Default of [`max_subscriptions`](Self::max_subscriptions): 100,000.

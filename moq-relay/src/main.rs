@@ -14,6 +14,20 @@ use moq_session::SessionConfig;
 use moq_transport_quinn::{Certificate, Congestion, Server, ServerConfig, TransportSettings};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, whose background thread returns freed memory to the system after a burst.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Starts jemalloc's background thread, which purges freed pages on a timer (by default
+/// allocations alone trigger purging, so an idle relay kept its peak).
+fn hand_memory_back() {
+    #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+    if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(%err, "jemalloc's background thread did not start: freed memory is returned only as the relay allocates");
+    }
+}
+
 /// A MoQ Transfork (moqf-02) relay over raw QUIC and WebTransport on one UDP port.
 #[derive(Parser, Debug)]
 #[command(name = "moq-relay", version)]
@@ -226,6 +240,7 @@ fn certificates(args: &Args) -> anyhow::Result<Vec<Certificate>> {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging(args.verbose, args.quiet);
+    hand_memory_back();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
