@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use moq_proto::Path;
 
@@ -245,22 +245,16 @@ impl AnnouncedProducer {
     /// A consumer of the paths under `prefix` (the empty path for all). It first receives
     /// [`Announced::Active`] for every path active now, in [`Path`] order, then the changes.
     pub fn consume(&self, prefix: impl Into<Path>) -> AnnouncedConsumer {
-        let prefix = prefix.into();
-        let mut state = self.shared.state.lock();
-        let events: Vec<Announced> = state
-            .active
-            .iter()
-            .filter(|path| path.starts_with(&prefix))
-            .cloned()
-            .map(Announced::Active)
-            .collect();
-        let id = state.subscribe(Queue::new(prefix.clone(), events));
-        drop(state);
-        AnnouncedConsumer {
+        AnnouncedConsumer::subscribe(&self.shared, Path::empty(), prefix.into())
+    }
+
+    /// A handle that makes consumers of these announcements on demand, and queues nothing
+    /// until it does ([`AnnouncedSource`]).
+    pub fn source(&self) -> AnnouncedSource {
+        AnnouncedSource {
             shared: self.shared.clone(),
-            id,
-            prefix,
-            ready_run: 0,
+            root: Path::empty(),
+            prefix: Some(Path::empty()),
         }
     }
 
@@ -333,6 +327,111 @@ impl Drop for AnnouncedProducer {
     }
 }
 
+/// Where announcements can be followed from, without following them yet: the paths of an
+/// [`AnnouncedProducer`] under a prefix, seen from a root, and a way to make
+/// [`AnnouncedConsumer`]s of them on demand.
+///
+/// A consumer queues every change until it is read; a source queues nothing. So something
+/// that may or may not need the announcements (a session, which serves them only if its peer
+/// asks) holds a source, not a consumer: ten thousand sessions holding consumers of a table
+/// of 65,000 paths would queue 650 million events nobody reads.
+///
+/// Seen from a root (see [`rooted`](Self::rooted)), paths are reported without the root's
+/// parts, and prefixes are relative to it. Cheap to [`Clone`]; it does not count as a
+/// consumer.
+///
+/// ```
+/// use moq_model::{Announced, AnnouncedProducer, Path};
+///
+/// let mut table = AnnouncedProducer::new();
+/// table.announce(["room", "alice", "cam"]);
+/// table.announce(["lobby", "x"]);
+/// let room = table.source().rooted(&Path::from(["room"]));
+/// let mut alice = room.consume(["alice"]).expect("under the source");
+/// # futures_lite(async move {
+/// assert_eq!(alice.next().await.unwrap(), Some(Announced::Active(["alice", "cam"].into())));
+/// # });
+/// assert!(room.under(&["lobby"].into()).is_some()); // room/lobby: nothing there yet
+/// # fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+/// #     let mut f = std::pin::pin!(f);
+/// #     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AnnouncedSource {
+    shared: Arc<AnnounceShared>,
+    /// The parts the paths are reported without.
+    root: Path,
+    /// The absolute prefix of the paths it covers (under `root`); `None`: none.
+    prefix: Option<Path>,
+}
+
+impl std::fmt::Debug for AnnouncedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnouncedSource")
+            .field("root", &self.root)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longer of two prefixes if one covers the other; `None` if they are disjoint.
+fn narrower(a: &Path, b: &Path) -> Option<Path> {
+    if a.starts_with(b) {
+        Some(a.clone())
+    } else if b.starts_with(a) {
+        Some(b.clone())
+    } else {
+        None
+    }
+}
+
+impl AnnouncedSource {
+    /// The same announcements seen from `root` (relative to this source's root): only
+    /// paths under it are covered, and they are reported without it.
+    pub fn rooted(&self, root: &Path) -> AnnouncedSource {
+        let root = self.root.join(root);
+        let prefix = self
+            .prefix
+            .as_ref()
+            .and_then(|prefix| narrower(prefix, &root));
+        AnnouncedSource {
+            shared: self.shared.clone(),
+            root,
+            prefix,
+        }
+    }
+
+    /// Narrowed to the paths under `prefix` (relative to its root); `None` if it covers
+    /// none of them.
+    pub fn under(&self, prefix: &Path) -> Option<AnnouncedSource> {
+        let prefix = narrower(self.prefix.as_ref()?, &self.root.join(prefix))?;
+        Some(AnnouncedSource {
+            shared: self.shared.clone(),
+            root: self.root.clone(),
+            prefix: Some(prefix),
+        })
+    }
+
+    /// The prefix it covers, relative to its root; `None` if it covers nothing.
+    pub fn prefix(&self) -> Option<Path> {
+        self.prefix.as_ref()?.strip_prefix(&self.root)
+    }
+
+    /// A consumer of the paths it covers under `prefix` (relative to its root): Active for
+    /// every one active now, then the changes; `None` if it covers none of them.
+    pub fn consume(&self, prefix: impl Into<Path>) -> Option<AnnouncedConsumer> {
+        let wanted = self.root.join(&prefix.into());
+        let prefix = narrower(self.prefix.as_ref()?, &wanted)?;
+        Some(AnnouncedConsumer::subscribe(
+            &self.shared,
+            self.root.clone(),
+            prefix,
+        ))
+    }
+}
+
 /// Receives the announcements under one prefix, in order.
 ///
 /// Cheap to [`Clone`]: a clone starts with the same unread events and then receives every
@@ -345,9 +444,14 @@ impl Drop for AnnouncedProducer {
 pub struct AnnouncedConsumer {
     shared: Arc<AnnounceShared>,
     id: u64,
+    /// The parts the paths are reported without (from an [`AnnouncedSource`]).
+    root: Path,
+    /// The absolute prefix of the paths it follows.
     prefix: Path,
     /// Events returned in a row without waiting (see [`YIELD_EVERY`]).
     ready_run: usize,
+    /// Where the waker of the last pending poll sits.
+    slot: Slot,
 }
 
 /// After this many events in a row, [`AnnouncedConsumer::next`] lets its executor run
@@ -355,9 +459,44 @@ pub struct AnnouncedConsumer {
 const YIELD_EVERY: usize = 64;
 
 impl AnnouncedConsumer {
-    /// The prefix this consumer watches.
-    pub fn prefix(&self) -> &Path {
-        &self.prefix
+    /// A consumer of the paths under the absolute `prefix`, reported without `root`.
+    fn subscribe(shared: &Arc<AnnounceShared>, root: Path, prefix: Path) -> Self {
+        let mut state = shared.state.lock();
+        let events: Vec<Announced> = state
+            .active
+            .iter()
+            .filter(|path| path.starts_with(&prefix))
+            .cloned()
+            .map(Announced::Active)
+            .collect();
+        let id = state.subscribe(Queue::new(prefix.clone(), events));
+        drop(state);
+        Self {
+            shared: shared.clone(),
+            id,
+            root,
+            prefix,
+            ready_run: 0,
+            slot: Slot::default(),
+        }
+    }
+
+    /// The prefix this consumer watches (relative to its source's root, if it came from
+    /// one).
+    pub fn prefix(&self) -> Path {
+        self.prefix
+            .strip_prefix(&self.root)
+            .unwrap_or_else(|| self.prefix.clone())
+    }
+
+    /// A source of the same announcements this consumer follows, to make more consumers
+    /// of them later.
+    pub fn source(&self) -> AnnouncedSource {
+        AnnouncedSource {
+            shared: self.shared.clone(),
+            root: self.root.clone(),
+            prefix: Some(self.prefix.clone()),
+        }
     }
 
     /// The next change: `Ok(Some(event))`, `Ok(None)` once the producer is gone and every
@@ -369,36 +508,57 @@ impl AnnouncedConsumer {
     /// # Cancel safety
     /// Cancel-safe: an event is removed only when it is returned.
     pub async fn next(&mut self) -> Result<Option<Announced>, Error> {
-        let mut slot = Slot::default();
-        poll_fn(|cx| {
-            // A consumer with thousands of events queued would otherwise get every one at
-            // once, and a task looping over them would hold its executor thread for the
-            // whole backlog: after a run of ready events, give the executor a turn.
-            if self.ready_run >= YIELD_EVERY {
-                self.ready_run = 0;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            let mut state = self.shared.state.lock();
-            if let Some(Err(error)) = state.end {
-                return Poll::Ready(Err(error));
-            }
-            let ended = state.end.is_some();
-            let Some(queue) = state.queues.get_mut(&self.id) else {
-                return Poll::Ready(Ok(None));
-            };
-            if let Some(event) = queue.pop() {
-                self.ready_run += 1;
-                return Poll::Ready(Ok(Some(event)));
-            }
-            if ended {
-                return Poll::Ready(Ok(None));
-            }
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`next`](Self::next) as a poll, for code that waits on several consumers at once.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Announced>, Error>> {
+        // A consumer with thousands of events queued would otherwise get every one at once,
+        // and a task looping over them would hold its executor thread for the whole backlog:
+        // after a run of ready events, give the executor a turn.
+        if self.ready_run >= YIELD_EVERY {
             self.ready_run = 0;
-            queue.waiters.register(cx.waker(), &mut slot);
-            Poll::Pending
-        })
-        .await
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let mut state = self.shared.state.lock();
+        if let Some(Err(error)) = state.end {
+            return Poll::Ready(Err(error));
+        }
+        let ended = state.end.is_some();
+        let Some(queue) = state.queues.get_mut(&self.id) else {
+            return Poll::Ready(Ok(None));
+        };
+        if let Some(event) = queue.pop() {
+            drop(state);
+            self.ready_run += 1;
+            return Poll::Ready(Ok(Some(self.relative(event))));
+        }
+        if ended {
+            return Poll::Ready(Ok(None));
+        }
+        self.ready_run = 0;
+        queue.waiters.register(cx.waker(), &mut self.slot);
+        Poll::Pending
+    }
+
+    /// `event` with the root's parts taken off its path.
+    fn relative(&self, event: Announced) -> Announced {
+        if self.root.is_empty() {
+            return event;
+        }
+        let strip = |path: Path| path.strip_prefix(&self.root).unwrap_or(path);
+        match event {
+            Announced::Active(path) => Announced::Active(strip(path)),
+            Announced::Ended(path) => Announced::Ended(strip(path)),
+        }
+    }
+}
+
+/// The source of what the consumer follows (its queue goes with it).
+impl From<AnnouncedConsumer> for AnnouncedSource {
+    fn from(consumer: AnnouncedConsumer) -> Self {
+        consumer.source()
     }
 }
 
@@ -415,8 +575,10 @@ impl Clone for AnnouncedConsumer {
         Self {
             shared: self.shared.clone(),
             id,
+            root: self.root.clone(),
             prefix: self.prefix.clone(),
             ready_run: 0,
+            slot: Slot::default(),
         }
     }
 }

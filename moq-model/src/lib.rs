@@ -89,7 +89,7 @@ mod notify;
 mod router;
 mod track;
 
-pub use announced::{Announced, AnnouncedConsumer, AnnouncedProducer};
+pub use announced::{Announced, AnnouncedConsumer, AnnouncedProducer, AnnouncedSource};
 pub use broadcast::{Broadcast, BroadcastConsumer, BroadcastProducer};
 pub use budget::MemoryBudget;
 pub use error::Error;

@@ -294,3 +294,67 @@ fn router_producer_learns_requesters_are_gone() {
     drop(clone);
     assert!(next.woken_ready());
 }
+
+#[test]
+fn sources_queue_nothing_and_make_rooted_consumers_on_demand() {
+    common::block_on(async {
+        let mut table = AnnouncedProducer::new();
+        table.announce(["room", "alice", "cam"]);
+        table.announce(["room", "bob", "cam"]);
+        table.announce(["lobby", "x"]);
+        let room = table.source().rooted(&path(&["room"]));
+        let alice = room.under(&path(&["alice"])).unwrap();
+        // Sources are not consumers: changes are queued for nobody.
+        assert_eq!(table.consumer_count(), 0);
+        for i in 0..1000 {
+            table.announce(["room", "carol", &i.to_string()]);
+        }
+        assert_eq!(table.consumer_count(), 0);
+        assert_eq!(alice.prefix(), Some(path(&["alice"])));
+
+        // A consumer of a source reports paths without the root, within both prefixes.
+        let mut all = alice.consume(Path::empty()).unwrap();
+        assert_eq!(all.prefix(), path(&["alice"]));
+        assert_eq!(
+            all.next().await,
+            Ok(Some(Announced::Active(path(&["alice", "cam"]))))
+        );
+        table.unannounce(&path(&["room", "alice", "cam"]));
+        assert_eq!(
+            all.next().await,
+            Ok(Some(Announced::Ended(path(&["alice", "cam"]))))
+        );
+        // Disjoint prefixes cover nothing; a wider one is narrowed to the source's.
+        assert!(alice.consume(path(&["bob"])).is_none());
+        assert!(
+            room.under(&path(&["lobby"]))
+                .unwrap()
+                .consume(Path::empty())
+                .is_some()
+        );
+        assert!(
+            table
+                .source()
+                .rooted(&path(&["room"]))
+                .rooted(&path(&["bob"]))
+                .prefix()
+                == Some(Path::empty())
+        );
+        let outside = table
+            .source()
+            .under(&path(&["room", "bob"]))
+            .unwrap()
+            .rooted(&path(&["lobby"]));
+        assert_eq!(outside.prefix(), None);
+        assert!(outside.consume(Path::empty()).is_none());
+        // A consumer converts into the source of what it follows.
+        let mut lobby: moq_model::AnnouncedSource = table.consume(path(&["lobby"])).into();
+        lobby = lobby.rooted(&path(&["lobby"]));
+        let mut x = lobby.consume(Path::empty()).unwrap();
+        assert_eq!(x.next().await, Ok(Some(Announced::Active(path(&["x"])))));
+        // The producer's end reaches consumers made from sources.
+        drop(table);
+        assert_eq!(x.next().await, Ok(Some(Announced::Ended(path(&["x"])))));
+        assert_eq!(x.next().await, Ok(None));
+    });
+}

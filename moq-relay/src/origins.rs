@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use moq_model::{AnnouncedConsumer, AnnouncedProducer, Path};
+use moq_model::{AnnouncedConsumer, AnnouncedProducer, AnnouncedSource, Path};
 use moq_session::Session;
 
 /// The id the relay gives each accepted session (for logs and the tables).
@@ -169,6 +169,11 @@ impl Origins {
             session: owner.session,
             path: relative,
         })
+    }
+
+    /// The announced paths, to follow on demand ([`AnnouncedSource`]).
+    pub fn source(&self) -> AnnouncedSource {
+        self.lock().announced.source()
     }
 
     /// Follows the announced paths under `prefix`.

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use moq_auth::Permissions;
 use moq_model::{
-    AnnouncedConsumer, AnnouncedProducer, CacheLimits, Error as ModelError, MemoryBudget, Path,
-    Router, RouterProducer, RouterRequest,
+    CacheLimits, Error as ModelError, MemoryBudget, Path, Router, RouterProducer, RouterRequest,
 };
 use moq_proto::ErrorCode;
 use moq_session::transport::Connection as _;
@@ -351,8 +350,12 @@ impl Relay {
             )
             .in_current_span(),
         );
+        // Sources, not consumers: nothing is queued for a session whose peer never asks.
+        let table = self.inner.origins.source().rooted(&root);
         for prefix in access.permissions.subscribe_prefixes() {
-            session.announce(self.scoped_announcements(&root, prefix));
+            if let Some(source) = table.under(prefix) {
+                session.announce(source);
+            }
         }
 
         let mut announced = session.announced(Path::empty());
@@ -428,44 +431,6 @@ impl Relay {
             .config
             .auth
             .authorize(credentials, std::time::SystemTime::now())
-    }
-
-    /// The announcements under `root` joined with `prefix`, with `root` stripped: what a
-    /// session rooted at `root` may hear of under its relative `prefix`.
-    fn scoped_announcements(&self, root: &Path, prefix: &Path) -> AnnouncedConsumer {
-        let mut upstream = self.inner.origins.consume(root.join(prefix));
-        if root.is_empty() {
-            return upstream;
-        }
-        let mut scoped = AnnouncedProducer::new();
-        let consumer = scoped.consume(prefix.clone());
-        let root = root.clone();
-        tokio::spawn(async move {
-            // Ends when the session stops following (no consumer left) or the relay's
-            // table goes.
-            let unused = scoped.unused_owned();
-            tokio::pin!(unused);
-            loop {
-                let event = tokio::select! {
-                    event = upstream.next() => event,
-                    () = &mut unused => break,
-                };
-                match event {
-                    Ok(Some(moq_model::Announced::Active(path))) => {
-                        if let Some(path) = path.strip_prefix(&root) {
-                            scoped.announce(path);
-                        }
-                    }
-                    Ok(Some(moq_model::Announced::Ended(path))) => {
-                        if let Some(path) = path.strip_prefix(&root) {
-                            scoped.unannounce(&path);
-                        }
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        });
-        consumer
     }
 
     /// Closes every session with `code` and stops [`serve`](Self::serve) loops.

@@ -90,6 +90,7 @@ assert_eq!(received.read_frame().await?.unwrap(), "12:00");
 //! interoperability notes.
 #![forbid(unsafe_code)]
 
+mod announce;
 mod config;
 mod error;
 mod fetch;

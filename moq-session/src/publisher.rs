@@ -17,6 +17,7 @@ use moq_proto::{
     InfoRequest, StreamBi, StreamUni, Subscribe, SubscribeUpdate,
 };
 
+use crate::announce::Merged;
 use crate::session::Shared;
 use crate::stream::{Cancel, Priority, Reader, Sender, abort};
 use crate::transport::{Connection, RecvStream, SendStream, TransportError};
@@ -133,7 +134,8 @@ impl Drop for Counted {
 }
 
 /// §4.3: write Active for every current match, then the changes, until the subscriber
-/// ends the stream.
+/// ends the stream. The matches are the session's own published paths and those of its
+/// announce sources ([`Merged`]).
 async fn serve_announce<S: SendStream, R: RecvStream>(
     shared: Arc<Shared>,
     mut send: Sender<S>,
@@ -149,10 +151,10 @@ async fn serve_announce<S: SendStream, R: RecvStream>(
         Err(err) => return abort(&mut send, &mut reader, err.code()),
     };
     let prefix = interest.prefix;
-    let mut consumer = shared.lock().announced.consume(prefix.clone());
+    let mut merged = Merged::new(&shared, prefix.clone());
     loop {
         let event = {
-            let next = std::pin::pin!(consumer.next());
+            let next = std::pin::pin!(poll_fn(|cx| merged.poll_next(cx, &shared)));
             let closed = std::pin::pin!(reader.closed());
             match select(next, closed).await {
                 Either::Left((event, _)) => event,

@@ -13,8 +13,8 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::task::AtomicWaker;
 use moq_model::{
-    AnnouncedConsumer, AnnouncedProducer, BroadcastConsumer, RouterConsumer, Track, TrackConsumer,
-    TrackProducer,
+    AnnouncedConsumer, AnnouncedProducer, AnnouncedSource, BroadcastConsumer, RouterConsumer,
+    Track, TrackConsumer, TrackProducer,
 };
 use moq_proto::{
     ErrorCode, Extensions, Fetch, Info, Path, SessionClient, SessionServer, StreamBi, Subscribe,
@@ -242,7 +242,11 @@ pub(crate) struct State {
     pub(crate) broadcasts: HashMap<Path, Published<BroadcastConsumer>>,
     next_generation: u64,
     pub(crate) router: Option<RouterConsumer>,
+    /// What the session publishes itself, announced to the peer's announce streams.
     pub(crate) announced: AnnouncedProducer,
+    /// More to announce ([`Session::announce`]), and the announce streams waiting for more.
+    pub(crate) announce_sources: Vec<AnnouncedSource>,
+    pub(crate) source_waiters: Vec<Waker>,
     pub(crate) serving: usize,
     pub(crate) announce_streams: usize,
     pub(crate) group_streams_out: usize,
@@ -580,32 +584,20 @@ impl Session {
         Ok(())
     }
 
-    /// Announces the paths `announced` reports (e.g. what a relay can route) to the peer's
-    /// announce streams, as they change. Paths are one set per session: a path announced
-    /// here and by [`publish`](Self::publish) is reported once, and ended by whichever ends
-    /// it first. When `announced` ends, the paths it activated are ended.
-    pub fn announce(&self, mut announced: AnnouncedConsumer) {
-        let shared = self.shared().clone();
-        self.shared().spawn(Box::pin(async move {
-            let mut mine = std::collections::HashSet::new();
-            while let Ok(Some(event)) = announced.next().await {
-                let mut state = shared.lock();
-                match event {
-                    moq_model::Announced::Active(path) => {
-                        state.announced.announce(path.clone());
-                        mine.insert(path);
-                    }
-                    moq_model::Announced::Ended(path) => {
-                        state.announced.unannounce(&path);
-                        mine.remove(&path);
-                    }
-                }
-            }
-            let mut state = shared.lock();
-            for path in mine {
-                state.announced.unannounce(&path);
-            }
-        }));
+    /// Announces the paths `source` covers (e.g. what a relay can route) to the peer's
+    /// announce streams, as they change, besides what [`publish`](Self::publish) announces.
+    /// A path several of them announce is reported once, until the last of them ends it.
+    /// When the source's producer ends, its paths end.
+    ///
+    /// Nothing is queued for a peer that does not ask: each announce stream the peer opens
+    /// makes its own consumers of the sources, under its prefix ([`AnnouncedSource`]). An
+    /// [`AnnouncedConsumer`] converts into the source of what it follows.
+    pub fn announce(&self, source: impl Into<AnnouncedSource>) {
+        let mut state = self.shared().lock();
+        state.announce_sources.push(source.into());
+        for waker in std::mem::take(&mut state.source_waiters) {
+            waker.wake();
+        }
     }
 
     /// Answers the peer's subscriptions to paths nobody published here by asking `router`
@@ -918,6 +910,8 @@ impl SessionDriver {
             state.tracks.clear();
             state.broadcasts.clear();
             state.router = None;
+            state.announce_sources.clear();
+            state.source_waiters.clear();
             (
                 std::mem::take(&mut state.subs),
                 std::mem::take(&mut state.announced_in),

@@ -78,6 +78,56 @@ async fn forwarded_announcements_reach_the_peer() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn announce_sources_merge_and_cost_nothing_until_asked() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let mut first = moq_model::AnnouncedProducer::new();
+    let mut second = moq_model::AnnouncedProducer::new();
+    first.announce(["shared"]);
+    second.announce(["shared"]);
+    first.announce(["only", "first"]);
+    client.announce(first.source());
+    settle().await;
+    // The peer has not asked: nothing follows the source.
+    assert_eq!(first.consumer_count(), 0);
+
+    let mut announced = server.announced(Path::empty());
+    let mut seen = vec![
+        soon(announced.next()).await.unwrap().unwrap(),
+        soon(announced.next()).await.unwrap().unwrap(),
+    ];
+    seen.sort_by(|a, b| a.path().cmp(b.path()));
+    assert_eq!(
+        seen,
+        [
+            Announced::Active(["only", "first"].into()),
+            Announced::Active(["shared"].into())
+        ]
+    );
+    assert_eq!(first.consumer_count(), 1, "one consumer, for the one stream");
+    // A source added while the stream runs joins it; a path both have is reported once
+    // and ends with the last of them.
+    client.announce(second.source().rooted(&Path::empty()));
+    second.announce(["only", "second"]);
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Active(["only", "second"].into()))
+    );
+    first.unannounce(&["shared"].into());
+    settle().await;
+    second.unannounce(&["shared"].into());
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Ended(["shared"].into()))
+    );
+    // A source whose producer ends takes its paths with it.
+    drop(first);
+    assert_eq!(
+        soon(announced.next()).await.unwrap(),
+        Some(Announced::Ended(["only", "first"].into()))
+    );
+}
+
 /// A raw publisher answering our announce interest with `messages`.
 async fn announce_from_raw(messages: &[Announce]) -> (ModelError, ErrorCode) {
     let (session, client, _server, _stream) = raw_client().await;
