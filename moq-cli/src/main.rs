@@ -140,7 +140,11 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // The WebTransport library logs each CONNECT request, token included, at debug: it stays
+    // at info unless the filter names it.
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
+    let filter = EnvFilter::try_new(moq_transport_quinn::token_safe_log_filter(&spec))
+        .unwrap_or_else(|_| EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

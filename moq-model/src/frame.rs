@@ -92,10 +92,11 @@ impl FrameProducer {
         let (index, len) = (self.index, chunk.len());
         let shared = &self.shared;
         shared.change(&mut self.wakers, |state| {
-            let frame = &mut state.chunked[index];
-            if let FrameStatus::Failed(error) = frame.status {
+            if let FrameStatus::Failed(error) = state.chunked[index].status {
                 return Err(error);
             }
+            shared.charge(state, len)?;
+            let frame = &mut state.chunked[index];
             frame.written += len;
             frame.chunks.push(chunk);
             if frame.written == frame.size {

@@ -338,6 +338,20 @@ impl GroupShared {
         Ok(())
     }
 
+    /// Aborts the group with [`Error::BoundsExceeded`] (and returns that) if `bytes` more
+    /// would pass its own limit; charges nothing.
+    pub(crate) fn check_fits(&self, state: &mut GroupState, bytes: usize) -> Result<(), Error> {
+        if state
+            .charged
+            .checked_add(bytes)
+            .is_some_and(|total| total <= self.limits.max_bytes)
+        {
+            return Ok(());
+        }
+        self.abort_locked(state, Error::BoundsExceeded);
+        Err(Error::BoundsExceeded)
+    }
+
     /// Runs `change` under the lock, then wakes every waiter after releasing it, using
     /// `wakers` (empty, owned by the caller) as the buffer.
     pub(crate) fn change<R>(
@@ -442,7 +456,9 @@ impl GroupProducer {
             if let Some(Err(error)) = state.end {
                 return Err(error);
             }
-            shared.charge(state, size)?;
+            // Charged chunk by chunk as it is written (a peer that declares large frames and
+            // sends nothing holds nothing); refused at once if it can never fit the group.
+            shared.check_fits(state, size)?;
             Ok((state.push_chunked(&shared.head, size), state.waiters.len()))
         })?;
         Ok(FrameProducer::new(self.shared.clone(), index, size, hint))

@@ -31,7 +31,8 @@ use crate::{Error, MemoryBudget};
 /// write past either aborts the group with [`Error::BoundsExceeded`] (its consumers see
 /// that error, the writer gets it back; a session receiving the group stops its stream with
 /// code 11), and the group's bytes are given back once the cache and its consumers have let
-/// it go. A frame written in chunks is charged its declared size when it is created.
+/// it go. A frame written in chunks is charged as its chunks are written; one whose declared
+/// size could never fit `max_group_bytes` is refused when it is created.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheLimits {
     /// The most groups kept, the latest included (at least 1 is always kept).

@@ -621,7 +621,7 @@ fn a_group_past_its_byte_limit_is_aborted_for_everyone() {
         // 6 + 6 > 10: refused, and the group ends with the error for its readers.
         assert_eq!(group.write_frame(vec![1u8; 6]), Err(Error::BoundsExceeded));
         assert_eq!(reader.read_frame().await, Err(Error::BoundsExceeded));
-        // A chunked frame is charged its declared size when it is created.
+        // A chunked frame that could never fit is refused when it is created.
         let mut next = track.append_group();
         assert_eq!(next.create_frame(11).unwrap_err(), Error::BoundsExceeded);
         // The track goes on with its next group.
@@ -645,12 +645,20 @@ fn a_shared_budget_bounds_many_tracks_and_is_given_back() {
         let mut group_b = b.append_group();
         group_b.write_frame(vec![0u8; 30]).unwrap();
         assert_eq!(budget.used(), 90);
+        // A frame written in chunks is charged as they come, not for what it declares.
+        let mut chunked = group_b.create_frame(5).unwrap();
+        assert_eq!(budget.used(), 90);
+        chunked.write(vec![0u8; 2]).unwrap();
+        assert_eq!(budget.used(), 92);
+        chunked.write(vec![0u8; 3]).unwrap();
+        drop(chunked);
+        assert_eq!(budget.used(), 95);
         // Past the shared budget: the writer's group is aborted, the other goes on.
         assert_eq!(
             group_b.write_frame(vec![0u8; 20]),
             Err(Error::BoundsExceeded)
         );
-        group_a.write_frame(vec![0u8; 10]).unwrap();
+        group_a.write_frame(vec![0u8; 5]).unwrap();
         assert_eq!(budget.used(), 100);
         // A group's bytes come back once the cache and every holder let it go: here when a
         // newer group pushes it out of the cache and its producer and readers are gone.
@@ -660,9 +668,9 @@ fn a_shared_budget_bounds_many_tracks_and_is_given_back() {
         let newer = a.append_group();
         assert_eq!(budget.used(), 100, "a reader still holds the old group");
         drop(held);
-        assert_eq!(budget.used(), 30);
+        assert_eq!(budget.used(), 35);
         drop((newer, a, consumer_a, reader));
-        assert_eq!(budget.used(), 30, "track b's cache still holds its group");
+        assert_eq!(budget.used(), 35, "track b's cache still holds its group");
         drop((b, group_b, consumer_b));
         assert_eq!(budget.used(), 0);
     });

@@ -92,15 +92,34 @@ impl fmt::Debug for Path {
     }
 }
 
-/// Shows the parts joined by `/`, for people. Parts may themselves contain `/`, so this is
-/// not a unique encoding; use [`Path::parts`] when that matters.
+/// Shows the parts joined by `/`, for people (and logs): control characters are shown
+/// escaped (`\n`), so that a path from a peer cannot forge a line of a log. Parts may
+/// themselves contain `/`, so this is not a unique encoding; use [`Path::parts`] when that
+/// matters.
+///
+/// ```
+/// use moq_proto::Path;
+///
+/// assert_eq!(Path::from(["room", "alice"]).to_string(), "room/alice");
+/// assert_eq!(Path::from(["a\nINFO forged"]).to_string(), "a\\nINFO forged");
+/// ```
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, part) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str("/")?;
             }
-            f.write_str(part)?;
+            if part.chars().any(char::is_control) {
+                for c in part.chars() {
+                    if c.is_control() {
+                        write!(f, "{}", c.escape_default())?;
+                    } else {
+                        write!(f, "{c}")?;
+                    }
+                }
+            } else {
+                f.write_str(part)?;
+            }
         }
         Ok(())
     }

@@ -21,8 +21,9 @@ pub struct RelayLimits {
     /// Sessions at once, those still in their handshake included. One more connection is
     /// closed with 11 before anything else is done for it.
     pub max_sessions: usize,
-    /// Sessions at once from one IP address (handshaking ones included); one more is
-    /// closed with 11.
+    /// Sessions at once from one IP address (handshaking ones included; IPv6 addresses
+    /// count by their /64 network, which one host usually has whole); one more is closed
+    /// with 11.
     pub max_sessions_per_ip: usize,
     /// Distinct paths announced across every session. A session whose announcement would
     /// pass it is closed with 11 (its announcements end with it).
@@ -132,6 +133,7 @@ impl Admission {
 
     /// Admits one more session from `ip`, or says which limit it would pass.
     pub(crate) fn admit(&self, ip: IpAddr, limits: &RelayLimits) -> Result<Admitted, String> {
+        let ip = network(ip);
         let mut counts = self.lock();
         if counts.total >= limits.max_sessions {
             return Err(format!(
@@ -152,6 +154,18 @@ impl Admission {
             admission: self.clone(),
             ip,
         })
+    }
+}
+
+/// The address sessions are counted by: an IPv4 address itself (also when mapped into
+/// IPv6), an IPv6 address's /64 network.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -193,5 +207,22 @@ mod tests {
         drop(a1);
         assert!(admission.admit(a, &limits).is_ok());
         assert_eq!(admission.lock().by_ip.len(), 2);
+    }
+
+    #[test]
+    fn ipv6_hosts_count_by_their_64_network() {
+        let admission = Admission::default();
+        let limits = RelayLimits::default().max_sessions_per_ip(1);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = admission.admit(a, &limits).unwrap();
+        assert!(admission.admit(b, &limits).is_err(), "same /64");
+        let _c = admission.admit(c, &limits).unwrap();
+        // An IPv4 address mapped into IPv6 is that IPv4 address.
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let _v4 = admission.admit(v4, &limits).unwrap();
+        assert!(admission.admit(mapped, &limits).is_err());
     }
 }

@@ -11,7 +11,9 @@ use moq_model::Path;
 use moq_proto::ErrorCode;
 use moq_relay::{AuthConfig, Relay, RelayConfig, RelayLimits, http};
 use moq_session::SessionConfig;
-use moq_transport_quinn::{Certificate, Congestion, Server, ServerConfig, TransportSettings};
+use moq_transport_quinn::{
+    Certificate, Congestion, Server, ServerConfig, TransportSettings, token_safe_log_filter,
+};
 use tracing_subscriber::EnvFilter;
 
 /// jemalloc, whose background thread returns freed memory to the system after a burst.
@@ -139,16 +141,18 @@ struct Args {
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
-    // The WebTransport library logs each CONNECT request, token included, at debug: it
-    // stays at info unless RUST_LOG asks for it by name.
     let level = match (verbose, quiet) {
         (0, 0) => "info",
-        (1, _) => "debug,web_transport_quinn=info",
-        (v, _) if v >= 2 => "trace,web_transport_quinn=info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
         (_, 1) => "warn",
         _ => "error",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // The WebTransport library logs each CONNECT request, token included, at debug: it stays
+    // at info unless the filter (RUST_LOG or the flags) names it.
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
+    let filter = EnvFilter::try_new(token_safe_log_filter(&spec))
+        .unwrap_or_else(|_| EnvFilter::new(token_safe_log_filter(level)));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -269,7 +273,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .max_subscriptions(args.max_subscriptions)
         .max_group_streams(args.max_group_streams);
     tracing::info!("{}", describe(&auth));
-    let relay = Relay::new(RelayConfig::default().with_session(session).with_auth(auth));
+    let limits = RelayLimits::default()
+        .max_sessions(args.max_sessions)
+        .max_sessions_per_ip(args.max_sessions_per_ip)
+        .max_announced(args.max_announced)
+        .max_subscriptions(args.max_total_subscriptions)
+        .max_memory(args.max_memory)
+        .max_group_bytes(args.max_group_bytes);
+    let relay = Relay::new(
+        RelayConfig::default()
+            .with_session(session)
+            .with_auth(auth)
+            .with_limits(limits),
+    );
 
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

@@ -122,20 +122,29 @@ impl Origins {
     /// tasks (queued on the same executor thread) waiting.
     pub async fn remove_session(&self, id: SessionId) -> usize {
         const BATCH: usize = 64;
-        let paths: Vec<Path> = match self.lock().by_session.remove(&id) {
-            Some(paths) => paths.into_iter().collect(),
-            None => return 0,
-        };
-        for batch in paths.chunks(BATCH) {
+        let mut removed = 0;
+        loop {
             {
+                // A batch at a time out of the index too: if this future is dropped between
+                // batches, `forget_session` still finds the rest.
                 let mut tables = self.lock();
-                for path in batch {
+                let Some(paths) = tables.by_session.get_mut(&id) else {
+                    return removed;
+                };
+                let batch: Vec<Path> = paths.iter().take(BATCH).cloned().collect();
+                for path in &batch {
+                    paths.remove(path);
+                }
+                if paths.is_empty() {
+                    tables.by_session.remove(&id);
+                }
+                for path in &batch {
                     tables.remove_owner(path, id);
                 }
+                removed += batch.len();
             }
             tokio::task::yield_now().await;
         }
-        paths.len()
     }
 
     /// [`remove_session`](Self::remove_session) at once, where waiting is not possible

@@ -322,7 +322,6 @@ impl Relay {
                 return;
             }
         };
-        let driver = tokio::spawn(driver.in_current_span());
         let root = access.permissions.root().clone();
         tracing::info!(?url, %root, "session started ({kind} from {remote})");
         self.inner.sessions().insert(
@@ -357,10 +356,13 @@ impl Relay {
                 session.announce(source);
             }
         }
+        // Run only now: a request the peer sent right after the handshake finds the router.
+        let driver = tokio::spawn(driver.in_current_span());
 
         let mut announced = session.announced(Path::empty());
         let mut shutdown = self.inner.shutdown.subscribe();
         let mut announcing = true;
+        let mut unannounced = 0;
         let expiry = expiry_sleep(access.expires);
         tokio::pin!(expiry);
         let end = loop {
@@ -387,7 +389,7 @@ impl Relay {
                     // still subscribe, so wait for the session's end.
                     Ok(None) | Err(_) => {
                         announcing = false;
-                        self.inner.origins.remove_session(id).await;
+                        unannounced += self.inner.origins.remove_session(id).await;
                     }
                 },
                 err = session.closed() => break End::Closed(err),
@@ -396,19 +398,25 @@ impl Relay {
                 () = async { let _ = shutdown.wait_for(Option::is_some).await; } => break End::Shutdown,
             }
         };
-        // Its paths end now, for everyone; one line says how many (each is at debug).
-        let unannounced = self.inner.origins.remove_session(id).await;
+        // Close first (a refused session must not be served a moment longer), then end its
+        // paths for everyone; one line says how many (each is at debug).
+        let shutdown_code = (*shutdown.borrow()).unwrap_or(ErrorCode::CANCEL);
+        match &end {
+            End::Closed(_) => {}
+            End::Refused(code, reason) => session.close_with_reason(*code, reason),
+            End::Shutdown => session.close(shutdown_code),
+        }
+        unannounced += self.inner.origins.remove_session(id).await;
         match end {
             End::Closed(err) => tracing::info!(%err, unannounced, "session ended"),
             End::Refused(code, reason) => {
-                tracing::info!(%code, unannounced, "closing session: {reason}");
-                session.close_with_reason(code, &reason);
+                tracing::info!(%code, unannounced, "closed the session: {reason}")
             }
-            End::Shutdown => {
-                let code = (*shutdown.borrow()).unwrap_or(ErrorCode::CANCEL);
-                tracing::info!(%code, unannounced, "closing session: the relay shuts down");
-                session.close(code);
-            }
+            End::Shutdown => tracing::info!(
+                code = %shutdown_code,
+                unannounced,
+                "closed the session: the relay shuts down"
+            ),
         }
         drop(announced);
         drop(registered);

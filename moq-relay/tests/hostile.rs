@@ -343,3 +343,65 @@ async fn an_endless_group_is_cut_at_the_memory_limits() {
         relay.stop().await;
     }
 }
+
+/// The binary's limit flags reach the relay: with `--max-sessions 1` a second session is
+/// turned away with 11.
+#[test]
+fn the_binarys_limit_flags_take_effect() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_moq-relay"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-self-sign",
+            "localhost",
+            "-q",
+        ])
+        .args(["--max-sessions", "1", "--max-memory", "1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(relay.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = runtime.block_on(async {
+        let client = moq_transport_quinn::Client::new(
+            moq_transport_quinn::ClientConfig::default()
+                .with_bind("127.0.0.1:0".parse().unwrap())
+                .with_trust(moq_transport_quinn::Trust::DangerousDisableVerify),
+        )
+        .unwrap();
+        let url = format!("moqf://127.0.0.1:{port}/");
+        let conn = client.connect(&url).await.unwrap();
+        let (_first, driver) = moq_session::Session::connect(conn).await.unwrap();
+        tokio::spawn(driver);
+        let conn = client.connect(&url).await.unwrap();
+        let refused = match moq_session::Session::connect(conn).await {
+            Err(Error::Transport(TransportError::ClosedByPeer { code, reason })) => (code, reason),
+            Ok(_) => panic!("a second session was admitted"),
+            Err(other) => panic!("{other:?}"),
+        };
+        client.close();
+        refused
+    });
+    let _ = relay.kill();
+    let _ = relay.wait();
+    assert_eq!(refused.0, ErrorCode::BOUNDS_EXCEEDED);
+    assert!(refused.1.contains("full (1 sessions)"), "{}", refused.1);
+}

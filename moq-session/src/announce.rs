@@ -3,6 +3,7 @@
 //! stream the peer opens.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use moq_model::{Announced, AnnouncedConsumer, AnnouncedSource, Error};
@@ -17,6 +18,9 @@ use crate::session::Shared;
 /// consumer, and so queues nothing): one of the session's own published paths, and one per
 /// source, including sources added while the stream runs.
 pub(crate) struct Merged {
+    shared: Arc<Shared>,
+    /// Its key in the session's table of merges waiting for new sources.
+    id: u64,
     prefix: Path,
     inputs: Vec<Input>,
     /// Sources of the session already made into inputs.
@@ -35,9 +39,15 @@ struct Input {
 
 impl Merged {
     /// The merge for an announce stream with `prefix`.
-    pub(crate) fn new(shared: &Shared, prefix: Path) -> Self {
-        let local = shared.lock().announced.consume(prefix.clone());
+    pub(crate) fn new(shared: &Arc<Shared>, prefix: Path) -> Self {
+        let mut state = shared.lock();
+        let local = state.announced.consume(prefix.clone());
+        let id = state.next_merge;
+        state.next_merge += 1;
+        drop(state);
         Self {
+            shared: shared.clone(),
+            id,
             prefix,
             inputs: vec![Input {
                 consumer: local,
@@ -55,9 +65,8 @@ impl Merged {
     pub(crate) fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
-        shared: &Shared,
     ) -> Poll<Result<Option<Announced>, Error>> {
-        self.add_sources(cx, shared);
+        self.add_sources(cx);
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Poll::Ready(Ok(Some(event)));
@@ -99,8 +108,8 @@ impl Merged {
 
     /// Makes inputs of the session's sources added since the last look, and asks to be
     /// woken when more are added.
-    fn add_sources(&mut self, cx: &mut Context<'_>, shared: &Shared) {
-        let mut state = shared.lock();
+    fn add_sources(&mut self, cx: &mut Context<'_>) {
+        let mut state = self.shared.lock();
         let sources: &[AnnouncedSource] = &state.announce_sources;
         for source in &sources[self.sources_seen..] {
             if let Some(consumer) = source.consume(self.prefix.clone()) {
@@ -111,12 +120,13 @@ impl Merged {
             }
         }
         self.sources_seen = sources.len();
-        if !state
-            .source_waiters
-            .iter()
-            .any(|waker| waker.will_wake(cx.waker()))
-        {
-            state.source_waiters.push(cx.waker().clone());
+        // One entry per merge, replaced at every poll and removed with the merge.
+        match state.source_waiters.get_mut(&self.id) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => *waker = cx.waker().clone(),
+            None => {
+                state.source_waiters.insert(self.id, cx.waker().clone());
+            }
         }
     }
 
@@ -140,5 +150,11 @@ impl Merged {
     /// True if some input has `path` active.
     fn held(&self, path: &Path) -> bool {
         self.inputs.iter().any(|input| input.active.contains(path))
+    }
+}
+
+impl Drop for Merged {
+    fn drop(&mut self) {
+        self.shared.lock().source_waiters.remove(&self.id);
     }
 }

@@ -69,10 +69,10 @@ pub struct SessionConfig {
     /// ([`Connection::setup_extensions`](crate::transport::Connection::setup_extensions));
     /// an id set here replaces the transport's. Default: none (as `moq-transfork` 0.5.0).
     pub extensions: Extensions,
-    /// A ceiling on the subscriptions served across several sessions (e.g. all of a
-    /// relay's), besides [`max_subscriptions`](Self::max_subscriptions) for this one: a
-    /// subscription past it is reset and stopped with code 11, as past the per-session one.
-    /// Default: none.
+    /// A ceiling on the requests served across several sessions (e.g. all of a relay's):
+    /// subscriptions, and Info and Fetch requests while they are answered, besides
+    /// [`max_subscriptions`](Self::max_subscriptions) for this one. One past it is reset and
+    /// stopped with code 11, as past the per-session one. Default: none.
     pub shared_subscriptions: Option<SharedLimit>,
 }
 

@@ -154,7 +154,7 @@ async fn serve_announce<S: SendStream, R: RecvStream>(
     let mut merged = Merged::new(&shared, prefix.clone());
     loop {
         let event = {
-            let next = std::pin::pin!(poll_fn(|cx| merged.poll_next(cx, &shared)));
+            let next = std::pin::pin!(poll_fn(|cx| merged.poll_next(cx)));
             let closed = std::pin::pin!(reader.closed());
             match select(next, closed).await {
                 Either::Left((event, _)) => event,
@@ -196,6 +196,9 @@ async fn serve_info<S: SendStream, R: RecvStream>(
         Ok(request) => request,
         Err(err) => return abort(&mut send, &mut reader, err.code()),
     };
+    let Ok(_shared_count) = shared_permit(&shared) else {
+        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
+    };
     let track = match resolve(&shared, Track::new(request.path)).await {
         Ok(track) => track,
         Err(code) => return abort(&mut send, &mut reader, code),
@@ -227,6 +230,9 @@ async fn serve_fetch<S: SendStream, R: RecvStream>(
     let fetch = match reader.required::<Fetch>().await {
         Ok(fetch) => fetch,
         Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    let Ok(_shared_count) = shared_permit(&shared) else {
+        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
     };
     // A path nobody published here is asked of the router, as Info is (a relay serves the
     // group from its cache of the upstream track, or refuses with its own code).
@@ -294,6 +300,16 @@ async fn unless_stopped<S: SendStream, T>(
     match select(wait, stop).await {
         Either::Left((value, _)) => Ok(value),
         Either::Right((code, _)) => Err(code),
+    }
+}
+
+/// A permit of [`SessionConfig::shared_subscriptions`], held while a subscription, an Info or
+/// a Fetch request is served (each may hold a track, and a relay's router an upstream
+/// subscription); `Ok(None)` without a shared limit, `Err` when it is reached.
+fn shared_permit(shared: &Shared) -> Result<Option<crate::SharedPermit>, ()> {
+    match &shared.config.shared_subscriptions {
+        Some(limit) => limit.try_acquire().map(Some).ok_or(()),
+        None => Ok(None),
     }
 }
 
@@ -479,16 +495,13 @@ async fn serve_subscribe<C: Connection>(
     else {
         return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
     };
-    let _shared_count = match &shared.config.shared_subscriptions {
-        Some(limit) => match limit.try_acquire() {
-            Some(permit) => Some(permit),
-            None => return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED),
-        },
-        None => None,
-    };
     let subscribe = match reader.required::<Subscribe>().await {
         Ok(subscribe) => subscribe,
         Err(err) => return abort(&mut send, &mut reader, err.code()),
+    };
+    // Taken once the request has arrived: a peer's stalled streams hold no shared permit.
+    let Ok(_shared_count) = shared_permit(&shared) else {
+        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
     };
     let mut wanted = Track::new(subscribe.path.clone());
     wanted.priority = subscribe.priority;

@@ -244,9 +244,11 @@ pub(crate) struct State {
     pub(crate) router: Option<RouterConsumer>,
     /// What the session publishes itself, announced to the peer's announce streams.
     pub(crate) announced: AnnouncedProducer,
-    /// More to announce ([`Session::announce`]), and the announce streams waiting for more.
+    /// More to announce ([`Session::announce`]), and the announce streams waiting for more
+    /// (by the id of their merge).
     pub(crate) announce_sources: Vec<AnnouncedSource>,
-    pub(crate) source_waiters: Vec<Waker>,
+    pub(crate) source_waiters: HashMap<u64, Waker>,
+    pub(crate) next_merge: u64,
     pub(crate) serving: usize,
     pub(crate) announce_streams: usize,
     pub(crate) group_streams_out: usize,
@@ -595,7 +597,9 @@ impl Session {
     pub fn announce(&self, source: impl Into<AnnouncedSource>) {
         let mut state = self.shared().lock();
         state.announce_sources.push(source.into());
-        for waker in std::mem::take(&mut state.source_waiters) {
+        let wakers: Vec<Waker> = state.source_waiters.values().cloned().collect();
+        drop(state);
+        for waker in wakers {
             waker.wake();
         }
     }

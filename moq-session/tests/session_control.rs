@@ -104,7 +104,11 @@ async fn announce_sources_merge_and_cost_nothing_until_asked() {
             Announced::Active(["shared"].into())
         ]
     );
-    assert_eq!(first.consumer_count(), 1, "one consumer, for the one stream");
+    assert_eq!(
+        first.consumer_count(),
+        1,
+        "one consumer, for the one stream"
+    );
     // A source added while the stream runs joins it; a path both have is reported once
     // and ends with the last of them.
     client.announce(second.source().rooted(&Path::empty()));

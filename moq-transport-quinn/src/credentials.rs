@@ -104,7 +104,7 @@ impl Credentials {
     pub fn to_extensions(&self) -> Extensions {
         let mut extensions = Extensions::new();
         if !self.root.is_empty() {
-            extensions.insert(Extensions::ROOT, Bytes::from(self.root.to_string()));
+            extensions.insert(Extensions::ROOT, Bytes::from(self.root.parts().join("/")));
         }
         if let Some(jwt) = &self.jwt {
             extensions.insert(Extensions::JWT, Bytes::from(jwt.clone()));
@@ -133,10 +133,18 @@ pub fn redact_url(url: &str) -> String {
         Some((query, fragment)) => (query, Some(fragment)),
         None => (query, None),
     };
+    // Names are compared percent-decoded, as `Url::query_pairs` reads them (`%6Awt` is
+    // `jwt` too).
     let query: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if name == JWT_QUERY => format!("{name}=<redacted>"),
+            Some((name, _))
+                if percent_encoding::percent_decode_str(&name.replace('+', " "))
+                    .decode_utf8_lossy()
+                    == JWT_QUERY =>
+            {
+                format!("{name}=<redacted>")
+            }
             _ => pair.to_owned(),
         })
         .collect();
@@ -146,6 +154,26 @@ pub fn redact_url(url: &str) -> String {
         out.push_str(fragment);
     }
     out
+}
+
+/// `spec`, a log filter (tracing's env-filter syntax, as in `RUST_LOG`), with
+/// web-transport-quinn's own logs kept at info unless `spec` names that crate: at debug it
+/// logs every CONNECT request whole, URL and token included.
+///
+/// ```
+/// use moq_transport_quinn::token_safe_log_filter;
+///
+/// assert_eq!(token_safe_log_filter("debug"), "debug,web_transport_quinn=info");
+/// assert_eq!(token_safe_log_filter("web_transport_quinn=debug"), "web_transport_quinn=debug");
+/// ```
+pub fn token_safe_log_filter(spec: &str) -> String {
+    if spec.contains("web_transport_quinn") {
+        spec.to_owned()
+    } else if spec.trim().is_empty() {
+        "web_transport_quinn=info".to_owned()
+    } else {
+        format!("{spec},web_transport_quinn=info")
+    }
 }
 
 /// `url` with its `jwt` query parameter set to `jwt` (replacing one it had).
@@ -164,14 +192,19 @@ pub fn with_jwt(url: &Url, jwt: &str) -> Url {
 }
 
 fn root_of(url: &Url) -> Path {
-    match url.path_segments() {
-        Some(segments) => parse_root(segments.map(|segment| {
+    // Decoded, then split on `/` again: `room%2Falice` is the root `room/alice` as on raw
+    // QUIC, whose extension carries the root as text joined by `/`.
+    let decoded: Vec<String> = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .map(|segment| {
             percent_encoding::percent_decode_str(segment)
                 .decode_utf8_lossy()
                 .into_owned()
-        })),
-        None => Path::empty(),
-    }
+        })
+        .collect();
+    parse_root(decoded.iter().flat_map(|segment| segment.split('/')))
 }
 
 fn jwt_of(url: &Url) -> Option<String> {
@@ -202,6 +235,7 @@ mod tests {
             ("https://h:1/my%20room/a?jwt=abc", "my room/a", Some("abc")),
             ("https://h:1/r?x=1&jwt=t.u.v&y=2", "r", Some("t.u.v")),
             ("https://h:1/r?jwt=", "r", None),
+            ("https://h:1/room%2Falice?jwt=t", "room/alice", Some("t")),
         ];
         for (url, root, jwt) in cases {
             let credentials = Credentials::from_url(&Url::parse(url).unwrap());
@@ -236,6 +270,15 @@ mod tests {
         assert_eq!(Credentials::from_url(&url).jwt.as_deref(), Some("new"));
         assert_eq!(url.query_pairs().filter(|(k, _)| k == "jwt").count(), 1);
         assert!(!redact_url(url.as_str()).contains("new"));
+        // A name spelled with percent-escapes is the same parameter.
+        let sneaky = "https://h/?%6Awt=secret";
+        assert_eq!(
+            Credentials::from_url(&Url::parse(sneaky).unwrap())
+                .jwt
+                .as_deref(),
+            Some("secret")
+        );
+        assert!(!redact_url(sneaky).contains("secret"));
         assert_eq!(
             redact_url("https://h/?jwt=a#frag"),
             "https://h/?jwt=<redacted>#frag"

@@ -111,7 +111,9 @@ pub mod webtransport;
 
 pub use client::{Client, ClientConfig, DEFAULT_PORT};
 pub use connection::{Connection, RecvStream, SendStream, TransportKind};
-pub use credentials::{Credentials, CredentialsError, JWT_QUERY, redact_url, with_jwt};
+pub use credentials::{
+    Credentials, CredentialsError, JWT_QUERY, redact_url, token_safe_log_filter, with_jwt,
+};
 pub use error::{AcceptError, ConfigError, ConnectError};
 pub use server::{Request, Server, ServerConfig};
 pub use settings::{Congestion, TransportSettings};
