@@ -218,9 +218,11 @@ pub(crate) struct GroupLimits {
 pub(crate) struct GroupState {
     /// How many frames have been appended (every slot below is set).
     pub(crate) len: usize,
-    /// Payload bytes charged against the group's limits (a chunked frame's declared size
-    /// from its creation on).
+    /// Payload bytes charged against the group's limits.
     charged: usize,
+    /// The limits (here, behind the lock that charging takes anyway, and off the cache
+    /// lines that lock-free readers use).
+    limits: GroupLimits,
     /// The segment the next frame goes into (`None`: the group's first segment).
     tail: Option<Arc<Segment>>,
     /// Frames written in chunks, by [`FrameSlot::Chunked::index`].
@@ -276,15 +278,15 @@ pub(crate) struct GroupShared {
     aborted: OwnLine<AtomicBool>,
     /// The first segment of the frame list.
     pub(crate) head: Segment,
-    limits: GroupLimits,
     pub(crate) state: Lock<GroupState>,
 }
 
 impl Drop for GroupShared {
     /// Gives the group's bytes back to its budget.
     fn drop(&mut self) {
-        if let Some(budget) = &self.limits.budget {
-            budget.refund(self.state.get_mut().charged);
+        let state = self.state.get_mut();
+        if let Some(budget) = &state.limits.budget {
+            budget.refund(state.charged);
         }
     }
 }
@@ -295,13 +297,13 @@ impl GroupShared {
             sequence,
             bytes: OwnLine(AtomicUsize::new(0)),
             aborted: OwnLine(AtomicBool::new(false)),
-            limits: GroupLimits {
-                max_bytes: usize::MAX,
-                budget: None,
-            },
             state: Lock::new(GroupState {
                 len: 0,
                 charged: 0,
+                limits: GroupLimits {
+                    max_bytes: usize::MAX,
+                    budget: None,
+                },
                 tail: None,
                 chunked: Vec::new(),
                 end: None,
@@ -313,7 +315,7 @@ impl GroupShared {
 
     /// The group with these limits.
     pub(crate) fn with_limits(mut self, limits: GroupLimits) -> Self {
-        self.limits = limits;
+        self.state.get_mut().limits = limits;
         self
     }
 
@@ -323,9 +325,9 @@ impl GroupShared {
         let within_group = state
             .charged
             .checked_add(bytes)
-            .is_some_and(|total| total <= self.limits.max_bytes);
+            .is_some_and(|total| total <= state.limits.max_bytes);
         let within_budget = within_group
-            && self
+            && state
                 .limits
                 .budget
                 .as_ref()
@@ -344,7 +346,7 @@ impl GroupShared {
         if state
             .charged
             .checked_add(bytes)
-            .is_some_and(|total| total <= self.limits.max_bytes)
+            .is_some_and(|total| total <= state.limits.max_bytes)
         {
             return Ok(());
         }
