@@ -672,6 +672,22 @@ impl GroupConsumer {
         Poll::Pending
     }
 
+    /// Whether the group has ended (finished, aborted, or its producer dropped), without
+    /// waiting: [`closed`](Self::closed) would be ready. Frames may still be unread.
+    ///
+    /// ```
+    /// use moq_model::Group;
+    ///
+    /// let (mut producer, consumer) = Group::new(0).produce();
+    /// producer.write_frame("a").unwrap();
+    /// assert!(!consumer.is_closed());
+    /// producer.finish();
+    /// assert!(consumer.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.lock().end.is_some()
+    }
+
     /// Waits until the group has ended: `Ok(())` when it was finished (or its producer
     /// dropped), the error when it was aborted. Frames may still be unread.
     ///

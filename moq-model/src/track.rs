@@ -593,6 +593,21 @@ impl TrackConsumer {
         self.shared.state.lock().stats()
     }
 
+    /// Whether the track has ended (finished, aborted, or its producer dropped), without
+    /// waiting: [`closed`](Self::closed) would be ready. Cached groups may still be unread.
+    ///
+    /// ```
+    /// use moq_model::Track;
+    ///
+    /// let (producer, consumer) = Track::new("clock").produce();
+    /// assert!(!consumer.is_closed());
+    /// drop(producer);
+    /// assert!(consumer.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.lock().end.is_some()
+    }
+
     /// Waits until the track has ended: `Ok(())` when its producer finished or was dropped,
     /// the error when it was aborted. Cached groups may still be unread.
     ///

@@ -90,18 +90,16 @@ assert_eq!(received.read_frame().await?.unwrap(), "12:00");
 //! interoperability notes.
 #![forbid(unsafe_code)]
 
-mod announce;
 mod config;
 mod error;
-mod fetch;
-mod publisher;
+mod publish;
 mod session;
 mod stream;
-mod subscriber;
+mod subscribe;
 pub mod transport;
 
 pub use config::{SessionConfig, SharedLimit, SharedPermit, Sleep};
 pub use error::Error;
-pub use fetch::Fetched;
-pub use publisher::group_priority;
+pub use publish::group_priority;
 pub use session::{Session, SessionDriver, SessionStats};
+pub use subscribe::fetch::Fetched;

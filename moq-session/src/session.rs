@@ -22,8 +22,9 @@ use moq_proto::{
 };
 
 use crate::stream::{Reader, Sender, abort};
+use crate::subscribe::{self, fetch};
 use crate::transport::{Connection, RecvStream, TransportError};
-use crate::{Error, Fetched, SessionConfig, fetch, publisher, subscriber};
+use crate::{Error, Fetched, SessionConfig, publish};
 
 /// A MoQ Transfork session: one connection, over which both sides may publish and
 /// subscribe.
@@ -150,7 +151,7 @@ impl<C: Connection> Ops for Ops_<C> {
         message: Subscribe,
         unused: BoxFuture<'static, ()>,
     ) -> BoxFuture<'static, ()> {
-        Box::pin(subscriber::run_subscribe(
+        Box::pin(subscribe::run_subscribe(
             self.0.clone(),
             shared,
             message,
@@ -165,7 +166,7 @@ impl<C: Connection> Ops for Ops_<C> {
         prefix: Path,
         unused: BoxFuture<'static, ()>,
     ) -> BoxFuture<'static, ()> {
-        Box::pin(subscriber::run_announced(
+        Box::pin(subscribe::run_announced(
             self.0.clone(),
             shared,
             id,
@@ -175,7 +176,7 @@ impl<C: Connection> Ops for Ops_<C> {
     }
 
     fn info(&self, shared: Arc<Shared>, path: Path) -> BoxFuture<'static, Result<Info, Error>> {
-        Box::pin(subscriber::request_info(self.0.clone(), shared, path))
+        Box::pin(subscribe::request_info(self.0.clone(), shared, path))
     }
 
     fn fetch(
@@ -263,7 +264,7 @@ pub(crate) struct State {
     pub(crate) group_streams_in: usize,
     pub(crate) group_drops_received: u64,
     /// Group streams accepted whose header is not read yet, by the number of their accept,
-    /// and who waits for some of them (see `subscriber::settle_group_streams`).
+    /// and who waits for some of them (see `subscribe::settle_group_streams`).
     pub(crate) groups_accepted: u64,
     pub(crate) headers_pending: BTreeMap<u64, HeaderWait>,
     pub(crate) header_waiters: Vec<Waker>,
@@ -509,7 +510,7 @@ impl Session {
             if state
                 .tracks
                 .get(&path)
-                .is_some_and(|published| !has_ended(&published.value))
+                .is_some_and(|published| !published.value.is_closed())
             {
                 return Err(moq_model::Error::Duplicate.into());
             }
@@ -995,14 +996,6 @@ impl Drop for SessionDriver {
     }
 }
 
-/// Whether the track's producer has ended (checked without waiting).
-fn has_ended(track: &TrackConsumer) -> bool {
-    let closed = std::pin::pin!(track.closed());
-    closed
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_ready()
-}
-
 /// The session stream after the handshake (WIRE.md §4.2): we never write on it again (0.4
 /// to 0.8 peers parse anything there as Info and die on most bytes), read and ignore
 /// well-formed Info messages, and close the session when it ends: FIN → code 0, reset → 4,
@@ -1024,7 +1017,7 @@ async fn run_session_stream<R: RecvStream>(shared: Arc<Shared>, mut reader: Read
 /// Accepts the peer's bidirectional streams and serves each as a task.
 async fn accept_bi<C: Connection>(conn: C, shared: Arc<Shared>) {
     while let Ok((send, recv)) = conn.accept_bi().await {
-        let task = publisher::run_bi(conn.clone(), shared.clone(), send, recv);
+        let task = publish::run_bi(conn.clone(), shared.clone(), send, recv);
         shared.spawn(Box::pin(task));
     }
 }
@@ -1032,7 +1025,7 @@ async fn accept_bi<C: Connection>(conn: C, shared: Arc<Shared>) {
 /// Accepts the peer's unidirectional (group) streams and reads each as a task.
 async fn accept_uni<C: Connection>(conn: C, shared: Arc<Shared>) {
     while let Ok(recv) = conn.accept_uni().await {
-        subscriber::spawn_group(&shared, recv);
+        subscribe::spawn_group(&shared, recv);
     }
 }
 

@@ -15,6 +15,10 @@ use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfi
 use crate::Error;
 use crate::transport::{RecvStream, SendStream};
 
+/// The QUIC priority of control streams: above any group stream, so that Info reaches the
+/// subscriber before the first group (WIRE.md §7.3).
+pub(crate) const CONTROL_PRIORITY: i32 = i32::MAX;
+
 /// Bytes of the block group-stream headers are cut from (see [`Sender::for_group`]).
 const HEADER_BLOCK: usize = 1024;
 

@@ -9,9 +9,8 @@ use futures_util::future::BoxFuture;
 use moq_proto::{ErrorCode, Fetch, StreamBi};
 
 use crate::Error;
-use crate::publisher::CONTROL_PRIORITY;
 use crate::session::Shared;
-use crate::stream::Sender;
+use crate::stream::{CONTROL_PRIORITY, Sender};
 use crate::transport::{Connection, RecvStream, TransportError};
 
 /// The reply to a Fetch request ([`Session::fetch`](crate::Session::fetch)): the group's

@@ -1,5 +1,5 @@
-//! The subscriber side: our subscribe, announce and info streams, and the group streams we
-//! receive.
+//! The subscriber side: our subscribe, announce, info and fetch streams, and the group
+//! streams we receive.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -14,10 +14,11 @@ use moq_proto::{
 };
 
 use crate::Error;
-use crate::publisher::CONTROL_PRIORITY;
 use crate::session::{HeaderWait, Shared};
-use crate::stream::{Reader, Sender, abort};
+use crate::stream::{CONTROL_PRIORITY, Reader, Sender, abort};
 use crate::transport::{Connection, RecvStream, TransportError};
+
+pub(crate) mod fetch;
 
 /// Runs one of our subscriptions (WIRE.md §4.4) until the publisher ends it, it fails, or
 /// its last consumer goes; then removes it and ends its track (cleanly, or with the error).
