@@ -599,7 +599,7 @@ impl TrackConsumer {
     /// ```
     /// use moq_model::Track;
     ///
-    /// let (producer, consumer) = Track::new("clock").produce();
+    /// let (producer, consumer) = Track::new(["clock"]).produce();
     /// assert!(!consumer.is_closed());
     /// drop(producer);
     /// assert!(consumer.is_closed());
