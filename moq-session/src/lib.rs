@@ -94,6 +94,7 @@ mod config;
 mod error;
 mod publish;
 mod session;
+mod state;
 mod stream;
 mod subscribe;
 pub mod transport;

@@ -1,26 +1,25 @@
 //! [`Session`] (the handle) and [`SessionDriver`] (the future that runs it), and the state
 //! they share.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::task::AtomicWaker;
 use moq_model::{
     AnnouncedConsumer, AnnouncedProducer, AnnouncedSource, BroadcastConsumer, RouterConsumer,
-    Track, TrackConsumer, TrackProducer,
+    Track, TrackConsumer,
 };
 use moq_proto::{
     ErrorCode, Extensions, Fetch, Info, Path, SessionClient, SessionServer, StreamBi, Subscribe,
     SubscribeUpdate, Version,
 };
 
+use crate::state::{Published, Shared, Sub};
 use crate::stream::{Reader, Sender, abort};
 use crate::subscribe::{self, fetch};
 use crate::transport::{Connection, RecvStream, TransportError};
@@ -188,155 +187,6 @@ impl<C: Connection> Ops for Ops_<C> {
     }
 }
 
-/// What the handles, the driver and every task share.
-pub(crate) struct Shared {
-    pub(crate) config: SessionConfig,
-    /// The extensions of the peer's setup message.
-    peer_extensions: Extensions,
-    ops: Box<dyn Ops>,
-    state: Mutex<State>,
-    driver: AtomicWaker,
-    tasks: AtomicUsize,
-    /// The send half of the session stream, never written after the handshake. Held here,
-    /// not by a task, so that it outlives the driver's shutdown: dropping it would reset or
-    /// finish it, and a peer that sees that before our connection close (WebTransport can
-    /// deliver them in either order) would end the session with code 4 or 0 instead of ours.
-    _session_send: Mutex<Box<dyn std::any::Any + Send>>,
-}
-
-/// One of our subscriptions.
-pub(crate) struct Sub {
-    pub(crate) path: Path,
-    pub(crate) producer: TrackProducer,
-    /// Group streams being received for it.
-    pub(crate) groups: usize,
-    /// The publisher's view of the track, once its Info arrived.
-    pub(crate) info: Option<Info>,
-    /// A SubscribeUpdate not yet written (only the latest one is kept), and the task that
-    /// writes it.
-    pub(crate) update: Option<SubscribeUpdate>,
-    pub(crate) update_waker: Option<Waker>,
-}
-
-/// A group stream whose header is not read yet: how often its reader found no data to read,
-/// and the reader's waker from the last time.
-#[derive(Default)]
-pub(crate) struct HeaderWait {
-    pub(crate) starved: u64,
-    pub(crate) waker: Option<Waker>,
-}
-
-/// A published track or broadcast; `generation` tells a re-publication apart.
-pub(crate) struct Published<T> {
-    pub(crate) generation: u64,
-    pub(crate) value: T,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    pub(crate) closed: Option<Error>,
-    closed_wakers: Vec<Waker>,
-    spawn: Vec<BoxFuture<'static, ()>>,
-
-    // Publishing.
-    pub(crate) tracks: HashMap<Path, Published<TrackConsumer>>,
-    pub(crate) broadcasts: HashMap<Path, Published<BroadcastConsumer>>,
-    next_generation: u64,
-    pub(crate) router: Option<RouterConsumer>,
-    /// What the session publishes itself, announced to the peer's announce streams.
-    pub(crate) announced: AnnouncedProducer,
-    /// More to announce ([`Session::announce`]), and the announce streams waiting for more
-    /// (by the id of their merge).
-    pub(crate) announce_sources: Vec<AnnouncedSource>,
-    pub(crate) source_waiters: HashMap<u64, Waker>,
-    pub(crate) next_merge: u64,
-    pub(crate) serving: usize,
-    pub(crate) announce_streams: usize,
-    pub(crate) group_streams_out: usize,
-    pub(crate) group_drops_sent: u64,
-
-    // Subscribing.
-    next_id: u64,
-    pub(crate) subs: HashMap<u64, Sub>,
-    pub(crate) sub_paths: HashMap<Path, u64>,
-    next_announced: u64,
-    pub(crate) announced_in: HashMap<u64, AnnouncedProducer>,
-    pub(crate) group_streams_in: usize,
-    pub(crate) group_drops_received: u64,
-    /// Group streams accepted whose header is not read yet, by the number of their accept,
-    /// and who waits for some of them (see `subscribe::settle_group_streams`).
-    pub(crate) groups_accepted: u64,
-    pub(crate) headers_pending: BTreeMap<u64, HeaderWait>,
-    pub(crate) header_waiters: Vec<Waker>,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `task` on the driver. Dropped at once if the session is closed.
-    pub(crate) fn spawn(&self, task: BoxFuture<'static, ()>) {
-        let mut state = self.lock();
-        if state.closed.is_some() {
-            drop(state);
-            drop(task);
-            return;
-        }
-        state.spawn.push(task);
-        drop(state);
-        self.driver.wake();
-    }
-
-    /// Ends the session: records why, closes the connection with `code`, wakes the driver
-    /// (which aborts every subscription with the error and drops every stream).
-    pub(crate) fn close(&self, error: Error, code: ErrorCode, reason: &str) {
-        let mut state = self.lock();
-        if state.closed.is_some() {
-            return;
-        }
-        state.closed = Some(error);
-        let wakers = std::mem::take(&mut state.closed_wakers);
-        drop(state);
-        self.ops.close(code, reason);
-        for waker in wakers {
-            waker.wake();
-        }
-        self.driver.wake();
-    }
-
-    /// Closes the session because of `error` seen on the connection or the session stream
-    /// (WIRE.md §4.2: FIN → 0, reset or connection error → 4, decode → 5).
-    pub(crate) fn fail(&self, error: Error) {
-        let code = error.code();
-        let reason = error.to_string();
-        self.close(error, code, &reason);
-    }
-
-    pub(crate) fn closed_error(&self) -> Option<Error> {
-        self.lock().closed.clone()
-    }
-
-    /// The track published under `path`, directly or in a broadcast; no router.
-    pub(crate) fn published(&self, path: &Path) -> Option<TrackConsumer> {
-        let state = self.lock();
-        if let Some(published) = state.tracks.get(path) {
-            return Some(published.value.clone());
-        }
-        // The longest matching broadcast prefix wins.
-        let mut best: Option<(usize, TrackConsumer)> = None;
-        for (prefix, published) in &state.broadcasts {
-            if prefix.len() >= best.as_ref().map_or(0, |(len, _)| *len)
-                && let Some(name) = path.strip_prefix(prefix)
-                && let Ok(track) = published.value.track(&name)
-            {
-                best = Some((prefix.len(), track));
-            }
-        }
-        best.map(|(_, track)| track)
-    }
-}
-
 impl Session {
     /// Connects as the client over `conn` with the default [`SessionConfig`]: opens the
     /// session stream and runs the handshake (WIRE.md §4.2).
@@ -460,15 +310,12 @@ impl Session {
         reader: Reader<C::RecvStream>,
         peer_extensions: Extensions,
     ) -> (Session, SessionDriver) {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             config,
             peer_extensions,
-            ops: Box::new(Ops_(conn.clone())),
-            state: Mutex::new(State::default()),
-            driver: AtomicWaker::new(),
-            tasks: AtomicUsize::new(0),
-            _session_send: Mutex::new(Box::new(send)),
-        });
+            Box::new(Ops_(conn.clone())),
+            Box::new(send),
+        ));
         let tasks = FuturesUnordered::new();
         tasks.push(Box::pin(run_session_stream(shared.clone(), reader)) as BoxFuture<'static, ()>);
         tasks.push(Box::pin(accept_bi(conn.clone(), shared.clone())));
@@ -508,22 +355,23 @@ impl Session {
             // A track whose producer already ended may still be listed (its watcher has not
             // run yet): it can be replaced.
             if state
+                .publish
                 .tracks
                 .get(&path)
                 .is_some_and(|published| !published.value.is_closed())
             {
                 return Err(moq_model::Error::Duplicate.into());
             }
-            let generation = state.next_generation;
-            state.next_generation += 1;
-            state.tracks.insert(
+            let generation = state.publish.next_generation;
+            state.publish.next_generation += 1;
+            state.publish.tracks.insert(
                 path.clone(),
                 Published {
                     generation,
                     value: track.clone(),
                 },
             );
-            state.announced.announce(path.clone());
+            state.publish.announced.announce(path.clone());
             generation
         };
         let watcher = shared.clone();
@@ -532,12 +380,13 @@ impl Session {
             drop(track);
             let mut state = watcher.lock();
             if state
+                .publish
                 .tracks
                 .get(&path)
                 .is_some_and(|p| p.generation == generation)
             {
-                state.tracks.remove(&path);
-                state.announced.unannounce(&path);
+                state.publish.tracks.remove(&path);
+                state.publish.announced.unannounce(&path);
             }
         }));
         Ok(())
@@ -556,19 +405,19 @@ impl Session {
             if let Some(err) = &state.closed {
                 return Err(err.clone());
             }
-            if state.broadcasts.contains_key(&path) {
+            if state.publish.broadcasts.contains_key(&path) {
                 return Err(moq_model::Error::Duplicate.into());
             }
-            let generation = state.next_generation;
-            state.next_generation += 1;
-            state.broadcasts.insert(
+            let generation = state.publish.next_generation;
+            state.publish.next_generation += 1;
+            state.publish.broadcasts.insert(
                 path.clone(),
                 Published {
                     generation,
                     value: broadcast.clone(),
                 },
             );
-            state.announced.announce(path.clone());
+            state.publish.announced.announce(path.clone());
             generation
         };
         let watcher = shared.clone();
@@ -576,12 +425,13 @@ impl Session {
             broadcast.closed().await;
             let mut state = watcher.lock();
             if state
+                .publish
                 .broadcasts
                 .get(&path)
                 .is_some_and(|p| p.generation == generation)
             {
-                state.broadcasts.remove(&path);
-                state.announced.unannounce(&path);
+                state.publish.broadcasts.remove(&path);
+                state.publish.announced.unannounce(&path);
             }
         }));
         Ok(())
@@ -597,8 +447,8 @@ impl Session {
     /// [`AnnouncedConsumer`] converts into the source of what it follows.
     pub fn announce(&self, source: impl Into<AnnouncedSource>) {
         let mut state = self.shared().lock();
-        state.announce_sources.push(source.into());
-        let wakers: Vec<Waker> = state.source_waiters.values().cloned().collect();
+        state.publish.announce_sources.push(source.into());
+        let wakers: Vec<Waker> = state.publish.source_waiters.values().cloned().collect();
         drop(state);
         for waker in wakers {
             waker.wake();
@@ -610,7 +460,7 @@ impl Session {
     /// order and expiry; a rejection resets the peer's subscription with the error's code.
     /// Replaces a router set before.
     pub fn route(&self, router: RouterConsumer) {
-        self.shared().lock().router = Some(router);
+        self.shared().lock().publish.router = Some(router);
     }
 
     /// Subscribes to `track` (its path, and our priority, group order and expiry), and
@@ -636,13 +486,14 @@ impl Session {
             return consumer;
         }
         if let Some(sub) = state
+            .subscribe
             .sub_paths
             .get(&track.path)
-            .and_then(|id| state.subs.get(id))
+            .and_then(|id| state.subscribe.subs.get(id))
         {
             return sub.producer.consume();
         }
-        if state.subs.len() >= shared.config.max_subscriptions {
+        if state.subscribe.subs.len() >= shared.config.max_subscriptions {
             drop(state);
             let (producer, consumer) = track.produce();
             producer.abort(moq_model::Error::BoundsExceeded);
@@ -650,8 +501,8 @@ impl Session {
         }
         // WIRE.md §7.1: ids from 0 upward, never reused; registered before Subscribe is
         // sent, so group streams that overtake the Info are accepted (§7.3).
-        let id = state.next_id;
-        state.next_id += 1;
+        let id = state.subscribe.next_id;
+        state.subscribe.next_id += 1;
         let message = Subscribe {
             id,
             path: track.path.clone(),
@@ -663,8 +514,8 @@ impl Session {
         };
         let (producer, consumer) = track.produce();
         let unused = Box::pin(producer.unused_owned());
-        state.sub_paths.insert(message.path.clone(), id);
-        state.subs.insert(
+        state.subscribe.sub_paths.insert(message.path.clone(), id);
+        state.subscribe.subs.insert(
             id,
             Sub {
                 path: message.path.clone(),
@@ -701,10 +552,10 @@ impl Session {
             producer.abort(error);
             return consumer;
         }
-        let id = state.next_announced;
-        state.next_announced += 1;
+        let id = state.subscribe.next_announced;
+        state.subscribe.next_announced += 1;
         let unused = Box::pin(producer.unused_owned());
-        state.announced_in.insert(id, producer);
+        state.subscribe.announced_in.insert(id, producer);
         drop(state);
         let task = shared.ops.announced(shared.clone(), id, prefix, unused);
         shared.spawn(task);
@@ -839,17 +690,17 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
         let shared = self.shared();
         let state = shared.lock();
         SessionStats {
-            subscriptions: state.subs.len(),
-            serving: state.serving,
-            announce_streams: state.announce_streams,
-            announced: state.announced_in.len(),
-            group_streams_in: state.group_streams_in,
-            group_streams_out: state.group_streams_out,
-            published: state.tracks.len() + state.broadcasts.len(),
+            subscriptions: state.subscribe.subs.len(),
+            serving: state.publish.serving,
+            announce_streams: state.publish.announce_streams,
+            announced: state.subscribe.announced_in.len(),
+            group_streams_in: state.subscribe.group_streams_in,
+            group_streams_out: state.publish.group_streams_out,
+            published: state.publish.tracks.len() + state.publish.broadcasts.len(),
             tasks: shared.tasks.load(Ordering::Relaxed),
-            next_subscribe_id: state.next_id,
-            group_drops_received: state.group_drops_received,
-            group_drops_sent: state.group_drops_sent,
+            next_subscribe_id: state.subscribe.next_id,
+            group_drops_received: state.subscribe.group_drops_received,
+            group_drops_sent: state.publish.group_drops_sent,
         }
     }
 
@@ -867,10 +718,11 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
     pub fn update_subscription(&self, track: &Track) -> bool {
         let mut state = self.shared().lock();
         let Some(sub) = state
+            .subscribe
             .sub_paths
             .get(&track.path)
             .copied()
-            .and_then(|id| state.subs.get_mut(&id))
+            .and_then(|id| state.subscribe.subs.get_mut(&id))
         else {
             return false;
         };
@@ -891,8 +743,8 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
     /// it arrived; `None` before, or if there is no such subscription.
     pub fn subscription_info(&self, path: &Path) -> Option<Info> {
         let state = self.shared().lock();
-        let id = state.sub_paths.get(path)?;
-        state.subs.get(id)?.info.clone()
+        let id = state.subscribe.sub_paths.get(path)?;
+        state.subscribe.subs.get(id)?.info.clone()
     }
 }
 
@@ -911,15 +763,15 @@ impl SessionDriver {
     fn shutdown(&mut self, error: &Error) {
         let (subs, announced, spawn) = {
             let mut state = self.shared.lock();
-            state.sub_paths.clear();
-            state.tracks.clear();
-            state.broadcasts.clear();
-            state.router = None;
-            state.announce_sources.clear();
-            state.source_waiters.clear();
+            state.subscribe.sub_paths.clear();
+            state.publish.tracks.clear();
+            state.publish.broadcasts.clear();
+            state.publish.router = None;
+            state.publish.announce_sources.clear();
+            state.publish.source_waiters.clear();
             (
-                std::mem::take(&mut state.subs),
-                std::mem::take(&mut state.announced_in),
+                std::mem::take(&mut state.subscribe.subs),
+                std::mem::take(&mut state.subscribe.announced_in),
                 std::mem::take(&mut state.spawn),
             )
         };

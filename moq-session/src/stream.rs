@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
 use futures_util::task::AtomicWaker;
-use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfig};
+use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfig, StreamBi};
 
 use crate::Error;
 use crate::transport::{RecvStream, SendStream};
@@ -18,6 +18,21 @@ use crate::transport::{RecvStream, SendStream};
 /// The QUIC priority of control streams: above any group stream, so that Info reaches the
 /// subscriber before the first group (WIRE.md §7.3).
 pub(crate) const CONTROL_PRIORITY: i32 = i32::MAX;
+
+/// Starts a control stream we opened (WIRE.md §4.1): at [`CONTROL_PRIORITY`], with its type
+/// and first message written. On an error the stream is reset as the sender drops.
+pub(crate) async fn start_control<S: SendStream>(
+    send: S,
+    kind: StreamBi,
+    first: &impl Encode,
+) -> Result<Sender<S>, Error> {
+    let mut send = Sender::new(send);
+    send.set_priority(CONTROL_PRIORITY);
+    send.encode(&kind);
+    send.encode(first);
+    send.flush().await?;
+    Ok(send)
+}
 
 /// Bytes of the block group-stream headers are cut from (see [`Sender::for_group`]).
 const HEADER_BLOCK: usize = 1024;

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use moq_model::{Announced, AnnouncedConsumer, AnnouncedSource, Error};
 use moq_proto::Path;
 
-use crate::session::Shared;
+use crate::state::Shared;
 
 /// The announcements one announce stream reports: every input's paths under the stream's
 /// prefix, each path once while at least one input has it.
@@ -41,9 +41,9 @@ impl Merged {
     /// The merge for an announce stream with `prefix`.
     pub(crate) fn new(shared: &Arc<Shared>, prefix: Path) -> Self {
         let mut state = shared.lock();
-        let local = state.announced.consume(prefix.clone());
-        let id = state.next_merge;
-        state.next_merge += 1;
+        let local = state.publish.announced.consume(prefix.clone());
+        let id = state.publish.next_merge;
+        state.publish.next_merge += 1;
         drop(state);
         Self {
             shared: shared.clone(),
@@ -110,7 +110,7 @@ impl Merged {
     /// woken when more are added.
     fn add_sources(&mut self, cx: &mut Context<'_>) {
         let mut state = self.shared.lock();
-        let sources: &[AnnouncedSource] = &state.announce_sources;
+        let sources: &[AnnouncedSource] = &state.publish.announce_sources;
         for source in &sources[self.sources_seen..] {
             if let Some(consumer) = source.consume(self.prefix.clone()) {
                 self.inputs.push(Input {
@@ -121,11 +121,14 @@ impl Merged {
         }
         self.sources_seen = sources.len();
         // One entry per merge, replaced at every poll and removed with the merge.
-        match state.source_waiters.get_mut(&self.id) {
+        match state.publish.source_waiters.get_mut(&self.id) {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             Some(waker) => *waker = cx.waker().clone(),
             None => {
-                state.source_waiters.insert(self.id, cx.waker().clone());
+                state
+                    .publish
+                    .source_waiters
+                    .insert(self.id, cx.waker().clone());
             }
         }
     }
@@ -155,6 +158,6 @@ impl Merged {
 
 impl Drop for Merged {
     fn drop(&mut self) {
-        self.shared.lock().source_waiters.remove(&self.id);
+        self.shared.lock().publish.source_waiters.remove(&self.id);
     }
 }

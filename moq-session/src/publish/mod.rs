@@ -8,7 +8,7 @@ use futures_util::future::{Either, select};
 use moq_model::{Announced, Track, TrackConsumer};
 use moq_proto::{Announce, AnnounceInterest, ErrorCode, Fetch, Frame, Info, InfoRequest, StreamBi};
 
-use crate::session::Shared;
+use crate::state::Shared;
 use crate::stream::{CONTROL_PRIORITY, Reader, Sender, abort};
 use crate::transport::{Connection, RecvStream, SendStream};
 use announce::Merged;
@@ -47,7 +47,7 @@ pub(crate) async fn run_bi<C: Connection>(
 /// Decrements a counter of the shared state when dropped.
 struct Counted {
     shared: Arc<Shared>,
-    which: fn(&mut crate::session::State) -> &mut usize,
+    which: fn(&mut crate::state::State) -> &mut usize,
 }
 
 impl Counted {
@@ -55,7 +55,7 @@ impl Counted {
     fn acquire(
         shared: &Arc<Shared>,
         max: usize,
-        which: fn(&mut crate::session::State) -> &mut usize,
+        which: fn(&mut crate::state::State) -> &mut usize,
     ) -> Option<Self> {
         let mut state = shared.lock();
         let count = which(&mut state);
@@ -87,7 +87,7 @@ async fn serve_announce<S: SendStream, R: RecvStream>(
     mut reader: Reader<R>,
 ) {
     let Some(_count) = Counted::acquire(&shared, shared.config.max_announce_streams, |s| {
-        &mut s.announce_streams
+        &mut s.publish.announce_streams
     }) else {
         return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
     };
@@ -264,7 +264,7 @@ async fn resolve(shared: &Shared, track: Track) -> Result<TrackConsumer, ErrorCo
     if let Some(published) = shared.published(&track.path) {
         return Ok(published);
     }
-    let router = shared.lock().router.clone();
+    let router = shared.lock().publish.router.clone();
     let Some(router) = router else {
         return Err(ErrorCode::NOT_FOUND);
     };

@@ -14,7 +14,7 @@ use moq_proto::{ErrorCode, Frame, Group, StreamUni, Subscribe, SubscribeUpdate};
 use super::scheduler::{Action, Scheduler, Sent};
 use super::{Counted, info, resolve, shared_permit, unless_stopped};
 use crate::Error;
-use crate::session::Shared;
+use crate::state::Shared;
 use crate::stream::{Cancel, Priority, Reader, Sender, abort};
 use crate::transport::{Connection, TransportError};
 
@@ -26,9 +26,9 @@ pub(super) async fn serve_subscribe<C: Connection>(
     mut send: Sender<C::SendStream>,
     mut reader: Reader<C::RecvStream>,
 ) {
-    let Some(_count) =
-        Counted::acquire(&shared, shared.config.max_subscriptions, |s| &mut s.serving)
-    else {
+    let Some(_count) = Counted::acquire(&shared, shared.config.max_subscriptions, |s| {
+        &mut s.publish.serving
+    }) else {
         return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
     };
     let subscribe = match reader.required::<Subscribe>().await {
@@ -254,7 +254,7 @@ impl<C: Connection> Serving<C> {
                     }
                 }
                 Action::Drop(drop) => {
-                    self.shared.lock().group_drops_sent += 1;
+                    self.shared.lock().publish.group_drops_sent += 1;
                     send.write_message(&drop).await.map_err(|_| ())?;
                 }
             }
@@ -279,7 +279,7 @@ async fn send_group<C: Connection>(
     cancel: Arc<Cancel>,
 ) -> Sent {
     let sequence = group.sequence();
-    let _count = Counted::acquire(&shared, usize::MAX, |s| &mut s.group_streams_out);
+    let _count = Counted::acquire(&shared, usize::MAX, |s| &mut s.publish.group_streams_out);
     let mut stopped = None;
     let work = async {
         let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;

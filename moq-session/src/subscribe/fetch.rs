@@ -9,8 +9,8 @@ use futures_util::future::BoxFuture;
 use moq_proto::{ErrorCode, Fetch, StreamBi};
 
 use crate::Error;
-use crate::session::Shared;
-use crate::stream::{CONTROL_PRIORITY, Sender};
+use crate::state::Shared;
+use crate::stream::start_control;
 use crate::transport::{Connection, RecvStream, TransportError};
 
 /// The reply to a Fetch request ([`Session::fetch`](crate::Session::fetch)): the group's
@@ -146,12 +146,8 @@ pub(crate) async fn request_fetch<C: Connection>(
         return Err(err);
     }
     let (send, recv) = conn.open_bi().await?;
-    let mut send = Sender::new(send);
-    send.set_priority(CONTROL_PRIORITY);
-    send.encode(&StreamBi::Fetch);
-    send.encode(&request);
     // On failure the sender is reset and the receive half stopped as they drop.
-    send.flush().await?;
+    let mut send = start_control(send, StreamBi::Fetch, &request).await?;
     send.finish();
     Ok(Fetched {
         recv: Box::new(recv),

@@ -14,8 +14,8 @@ use moq_proto::{
 };
 
 use crate::Error;
-use crate::session::{HeaderWait, Shared};
-use crate::stream::{CONTROL_PRIORITY, Reader, Sender, abort};
+use crate::state::{HeaderWait, Shared};
+use crate::stream::{Reader, abort, start_control};
 use crate::transport::{Connection, RecvStream, TransportError};
 
 pub(crate) mod fetch;
@@ -32,11 +32,11 @@ pub(crate) async fn run_subscribe<C: Connection>(
     let result = subscribe(conn, &shared, message, unused).await;
     let sub = {
         let mut state = shared.lock();
-        let sub = state.subs.remove(&id);
+        let sub = state.subscribe.subs.remove(&id);
         if let Some(sub) = &sub
-            && state.sub_paths.get(&sub.path) == Some(&id)
+            && state.subscribe.sub_paths.get(&sub.path) == Some(&id)
         {
-            state.sub_paths.remove(&sub.path);
+            state.subscribe.sub_paths.remove(&sub.path);
         }
         sub
     };
@@ -58,11 +58,7 @@ async fn subscribe<C: Connection>(
         Either::Left(((), _)) => return Ok(()),
         Either::Right((opened, _)) => opened?,
     };
-    let mut send = Sender::new(send);
-    send.set_priority(CONTROL_PRIORITY);
-    send.encode(&StreamBi::Subscribe);
-    send.encode(&message);
-    send.flush().await?;
+    let mut send = start_control(send, StreamBi::Subscribe, &message).await?;
     let mut reader = Reader::new(recv, shared.config.reader());
     let mut got_info = false;
     loop {
@@ -110,12 +106,12 @@ async fn subscribe<C: Connection>(
                 match result {
                     Ok(Some(Either::Left(info))) => {
                         got_info = true;
-                        if let Some(sub) = shared.lock().subs.get_mut(&id) {
+                        if let Some(sub) = shared.lock().subscribe.subs.get_mut(&id) {
                             sub.info = Some(info);
                         }
                     }
                     Ok(Some(Either::Right(_drop))) => {
-                        shared.lock().group_drops_received += 1;
+                        shared.lock().subscribe.group_drops_received += 1;
                     }
                     // The publisher ended the subscription: the track ends cleanly, once the
                     // group streams that arrived before the end are in it.
@@ -124,8 +120,8 @@ async fn subscribe<C: Connection>(
                         {
                             // A new subscribe to the path starts a new subscription.
                             let mut state = shared.lock();
-                            if state.sub_paths.get(&message.path) == Some(&id) {
-                                state.sub_paths.remove(&message.path);
+                            if state.subscribe.sub_paths.get(&message.path) == Some(&id) {
+                                state.subscribe.sub_paths.remove(&message.path);
                             }
                         }
                         settle_group_streams(&conn, shared).await;
@@ -147,7 +143,7 @@ async fn subscribe<C: Connection>(
 /// subscription `id`, if any; otherwise `cx` is woken when one comes.
 fn take_update(shared: &Shared, id: u64, cx: &mut Context<'_>) -> Option<SubscribeUpdate> {
     let mut state = shared.lock();
-    let sub = state.subs.get_mut(&id)?;
+    let sub = state.subscribe.subs.get_mut(&id)?;
     if let Some(update) = sub.update.take() {
         return Some(update);
     }
@@ -163,9 +159,12 @@ fn take_update(shared: &Shared, id: u64, cx: &mut Context<'_>) -> Option<Subscri
 pub(crate) fn spawn_group<R: RecvStream + 'static>(shared: &Arc<Shared>, recv: R) {
     let number = {
         let mut state = shared.lock();
-        state.groups_accepted += 1;
-        let number = state.groups_accepted;
-        state.headers_pending.insert(number, HeaderWait::default());
+        state.subscribe.groups_accepted += 1;
+        let number = state.subscribe.groups_accepted;
+        state
+            .subscribe
+            .headers_pending
+            .insert(number, HeaderWait::default());
         number
     };
     let pending = HeaderPending(shared.clone(), number);
@@ -180,14 +179,14 @@ impl HeaderPending {
     /// The stream's reader found no data: noted, with its waker, for the settles waiting.
     fn starved(&self, waker: &Waker) {
         let mut state = self.0.lock();
-        if let Some(wait) = state.headers_pending.get_mut(&self.1) {
+        if let Some(wait) = state.subscribe.headers_pending.get_mut(&self.1) {
             wait.starved += 1;
             match &mut wait.waker {
                 Some(kept) => kept.clone_from(waker),
                 None => wait.waker = Some(waker.clone()),
             }
         }
-        let waiters = std::mem::take(&mut state.header_waiters);
+        let waiters = std::mem::take(&mut state.subscribe.header_waiters);
         drop(state);
         waiters.into_iter().for_each(Waker::wake);
     }
@@ -209,8 +208,8 @@ impl HeaderPending {
 impl Drop for HeaderPending {
     fn drop(&mut self) {
         let mut state = self.0.lock();
-        state.headers_pending.remove(&self.1);
-        let waiters = std::mem::take(&mut state.header_waiters);
+        state.subscribe.headers_pending.remove(&self.1);
+        let waiters = std::mem::take(&mut state.subscribe.header_waiters);
         drop(state);
         waiters.into_iter().for_each(Waker::wake);
     }
@@ -241,11 +240,13 @@ async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
     let (snapshot, wakers): (Vec<(u64, u64)>, Vec<Waker>) = {
         let mut state = shared.lock();
         let snapshot = state
+            .subscribe
             .headers_pending
             .iter()
             .map(|(number, wait)| (*number, wait.starved))
             .collect();
         let wakers = state
+            .subscribe
             .headers_pending
             .values_mut()
             .filter_map(|wait| wait.waker.take())
@@ -257,6 +258,7 @@ async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
         let mut state = shared.lock();
         let read_again = snapshot.iter().all(|(number, starved)| {
             state
+                .subscribe
                 .headers_pending
                 .get(number)
                 .is_none_or(|wait| wait.starved > *starved)
@@ -264,8 +266,13 @@ async fn settle_group_streams<C: Connection>(conn: &C, shared: &Arc<Shared>) {
         if read_again {
             return Poll::Ready(());
         }
-        if !state.header_waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            state.header_waiters.push(cx.waker().clone());
+        if !state
+            .subscribe
+            .header_waiters
+            .iter()
+            .any(|w| w.will_wake(cx.waker()))
+        {
+            state.subscribe.header_waiters.push(cx.waker().clone());
         }
         Poll::Pending
     })
@@ -299,7 +306,7 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
     let group = {
         let mut state = shared.lock();
         let max = shared.config.max_group_streams;
-        let Some(sub) = state.subs.get_mut(&header.subscribe) else {
+        let Some(sub) = state.subscribe.subs.get_mut(&header.subscribe) else {
             drop(state);
             // §4.5: unknown id (0.5.0 uses 13).
             return recv.stop(ErrorCode::NOT_FOUND);
@@ -311,7 +318,7 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
         match sub.producer.create_group(header.sequence) {
             Ok(group) => {
                 sub.groups += 1;
-                state.group_streams_in += 1;
+                state.subscribe.group_streams_in += 1;
                 group
             }
             Err(err) => {
@@ -478,8 +485,8 @@ struct GroupCount {
 impl Drop for GroupCount {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        state.group_streams_in = state.group_streams_in.saturating_sub(1);
-        if let Some(sub) = state.subs.get_mut(&self.id) {
+        state.subscribe.group_streams_in = state.subscribe.group_streams_in.saturating_sub(1);
+        if let Some(sub) = state.subscribe.subs.get_mut(&self.id) {
             sub.groups = sub.groups.saturating_sub(1);
         }
     }
@@ -495,7 +502,7 @@ pub(crate) async fn run_announced<C: Connection>(
     unused: BoxFuture<'static, ()>,
 ) {
     let result = announced(conn, &shared, id, prefix, unused).await;
-    let producer = shared.lock().announced_in.remove(&id);
+    let producer = shared.lock().subscribe.announced_in.remove(&id);
     if let (Some(producer), Err(err)) = (producer, result) {
         producer.abort(err.to_model());
     }
@@ -513,13 +520,10 @@ async fn announced<C: Connection>(
         Either::Left(((), _)) => return Ok(()),
         Either::Right((opened, _)) => opened?,
     };
-    let mut send = Sender::new(send);
-    send.set_priority(CONTROL_PRIORITY);
-    send.encode(&StreamBi::Announce);
-    send.encode(&AnnounceInterest {
+    let interest = AnnounceInterest {
         prefix: prefix.clone(),
-    });
-    send.flush().await?;
+    };
+    let mut send = start_control(send, StreamBi::Announce, &interest).await?;
     let mut reader = Reader::new(recv, shared.config.reader());
     let mut active = 0usize;
     loop {
@@ -552,7 +556,7 @@ async fn announced<C: Connection>(
         // NotFound (13) for ending a path that is not active.
         let code = {
             let mut state = shared.lock();
-            let Some(producer) = state.announced_in.get_mut(&id) else {
+            let Some(producer) = state.subscribe.announced_in.get_mut(&id) else {
                 return Ok(());
             };
             match message {
@@ -598,11 +602,7 @@ pub(crate) async fn request_info<C: Connection>(
         return Err(err);
     }
     let (send, recv) = conn.open_bi().await?;
-    let mut send = Sender::new(send);
-    send.set_priority(CONTROL_PRIORITY);
-    send.encode(&StreamBi::Info);
-    send.encode(&InfoRequest { path });
-    send.flush().await?;
+    let mut send = start_control(send, StreamBi::Info, &InfoRequest { path }).await?;
     let mut reader = Reader::new(recv, shared.config.reader());
     match reader.required::<Info>().await {
         Ok(info) => {
