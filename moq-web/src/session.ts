@@ -33,50 +33,10 @@ import {
   type Subscribe,
 } from "./message.js";
 import { AsyncQueue, Deferred, Notify, within } from "./queue.js";
+import { resetAndStop, Sender } from "./sender.js";
 import { GroupReader, StreamReader } from "./stream.js";
-import { StreamResetError, makeAbortReason, sessionEnd, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
+import { StreamResetError, sessionEnd, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
 import { sessionUrl } from "./url.js";
-
-/** Writes to one WebTransport send stream. */
-export class Sender {
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
-  private done = false;
-
-  constructor(stream: WritableStream<Uint8Array>) {
-    this.writer = stream.getWriter();
-  }
-
-  /** Write bytes (queued in order); rejects with a {@link MoqError} if the stream failed. */
-  async write(bytes: Uint8Array): Promise<void> {
-    try {
-      await this.writer.write(bytes);
-    } catch (e) {
-      throw streamError(e);
-    }
-  }
-
-  /** End the stream cleanly (FIN). */
-  async finish(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    try {
-      await this.writer.close();
-    } catch {
-      // already reset by us or stopped by the peer
-    }
-  }
-
-  /** Abort the stream (RESET_STREAM with `code`). */
-  async reset(code: number, reason?: string): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    try {
-      await this.writer.abort(makeAbortReason(code, reason));
-    } catch {
-      // already closed
-    }
-  }
-}
 
 /** Options of {@link Session.subscribe}. */
 export interface SubscribeOptions {
@@ -624,10 +584,6 @@ async function failure(e: unknown, ended: Promise<MoqError>): Promise<MoqError> 
   const fromTransport = err.code === ErrorCode.WebTransport || err instanceof StreamResetError;
   const end = fromTransport ? await within(ended, CLOSE_GRACE_MS) : undefined;
   return end instanceof SessionClosedError ? end : err;
-}
-
-async function resetAndStop(reader: StreamReader, sender: Sender, code: number): Promise<void> {
-  await Promise.all([sender.reset(code), reader.cancel(code)]);
 }
 
 /** An established moqf-02 session. Both sides may publish and subscribe. */
