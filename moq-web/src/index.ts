@@ -10,16 +10,18 @@ export * from "./stream.js";
 export * from "./transport.js";
 export * from "./url.js";
 export {
-  Announced,
   GroupWriter,
-  STRAGGLER_GRACE_MS,
   Session,
-  Subscription,
   TrackWriter,
   connect,
   sendOrder,
-  type Announcement,
   type ConnectOptions,
   type PublishOptions,
-  type SubscribeOptions,
 } from "./session.js";
+export {
+  Announced,
+  STRAGGLER_GRACE_MS,
+  Subscription,
+  type Announcement,
+  type SubscribeOptions,
+} from "./subscribe.js";

@@ -7,10 +7,8 @@ import { concatBytes, encode, pathHasPrefix, pathKey, type Path } from "./codec.
 import { DecodeError, ErrorCode, MoqError, SessionClosedError } from "./error.js";
 import {
   VERSION,
-  readAnnounceLive,
   readAnnounceInterest,
   readBiStreamType,
-  readGroupDrop,
   readInfo,
   readInfoRequest,
   readSessionClient,
@@ -18,46 +16,21 @@ import {
   readSubscribe,
   readSubscribeUpdate,
   writeAnnounce,
-  writeAnnounceInterest,
   writeBiStreamType,
   writeGroup,
   writeGroupDrop,
   writeInfo,
-  writeInfoRequest,
   writeSessionClient,
   writeSessionServer,
-  writeSubscribe,
-  type GroupDrop,
   type GroupOrder,
   type Info,
-  type Subscribe,
 } from "./message.js";
-import { AsyncQueue, Deferred, Notify, within } from "./queue.js";
+import { Deferred, Notify, within } from "./queue.js";
 import { resetAndStop, Sender } from "./sender.js";
-import { GroupReader, StreamReader } from "./stream.js";
+import { StreamReader } from "./stream.js";
+import { Subscriber, type Announced, type SubscribeOptions, type Subscription } from "./subscribe.js";
 import { StreamResetError, sessionEnd, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
 import { sessionUrl } from "./url.js";
-
-/** Options of {@link Session.subscribe}. */
-export interface SubscribeOptions {
-  /** Track priority, −128..127 (default 0). */
-  priority?: number;
-  /** Preferred group order (default "desc", what 0.5.0 sends). */
-  order?: GroupOrder;
-  /** Requested group expiry in ms (default 0 = none). */
-  expires?: number;
-  /** First group wanted (default none = start at the latest). */
-  min?: number | null;
-  /** Last group wanted (default none = open-ended). */
-  max?: number | null;
-  /**
-   * Deliver only ever-newer groups (default false: every group, in arrival
-   * order). A group older than one already delivered is stopped (code 0), and
-   * when several groups are waiting, `nextGroup` returns the newest and stops
-   * the others. `Subscription.skipped` counts them. Suits live media.
-   */
-  latestOnly?: boolean;
-}
 
 /** Options of {@link Session.publish}. */
 export interface PublishOptions {
@@ -67,14 +40,6 @@ export interface PublishOptions {
   order?: GroupOrder;
   /** Group expiry in ms (default 0 = none). */
   expires?: number;
-}
-
-/** One change of the announced set under a prefix. */
-export interface Announcement {
-  /** Full path (prefix and suffix). */
-  path: Path;
-  /** True when the path became active, false when it ended. */
-  active: boolean;
 }
 
 function bytesOf(payload: Uint8Array | string): Uint8Array {
@@ -231,282 +196,6 @@ export class TrackWriter {
   }
 }
 
-/** How long group streams are still accepted after the publisher ended a subscription. */
-export const STRAGGLER_GRACE_MS = 200;
-
-/**
- * A subscription: an async iterator of the track's groups as their streams
- * arrive (in arrival order; each group's frames are read incrementally with
- * the {@link GroupReader}). Breaking out of a `for await` loop unsubscribes.
- */
-export class Subscription implements AsyncIterable<GroupReader> {
-  private readonly groups = new AsyncQueue<GroupReader>();
-  private readonly infoDeferred = new Deferred<Info>();
-  private readonly endDeferred = new Deferred<void>();
-  private reader: StreamReader | undefined;
-  private sender: Sender | undefined;
-  private closedByUs = false;
-  /** GroupDrop messages received from the publisher (the most recent 1000). */
-  readonly drops: GroupDrop[] = [];
-  /** Groups stopped without being delivered (only with `latestOnly`). */
-  skipped = 0;
-  /** Highest group sequence delivered so far. */
-  private newest = -1;
-
-  constructor(
-    private readonly session: Session,
-    /** Subscribe id (unique in this session, from 0 upward). */
-    readonly id: number,
-    /** Track path. */
-    readonly path: Path,
-    /** See {@link SubscribeOptions.latestOnly}. */
-    readonly latestOnly = false,
-  ) {}
-
-  /** The publisher's Info: resolves when it arrives; rejects if the subscription fails first. */
-  get info(): Promise<Info> {
-    return this.infoDeferred.promise;
-  }
-
-  /** Resolves when the subscription has ended cleanly; rejects with the error otherwise. */
-  get ended(): Promise<void> {
-    return this.endDeferred.promise;
-  }
-
-  /** @internal Runs the subscribe stream. */
-  async run(transport: WebTransportLike, message: Subscribe): Promise<void> {
-    try {
-      const bidi = await transport.createBidirectionalStream();
-      this.sender = new Sender(bidi.writable);
-      this.reader = new StreamReader(bidi.readable);
-      if (this.closedByUs) {
-        await this.sender.reset(ErrorCode.Cancel);
-        await this.reader.cancel(ErrorCode.Cancel);
-        return;
-      }
-      await this.sender.write(
-        encode((w) => {
-          writeBiStreamType(w, "subscribe");
-          writeSubscribe(w, message);
-        }),
-      );
-      const info = await this.reader.read(readInfo);
-      this.infoDeferred.resolve(info);
-      for (;;) {
-        const drop = await this.reader.readMaybe(readGroupDrop);
-        if (drop === undefined) break;
-        this.drops.push(drop);
-        if (this.drops.length > 1000) this.drops.shift();
-      }
-      // The publisher ended the subscription (FIN): finish our side too (§12).
-      // Its last group streams may still be on the way (streams are not ordered
-      // with each other), so keep accepting them for a moment.
-      if (!this.closedByUs) void this.sender.finish();
-      await new Promise((resolve) => setTimeout(resolve, STRAGGLER_GRACE_MS));
-      this.finish(undefined);
-    } catch (e) {
-      const err = streamError(e);
-      if (err instanceof DecodeError) {
-        await this.sender?.reset(err.code);
-        await this.reader?.cancel(err.code);
-      }
-      this.finish(err);
-    }
-  }
-
-  /** @internal A group stream for this subscription arrived. */
-  deliver(group: GroupReader): void {
-    if (this.latestOnly && group.sequence <= this.newest) {
-      this.skip(group);
-      return;
-    }
-    if (!this.groups.push(group)) void group.cancel(ErrorCode.Cancel);
-  }
-
-  private skip(group: GroupReader): void {
-    this.skipped++;
-    void group.cancel(ErrorCode.Cancel);
-  }
-
-  private async nextResult(): Promise<IteratorResult<GroupReader, undefined>> {
-    for (;;) {
-      const r = await this.groups.next();
-      if (r.done) return r;
-      if (!this.latestOnly) {
-        this.newest = Math.max(this.newest, r.value.sequence);
-        return r;
-      }
-      // Skip ahead to the newest waiting group.
-      let best = r.value;
-      for (const g of this.groups.drain()) {
-        if (g.sequence > best.sequence) {
-          this.skip(best);
-          best = g;
-        } else this.skip(g);
-      }
-      if (best.sequence <= this.newest) {
-        this.skip(best);
-        continue;
-      }
-      this.newest = best.sequence;
-      return { value: best, done: false };
-    }
-  }
-
-  private finish(error: MoqError | undefined): void {
-    if (this.closedByUs) error = undefined;
-    this.session.forget(this);
-    if (!this.infoDeferred.settled) this.infoDeferred.reject(error ?? new MoqError(ErrorCode.Cancel, "subscription ended before Info"));
-    if (error) this.endDeferred.reject(error);
-    else this.endDeferred.resolve();
-    if (!this.closedByUs) void this.sender?.finish();
-    this.groups.close(error);
-  }
-
-  /** The next group, or `undefined` when the subscription has ended. */
-  async nextGroup(): Promise<GroupReader | undefined> {
-    const r = await this.nextResult();
-    return r.done ? undefined : r.value;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<GroupReader> {
-    return {
-      next: () => this.nextResult(),
-      return: async () => {
-        this.close();
-        return { value: undefined, done: true };
-      },
-    };
-  }
-
-  /**
-   * Unsubscribe: FIN our side of the subscribe stream and stop reading it
-   * (STOP_SENDING 0); groups not yet taken are cancelled (§4.4).
-   */
-  close(): void {
-    if (this.closedByUs) return;
-    this.closedByUs = true;
-    void this.sender?.finish();
-    void this.reader?.cancel(ErrorCode.Cancel);
-    for (const g of this.groups.drain()) void g.cancel(ErrorCode.Cancel);
-    this.finish(undefined);
-  }
-
-  /** @internal The session is gone. */
-  fail(error: MoqError): void {
-    if (this.closedByUs || this.groups.isClosed) return;
-    this.finish(error);
-  }
-}
-
-/**
- * The set of paths a peer announces under a prefix, as an async iterator of
- * changes. Breaking out of a `for await` loop ends the interest.
- */
-export class Announced implements AsyncIterable<Announcement> {
-  private readonly changes = new AsyncQueue<Announcement>();
-  private readonly activePaths = new Map<string, Path>();
-  private reader: StreamReader | undefined;
-  private sender: Sender | undefined;
-  private closedByUs = false;
-  private liveDeferred = new Deferred<void>();
-
-  constructor(
-    private readonly session: Session,
-    /** The prefix of interest. */
-    readonly prefix: Path,
-  ) {}
-
-  /** Paths active right now. */
-  get active(): Path[] {
-    return [...this.activePaths.values()];
-  }
-
-  /** Resolves if the peer marks the set as caught up (status "live", crates 0.7+ only). */
-  get live(): Promise<void> {
-    return this.liveDeferred.promise;
-  }
-
-  /** @internal Runs the announce stream. */
-  async run(transport: WebTransportLike): Promise<void> {
-    try {
-      const bidi = await transport.createBidirectionalStream();
-      this.sender = new Sender(bidi.writable);
-      this.reader = new StreamReader(bidi.readable);
-      if (this.closedByUs) {
-        await this.sender.reset(ErrorCode.Cancel);
-        await this.reader.cancel(ErrorCode.Cancel);
-        return;
-      }
-      await this.sender.write(
-        encode((w) => {
-          writeBiStreamType(w, "announce");
-          writeAnnounceInterest(w, { prefix: this.prefix });
-        }),
-      );
-      for (;;) {
-        const msg = await this.reader.readMaybe(readAnnounceLive);
-        if (msg === undefined) break;
-        if (msg.status === "live") {
-          this.liveDeferred.resolve();
-          continue;
-        }
-        const path = [...this.prefix, ...msg.suffix];
-        const key = pathKey(path);
-        // Duplicate / unknown statuses close the stream (§4.3).
-        if (msg.status === "active") {
-          if (this.activePaths.has(key)) throw new MoqError(ErrorCode.Duplicate, `announced twice: ${path.join("/")}`);
-          this.activePaths.set(key, path);
-        } else {
-          if (!this.activePaths.delete(key)) throw new MoqError(ErrorCode.NotFound, `ended but not active: ${path.join("/")}`);
-        }
-        this.changes.push({ path, active: msg.status === "active" });
-      }
-      void this.sender.finish();
-      this.changes.close();
-    } catch (e) {
-      const err = streamError(e);
-      if (this.closedByUs) return;
-      if (err instanceof DecodeError || err.code === ErrorCode.Duplicate || err.code === ErrorCode.NotFound) {
-        await this.sender?.reset(err.code);
-        await this.reader?.cancel(err.code);
-      }
-      this.changes.close(err);
-    }
-  }
-
-  /** The next change, or `undefined` when the publisher ended the stream. */
-  async next(): Promise<Announcement | undefined> {
-    const r = await this.changes.next();
-    return r.done ? undefined : r.value;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Announcement> {
-    return {
-      next: () => this.changes.next(),
-      return: async () => {
-        this.close();
-        return { value: undefined, done: true };
-      },
-    };
-  }
-
-  /** End the interest: FIN our side and stop reading (STOP_SENDING 0). */
-  close(): void {
-    if (this.closedByUs) return;
-    this.closedByUs = true;
-    void this.sender?.finish();
-    void this.reader?.cancel(ErrorCode.Cancel);
-    this.changes.close();
-    this.session.forgetAnnounced(this);
-  }
-
-  /** @internal The session is gone. */
-  fail(error: MoqError): void {
-    if (!this.closedByUs) this.changes.close(error);
-  }
-}
-
 /** Options of {@link connect}. */
 export interface ConnectOptions {
   /**
@@ -588,9 +277,7 @@ async function failure(e: unknown, ended: Promise<MoqError>): Promise<MoqError> 
 
 /** An established moqf-02 session. Both sides may publish and subscribe. */
 export class Session {
-  private nextSubscribeId = 0;
-  private readonly subscriptions = new Map<number, Subscription>();
-  private readonly announcedSet = new Set<Announced>();
+  private readonly subscriber: Subscriber;
   private readonly tracks = new Map<string, TrackWriter>();
   private readonly announceWatchers = new Set<(path: Path, active: boolean) => void>();
   private readonly closedDeferred = new Deferred<MoqError>();
@@ -604,7 +291,9 @@ export class Session {
     private readonly incomingBidi: ReadableStreamDefaultReader<BidiStream>,
     /** How the transport ends (see {@link sessionEnd}). */
     private readonly ended: Promise<MoqError>,
-  ) {}
+  ) {
+    this.subscriber = new Subscriber(transport);
+  }
 
   /**
    * Run the client handshake on an open WebTransport session: the first bidi
@@ -736,31 +425,11 @@ export class Session {
       for (;;) {
         const next = await incoming.read();
         if (next.done) break;
-        void this.handleUni(next.value);
+        void this.subscriber.receiveGroup(next.value);
       }
     } catch {
       // the session is closing
     }
-  }
-
-  /** A group stream arrived: dispatch it by subscribe id, even before Info (§7.3). */
-  private async handleUni(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = new StreamReader(stream);
-    let group: GroupReader;
-    try {
-      group = await GroupReader.open(reader);
-    } catch (e) {
-      const err = streamError(e);
-      await reader.cancel(err instanceof DecodeError ? ErrorCode.Decode : err.code);
-      return;
-    }
-    const sub = this.subscriptions.get(group.subscribe);
-    if (sub) {
-      sub.deliver(group);
-      return;
-    }
-    // An id we used and closed: Cancel; an id we never sent: NotFound (§4.5).
-    await reader.cancel(group.subscribe < this.nextSubscribeId ? ErrorCode.Cancel : ErrorCode.NotFound);
   }
 
   private async handleBidi(bidi: BidiStream): Promise<void> {
@@ -943,19 +612,7 @@ export class Session {
    */
   subscribe(path: Path, options: SubscribeOptions = {}): Subscription {
     if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const id = this.nextSubscribeId++;
-    const sub = new Subscription(this, id, [...path], options.latestOnly ?? false);
-    this.subscriptions.set(id, sub);
-    void sub.run(this.transport, {
-      id,
-      path: [...path],
-      priority: options.priority ?? 0,
-      groupOrder: options.order ?? "desc",
-      groupExpires: options.expires ?? 0,
-      groupMin: options.min ?? null,
-      groupMax: options.max ?? null,
-    });
-    return sub;
+    return this.subscriber.subscribe(path, options);
   }
 
   /**
@@ -965,34 +622,13 @@ export class Session {
    */
   async info(path: Path): Promise<Info> {
     if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const bidi = await this.transport.createBidirectionalStream();
-    const sender = new Sender(bidi.writable);
-    const reader = new StreamReader(bidi.readable);
-    try {
-      await sender.write(
-        encode((w) => {
-          writeBiStreamType(w, "info");
-          writeInfoRequest(w, { path });
-        }),
-      );
-      const info = await reader.read(readInfo);
-      await sender.finish();
-      await reader.cancel(ErrorCode.Cancel);
-      return info;
-    } catch (e) {
-      const err = streamError(e);
-      if (err instanceof DecodeError) await resetAndStop(reader, sender, err.code);
-      throw err;
-    }
+    return await this.subscriber.info(path);
   }
 
   /** Watch the paths the peer announces under `prefix` (default: everything). */
   announced(prefix: Path = []): Announced {
     if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const a = new Announced(this, [...prefix]);
-    this.announcedSet.add(a);
-    void a.run(this.transport);
-    return a;
+    return this.subscriber.announced(prefix);
   }
 
   /**
@@ -1024,16 +660,6 @@ export class Session {
     return [...this.tracks.values()].map((t) => t.path);
   }
 
-  /** @internal */
-  forget(sub: Subscription): void {
-    if (this.subscriptions.get(sub.id) === sub) this.subscriptions.delete(sub.id);
-  }
-
-  /** @internal */
-  forgetAnnounced(a: Announced): void {
-    this.announcedSet.delete(a);
-  }
-
   /** Close the session with `code` (default 0) and a reason text. */
   close(code: number = ErrorCode.Cancel, reason = ""): void {
     if (this.isClosed) return;
@@ -1049,10 +675,7 @@ export class Session {
     if (this.isClosed) return;
     this.isClosed = true;
     this.closedDeferred.resolve(reason);
-    for (const sub of [...this.subscriptions.values()]) sub.fail(reason);
-    this.subscriptions.clear();
-    for (const a of this.announcedSet) a.fail(reason);
-    this.announcedSet.clear();
+    this.subscriber.close(reason);
     for (const hook of [...this.closeHooks]) hook();
   }
 }
