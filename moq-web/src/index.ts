@@ -9,15 +9,8 @@ export * from "./message.js";
 export * from "./stream.js";
 export * from "./transport.js";
 export * from "./url.js";
-export {
-  GroupWriter,
-  Session,
-  TrackWriter,
-  connect,
-  sendOrder,
-  type ConnectOptions,
-  type PublishOptions,
-} from "./session.js";
+export { Session, connect, type ConnectOptions } from "./session.js";
+export { GroupWriter, TrackWriter, sendOrder, type PublishOptions } from "./publish.js";
 export {
   Announced,
   STRAGGLER_GRACE_MS,
