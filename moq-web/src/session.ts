@@ -105,21 +105,27 @@ async function failure(e: unknown, ended: Promise<MoqError>): Promise<MoqError> 
 
 /** An established moqf-02 session. Both sides may publish and subscribe. */
 export class Session {
-  private readonly subscriber: Subscriber;
-  private readonly publisher: Publisher;
-  private readonly closedDeferred = new Deferred<MoqError>();
-  private isClosed = false;
+  readonly #control: { reader: StreamReader; sender: Sender };
+  readonly #incomingBidi: ReadableStreamDefaultReader<BidiStream>;
+  /** How the transport ends (see {@link sessionEnd}). */
+  readonly #ended: Promise<MoqError>;
+  readonly #subscriber: Subscriber;
+  readonly #publisher: Publisher;
+  readonly #closed = new Deferred<MoqError>();
+  #isClosed = false;
 
   private constructor(
     /** The underlying WebTransport session. */
     readonly transport: WebTransportLike,
-    private readonly control: { reader: StreamReader; sender: Sender },
-    private readonly incomingBidi: ReadableStreamDefaultReader<BidiStream>,
-    /** How the transport ends (see {@link sessionEnd}). */
-    private readonly ended: Promise<MoqError>,
+    control: { reader: StreamReader; sender: Sender },
+    incomingBidi: ReadableStreamDefaultReader<BidiStream>,
+    ended: Promise<MoqError>,
   ) {
-    this.subscriber = new Subscriber(transport);
-    this.publisher = new Publisher(transport);
+    this.#control = control;
+    this.#incomingBidi = incomingBidi;
+    this.#ended = ended;
+    this.#subscriber = new Subscriber(transport);
+    this.#publisher = new Publisher(transport);
   }
 
   /**
@@ -165,7 +171,7 @@ export class Session {
       throw err;
     }
     const session = new Session(transport, { reader, sender }, transport.incomingBidirectionalStreams.getReader(), ended);
-    session.run();
+    session.#run();
     return session;
   }
 
@@ -193,7 +199,7 @@ export class Session {
       throw err;
     }
     const session = new Session(transport, { reader, sender }, incoming, sessionEnd(transport));
-    session.run();
+    session.#run();
     return session;
   }
 
@@ -204,14 +210,14 @@ export class Session {
    * connection lost without one.
    */
   get closed(): Promise<MoqError> {
-    return this.closedDeferred.promise;
+    return this.#closed.promise;
   }
 
-  private run(): void {
-    void this.watchControl();
-    void this.acceptBidi();
-    void this.acceptUni();
-    void this.ended.then((end) => this.shutdown(end));
+  #run(): void {
+    void this.#watchControl();
+    void this.#acceptBidi();
+    void this.#acceptUni();
+    void this.#ended.then((end) => this.#shutdown(end));
   }
 
   /**
@@ -219,47 +225,47 @@ export class Session {
    * (§4.2, §8.3); bytes from the peer are parsed as Info (what 0.5.0 does) and
    * ignored. A FIN ends the session with Cancel, a decode error with Decode.
    */
-  private async watchControl(): Promise<void> {
+  async #watchControl(): Promise<void> {
     try {
-      while ((await this.control.reader.readMaybe(readInfo)) !== undefined) {
+      while ((await this.#control.reader.readMaybe(readInfo)) !== undefined) {
         // ignored
       }
       this.close(ErrorCode.Cancel, "cancelled");
     } catch (e) {
       // The peer's session close fails this stream too: let the close say why.
-      if (!this.isClosed) await within(this.ended, CLOSE_GRACE_MS);
-      if (this.isClosed) return;
+      if (!this.#isClosed) await within(this.#ended, CLOSE_GRACE_MS);
+      if (this.#isClosed) return;
       const err = streamError(e);
       this.close(err instanceof DecodeError ? ErrorCode.Decode : ErrorCode.WebTransport, err.message);
     }
   }
 
-  private async acceptBidi(): Promise<void> {
+  async #acceptBidi(): Promise<void> {
     try {
       for (;;) {
-        const next = await this.incomingBidi.read();
+        const next = await this.#incomingBidi.read();
         if (next.done) break;
-        void this.handleBidi(next.value);
+        void this.#handleBidi(next.value);
       }
     } catch {
       // the session is closing
     }
   }
 
-  private async acceptUni(): Promise<void> {
+  async #acceptUni(): Promise<void> {
     const incoming = this.transport.incomingUnidirectionalStreams.getReader();
     try {
       for (;;) {
         const next = await incoming.read();
         if (next.done) break;
-        void this.subscriber.receiveGroup(next.value);
+        void this.#subscriber.receiveGroup(next.value);
       }
     } catch {
       // the session is closing
     }
   }
 
-  private async handleBidi(bidi: BidiStream): Promise<void> {
+  async #handleBidi(bidi: BidiStream): Promise<void> {
     const reader = new StreamReader(bidi.readable);
     const sender = new Sender(bidi.writable);
     try {
@@ -268,11 +274,11 @@ export class Session {
         case "session":
           throw new MoqError(ErrorCode.UnexpectedStream, "second session stream");
         case "announce":
-          return await this.publisher.serveAnnounce(reader, sender);
+          return await this.#publisher.serveAnnounce(reader, sender);
         case "subscribe":
-          return await this.publisher.serveSubscribe(reader, sender);
+          return await this.#publisher.serveSubscribe(reader, sender);
         case "info":
-          return await this.publisher.serveInfo(reader, sender);
+          return await this.#publisher.serveInfo(reader, sender);
         case "fetch":
           // Not served (0.5.0 never completes a fetch either, §4.7).
           throw new MoqError(ErrorCode.NotFound, "fetch is not served");
@@ -288,8 +294,8 @@ export class Session {
    * Subscribe is sent, so group streams that overtake the Info are accepted.
    */
   subscribe(path: Path, options: SubscribeOptions = {}): Subscription {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    return this.subscriber.subscribe(path, options);
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return this.#subscriber.subscribe(path, options);
   }
 
   /**
@@ -298,14 +304,14 @@ export class Session {
    * track. 0.5.0 peers answer this, though they never send it themselves.
    */
   async info(path: Path): Promise<Info> {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    return await this.subscriber.info(path);
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return await this.#subscriber.info(path);
   }
 
   /** Watch the paths the peer announces under `prefix` (default: everything). */
   announced(prefix: Path = []): Announced {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    return this.subscriber.announced(prefix);
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return this.#subscriber.announced(prefix);
   }
 
   /**
@@ -313,31 +319,31 @@ export class Session {
    * and served to its subscriptions. Publishing a path twice is an error.
    */
   publish(path: Path, options: PublishOptions = {}): TrackWriter {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    return this.publisher.publish(path, options);
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return this.#publisher.publish(path, options);
   }
 
   /** Tracks published in this session right now. */
   get published(): Path[] {
-    return this.publisher.published;
+    return this.#publisher.published;
   }
 
   /** Close the session with `code` (default 0) and a reason text. */
   close(code: number = ErrorCode.Cancel, reason = ""): void {
-    if (this.isClosed) return;
+    if (this.#isClosed) return;
     try {
       this.transport.close({ closeCode: code, reason });
     } catch {
       // already closed
     }
-    this.shutdown(new SessionClosedError(code, reason, false));
+    this.#shutdown(new SessionClosedError(code, reason, false));
   }
 
-  private shutdown(reason: MoqError): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.closedDeferred.resolve(reason);
-    this.subscriber.close(reason);
-    this.publisher.close();
+  #shutdown(reason: MoqError): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#closed.resolve(reason);
+    this.#subscriber.close(reason);
+    this.#publisher.close();
   }
 }
