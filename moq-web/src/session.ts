@@ -1,6 +1,8 @@
 /**
- * A moqf-02 session over WebTransport: the handshake, then subscribing,
- * announcements and publishing, both directions at once (WIRE.md §4).
+ * A moqf-02 session over WebTransport (WIRE.md §4): the handshake, the loops
+ * that accept the peer's streams and hand them to the publisher half
+ * (publish.ts) or the subscriber half (subscribe.ts), and the close. Both
+ * halves run at once: either side may publish and subscribe.
  */
 
 import { encode, type Path } from "./codec.js";
