@@ -9,17 +9,12 @@ export * from "./message.js";
 export * from "./stream.js";
 export * from "./transport.js";
 export * from "./url.js";
+export { Session, connect, type ConnectOptions } from "./session.js";
+export { GroupWriter, TrackWriter, sendOrder, type PublishOptions } from "./publish.js";
 export {
   Announced,
-  GroupWriter,
   STRAGGLER_GRACE_MS,
-  Session,
   Subscription,
-  TrackWriter,
-  connect,
-  sendOrder,
   type Announcement,
-  type ConnectOptions,
-  type PublishOptions,
   type SubscribeOptions,
-} from "./session.js";
+} from "./subscribe.js";

@@ -1,551 +1,30 @@
 /**
- * A moqf-02 session over WebTransport: the handshake, then subscribing,
- * announcements and publishing, both directions at once (WIRE.md §4).
+ * A moqf-02 session over WebTransport (WIRE.md §4): the handshake, the loops
+ * that accept the peer's streams and hand them to the publisher half
+ * (publish.ts) or the subscriber half (subscribe.ts), and the close. Both
+ * halves run at once: either side may publish and subscribe.
  */
 
-import { concatBytes, encode, pathHasPrefix, pathKey, type Path } from "./codec.js";
+import { encode, type Path } from "./codec.js";
 import { DecodeError, ErrorCode, MoqError, SessionClosedError } from "./error.js";
 import {
   VERSION,
-  readAnnounceLive,
-  readAnnounceInterest,
   readBiStreamType,
-  readGroupDrop,
   readInfo,
-  readInfoRequest,
   readSessionClient,
   readSessionServer,
-  readSubscribe,
-  readSubscribeUpdate,
-  writeAnnounce,
-  writeAnnounceInterest,
   writeBiStreamType,
-  writeGroup,
-  writeGroupDrop,
-  writeInfo,
-  writeInfoRequest,
   writeSessionClient,
   writeSessionServer,
-  writeSubscribe,
-  type GroupDrop,
-  type GroupOrder,
   type Info,
-  type Subscribe,
 } from "./message.js";
-import { AsyncQueue, Deferred, Notify, within } from "./queue.js";
-import { GroupReader, StreamReader } from "./stream.js";
-import { StreamResetError, makeAbortReason, sessionEnd, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
+import { Publisher, type PublishOptions, type TrackWriter } from "./publish.js";
+import { Deferred, within } from "./queue.js";
+import { resetAndStop, Sender } from "./sender.js";
+import { StreamReader } from "./stream.js";
+import { Subscriber, type Announced, type SubscribeOptions, type Subscription } from "./subscribe.js";
+import { StreamResetError, sessionEnd, streamError, type BidiStream, type WebTransportLike } from "./transport.js";
 import { sessionUrl } from "./url.js";
-
-/** Writes to one WebTransport send stream. */
-export class Sender {
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
-  private done = false;
-
-  constructor(stream: WritableStream<Uint8Array>) {
-    this.writer = stream.getWriter();
-  }
-
-  /** Write bytes (queued in order); rejects with a {@link MoqError} if the stream failed. */
-  async write(bytes: Uint8Array): Promise<void> {
-    try {
-      await this.writer.write(bytes);
-    } catch (e) {
-      throw streamError(e);
-    }
-  }
-
-  /** End the stream cleanly (FIN). */
-  async finish(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    try {
-      await this.writer.close();
-    } catch {
-      // already reset by us or stopped by the peer
-    }
-  }
-
-  /** Abort the stream (RESET_STREAM with `code`). */
-  async reset(code: number, reason?: string): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    try {
-      await this.writer.abort(makeAbortReason(code, reason));
-    } catch {
-      // already closed
-    }
-  }
-}
-
-/** Options of {@link Session.subscribe}. */
-export interface SubscribeOptions {
-  /** Track priority, −128..127 (default 0). */
-  priority?: number;
-  /** Preferred group order (default "desc", what 0.5.0 sends). */
-  order?: GroupOrder;
-  /** Requested group expiry in ms (default 0 = none). */
-  expires?: number;
-  /** First group wanted (default none = start at the latest). */
-  min?: number | null;
-  /** Last group wanted (default none = open-ended). */
-  max?: number | null;
-  /**
-   * Deliver only ever-newer groups (default false: every group, in arrival
-   * order). A group older than one already delivered is stopped (code 0), and
-   * when several groups are waiting, `nextGroup` returns the newest and stops
-   * the others. `Subscription.skipped` counts them. Suits live media.
-   */
-  latestOnly?: boolean;
-}
-
-/** Options of {@link Session.publish}. */
-export interface PublishOptions {
-  /** Track priority, −128..127 (default 0). */
-  priority?: number;
-  /** Preferred group order (default "desc"). */
-  order?: GroupOrder;
-  /** Group expiry in ms (default 0 = none). */
-  expires?: number;
-}
-
-/** One change of the announced set under a prefix. */
-export interface Announcement {
-  /** Full path (prefix and suffix). */
-  path: Path;
-  /** True when the path became active, false when it ended. */
-  active: boolean;
-}
-
-function bytesOf(payload: Uint8Array | string): Uint8Array {
-  return typeof payload === "string" ? new TextEncoder().encode(payload) : payload.slice();
-}
-
-/** Compare paths part by part (the order 0.5.0 uses for announce batches, §4.3). */
-function comparePaths(a: Path, b: Path): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (a[i]! < b[i]!) return -1;
-    if (a[i]! > b[i]!) return 1;
-  }
-  return a.length - b.length;
-}
-
-/**
- * A group the application writes. Frames are cached until the track moves on
- * to a newer group, so a subscriber that joins late gets the latest group from
- * its first frame (WIRE.md §4.4).
- */
-export class GroupWriter {
-  /** Frames written so far. */
-  readonly frames: Uint8Array[] = [];
-  /** Wakes the streams serving this group. */
-  readonly changed = new Notify();
-  private finished = false;
-  private failure: MoqError | undefined;
-
-  constructor(
-    /** Group sequence number. */
-    readonly sequence: number,
-  ) {}
-
-  /** True once closed or aborted. */
-  get done(): boolean {
-    return this.finished;
-  }
-
-  /** Set when the group was aborted. */
-  get error(): MoqError | undefined {
-    return this.failure;
-  }
-
-  /** Append a whole frame (a string is sent as UTF-8). The bytes are copied. */
-  writeFrame(payload: Uint8Array | string): void {
-    if (this.finished) throw new Error(`group ${this.sequence} is closed`);
-    this.frames.push(bytesOf(payload));
-    this.changed.notify();
-  }
-
-  /** End the group cleanly: its streams get a FIN after the last frame. */
-  close(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.changed.notify();
-  }
-
-  /** Abort the group: its streams are reset with `code` and a GroupDrop is sent. */
-  abort(code: number): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.failure = new MoqError(code);
-    this.changed.notify();
-  }
-}
-
-/** A track the application publishes: a sequence of groups. */
-export class TrackWriter {
-  /** Wakes the subscriptions serving this track. */
-  readonly changed = new Notify();
-  private readonly groupListeners = new Set<(group: GroupWriter) => void>();
-  private current: GroupWriter | undefined;
-  private nextSequence = 0;
-  private ended = false;
-  private failure: MoqError | undefined;
-
-  constructor(
-    private readonly session: Session,
-    /** Track path. */
-    readonly path: Path,
-    /** Publisher priority sent in Info. */
-    readonly priority: number,
-    /** Publisher group order sent in Info. */
-    readonly order: GroupOrder,
-    /** Publisher group expiry (ms) sent in Info. */
-    readonly expires: number,
-  ) {}
-
-  /** The newest group, if any. */
-  get latest(): GroupWriter | undefined {
-    return this.current;
-  }
-
-  /** True once closed or aborted. */
-  get closed(): boolean {
-    return this.ended;
-  }
-
-  /** Set when the track was aborted. */
-  get error(): MoqError | undefined {
-    return this.failure;
-  }
-
-  /**
-   * Start a new group (sequence: one past the previous one unless given; it must
-   * increase). The previous group is closed: a track has one open group at a time.
-   */
-  appendGroup(sequence?: number): GroupWriter {
-    if (this.ended) throw new Error("track is closed");
-    const seq = sequence ?? this.nextSequence;
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`group sequence ${seq} out of range`);
-    if (this.current && seq <= this.current.sequence) {
-      throw new RangeError(`group sequence ${seq} is not after ${this.current.sequence}`);
-    }
-    this.current?.close();
-    this.nextSequence = seq + 1;
-    const group = new GroupWriter(seq);
-    this.current = group;
-    for (const listener of this.groupListeners) listener(group);
-    this.changed.notify();
-    return group;
-  }
-
-  /** @internal Call `listener` with every group appended from now on; returns the unsubscribe function. */
-  onGroup(listener: (group: GroupWriter) => void): () => void {
-    this.groupListeners.add(listener);
-    return () => this.groupListeners.delete(listener);
-  }
-
-  /** A group with one frame, closed at once (e.g. one message per group). */
-  writeGroup(...frames: (Uint8Array | string)[]): GroupWriter {
-    const g = this.appendGroup();
-    for (const f of frames) g.writeFrame(f);
-    g.close();
-    return g;
-  }
-
-  /** Stop publishing: the path is announced as ended; subscriptions end after their open groups. */
-  close(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.current?.close();
-    this.changed.notify();
-    this.session.unpublish(this);
-  }
-
-  /** Stop publishing with an error: subscribe streams are reset with `code`. */
-  abort(code: number): void {
-    if (this.ended) return;
-    this.failure = new MoqError(code);
-    this.current?.abort(code);
-    this.close();
-  }
-}
-
-/** How long group streams are still accepted after the publisher ended a subscription. */
-export const STRAGGLER_GRACE_MS = 200;
-
-/**
- * A subscription: an async iterator of the track's groups as their streams
- * arrive (in arrival order; each group's frames are read incrementally with
- * the {@link GroupReader}). Breaking out of a `for await` loop unsubscribes.
- */
-export class Subscription implements AsyncIterable<GroupReader> {
-  private readonly groups = new AsyncQueue<GroupReader>();
-  private readonly infoDeferred = new Deferred<Info>();
-  private readonly endDeferred = new Deferred<void>();
-  private reader: StreamReader | undefined;
-  private sender: Sender | undefined;
-  private closedByUs = false;
-  /** GroupDrop messages received from the publisher (the most recent 1000). */
-  readonly drops: GroupDrop[] = [];
-  /** Groups stopped without being delivered (only with `latestOnly`). */
-  skipped = 0;
-  /** Highest group sequence delivered so far. */
-  private newest = -1;
-
-  constructor(
-    private readonly session: Session,
-    /** Subscribe id (unique in this session, from 0 upward). */
-    readonly id: number,
-    /** Track path. */
-    readonly path: Path,
-    /** See {@link SubscribeOptions.latestOnly}. */
-    readonly latestOnly = false,
-  ) {}
-
-  /** The publisher's Info: resolves when it arrives; rejects if the subscription fails first. */
-  get info(): Promise<Info> {
-    return this.infoDeferred.promise;
-  }
-
-  /** Resolves when the subscription has ended cleanly; rejects with the error otherwise. */
-  get ended(): Promise<void> {
-    return this.endDeferred.promise;
-  }
-
-  /** @internal Runs the subscribe stream. */
-  async run(transport: WebTransportLike, message: Subscribe): Promise<void> {
-    try {
-      const bidi = await transport.createBidirectionalStream();
-      this.sender = new Sender(bidi.writable);
-      this.reader = new StreamReader(bidi.readable);
-      if (this.closedByUs) {
-        await this.sender.reset(ErrorCode.Cancel);
-        await this.reader.cancel(ErrorCode.Cancel);
-        return;
-      }
-      await this.sender.write(
-        encode((w) => {
-          writeBiStreamType(w, "subscribe");
-          writeSubscribe(w, message);
-        }),
-      );
-      const info = await this.reader.read(readInfo);
-      this.infoDeferred.resolve(info);
-      for (;;) {
-        const drop = await this.reader.readMaybe(readGroupDrop);
-        if (drop === undefined) break;
-        this.drops.push(drop);
-        if (this.drops.length > 1000) this.drops.shift();
-      }
-      // The publisher ended the subscription (FIN): finish our side too (§12).
-      // Its last group streams may still be on the way (streams are not ordered
-      // with each other), so keep accepting them for a moment.
-      if (!this.closedByUs) void this.sender.finish();
-      await new Promise((resolve) => setTimeout(resolve, STRAGGLER_GRACE_MS));
-      this.finish(undefined);
-    } catch (e) {
-      const err = streamError(e);
-      if (err instanceof DecodeError) {
-        await this.sender?.reset(err.code);
-        await this.reader?.cancel(err.code);
-      }
-      this.finish(err);
-    }
-  }
-
-  /** @internal A group stream for this subscription arrived. */
-  deliver(group: GroupReader): void {
-    if (this.latestOnly && group.sequence <= this.newest) {
-      this.skip(group);
-      return;
-    }
-    if (!this.groups.push(group)) void group.cancel(ErrorCode.Cancel);
-  }
-
-  private skip(group: GroupReader): void {
-    this.skipped++;
-    void group.cancel(ErrorCode.Cancel);
-  }
-
-  private async nextResult(): Promise<IteratorResult<GroupReader, undefined>> {
-    for (;;) {
-      const r = await this.groups.next();
-      if (r.done) return r;
-      if (!this.latestOnly) {
-        this.newest = Math.max(this.newest, r.value.sequence);
-        return r;
-      }
-      // Skip ahead to the newest waiting group.
-      let best = r.value;
-      for (const g of this.groups.drain()) {
-        if (g.sequence > best.sequence) {
-          this.skip(best);
-          best = g;
-        } else this.skip(g);
-      }
-      if (best.sequence <= this.newest) {
-        this.skip(best);
-        continue;
-      }
-      this.newest = best.sequence;
-      return { value: best, done: false };
-    }
-  }
-
-  private finish(error: MoqError | undefined): void {
-    if (this.closedByUs) error = undefined;
-    this.session.forget(this);
-    if (!this.infoDeferred.settled) this.infoDeferred.reject(error ?? new MoqError(ErrorCode.Cancel, "subscription ended before Info"));
-    if (error) this.endDeferred.reject(error);
-    else this.endDeferred.resolve();
-    if (!this.closedByUs) void this.sender?.finish();
-    this.groups.close(error);
-  }
-
-  /** The next group, or `undefined` when the subscription has ended. */
-  async nextGroup(): Promise<GroupReader | undefined> {
-    const r = await this.nextResult();
-    return r.done ? undefined : r.value;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<GroupReader> {
-    return {
-      next: () => this.nextResult(),
-      return: async () => {
-        this.close();
-        return { value: undefined, done: true };
-      },
-    };
-  }
-
-  /**
-   * Unsubscribe: FIN our side of the subscribe stream and stop reading it
-   * (STOP_SENDING 0); groups not yet taken are cancelled (§4.4).
-   */
-  close(): void {
-    if (this.closedByUs) return;
-    this.closedByUs = true;
-    void this.sender?.finish();
-    void this.reader?.cancel(ErrorCode.Cancel);
-    for (const g of this.groups.drain()) void g.cancel(ErrorCode.Cancel);
-    this.finish(undefined);
-  }
-
-  /** @internal The session is gone. */
-  fail(error: MoqError): void {
-    if (this.closedByUs || this.groups.isClosed) return;
-    this.finish(error);
-  }
-}
-
-/**
- * The set of paths a peer announces under a prefix, as an async iterator of
- * changes. Breaking out of a `for await` loop ends the interest.
- */
-export class Announced implements AsyncIterable<Announcement> {
-  private readonly changes = new AsyncQueue<Announcement>();
-  private readonly activePaths = new Map<string, Path>();
-  private reader: StreamReader | undefined;
-  private sender: Sender | undefined;
-  private closedByUs = false;
-  private liveDeferred = new Deferred<void>();
-
-  constructor(
-    private readonly session: Session,
-    /** The prefix of interest. */
-    readonly prefix: Path,
-  ) {}
-
-  /** Paths active right now. */
-  get active(): Path[] {
-    return [...this.activePaths.values()];
-  }
-
-  /** Resolves if the peer marks the set as caught up (status "live", crates 0.7+ only). */
-  get live(): Promise<void> {
-    return this.liveDeferred.promise;
-  }
-
-  /** @internal Runs the announce stream. */
-  async run(transport: WebTransportLike): Promise<void> {
-    try {
-      const bidi = await transport.createBidirectionalStream();
-      this.sender = new Sender(bidi.writable);
-      this.reader = new StreamReader(bidi.readable);
-      if (this.closedByUs) {
-        await this.sender.reset(ErrorCode.Cancel);
-        await this.reader.cancel(ErrorCode.Cancel);
-        return;
-      }
-      await this.sender.write(
-        encode((w) => {
-          writeBiStreamType(w, "announce");
-          writeAnnounceInterest(w, { prefix: this.prefix });
-        }),
-      );
-      for (;;) {
-        const msg = await this.reader.readMaybe(readAnnounceLive);
-        if (msg === undefined) break;
-        if (msg.status === "live") {
-          this.liveDeferred.resolve();
-          continue;
-        }
-        const path = [...this.prefix, ...msg.suffix];
-        const key = pathKey(path);
-        // Duplicate / unknown statuses close the stream (§4.3).
-        if (msg.status === "active") {
-          if (this.activePaths.has(key)) throw new MoqError(ErrorCode.Duplicate, `announced twice: ${path.join("/")}`);
-          this.activePaths.set(key, path);
-        } else {
-          if (!this.activePaths.delete(key)) throw new MoqError(ErrorCode.NotFound, `ended but not active: ${path.join("/")}`);
-        }
-        this.changes.push({ path, active: msg.status === "active" });
-      }
-      void this.sender.finish();
-      this.changes.close();
-    } catch (e) {
-      const err = streamError(e);
-      if (this.closedByUs) return;
-      if (err instanceof DecodeError || err.code === ErrorCode.Duplicate || err.code === ErrorCode.NotFound) {
-        await this.sender?.reset(err.code);
-        await this.reader?.cancel(err.code);
-      }
-      this.changes.close(err);
-    }
-  }
-
-  /** The next change, or `undefined` when the publisher ended the stream. */
-  async next(): Promise<Announcement | undefined> {
-    const r = await this.changes.next();
-    return r.done ? undefined : r.value;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Announcement> {
-    return {
-      next: () => this.changes.next(),
-      return: async () => {
-        this.close();
-        return { value: undefined, done: true };
-      },
-    };
-  }
-
-  /** End the interest: FIN our side and stop reading (STOP_SENDING 0). */
-  close(): void {
-    if (this.closedByUs) return;
-    this.closedByUs = true;
-    void this.sender?.finish();
-    void this.reader?.cancel(ErrorCode.Cancel);
-    this.changes.close();
-    this.session.forgetAnnounced(this);
-  }
-
-  /** @internal The session is gone. */
-  fail(error: MoqError): void {
-    if (!this.closedByUs) this.changes.close(error);
-  }
-}
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -626,29 +105,30 @@ async function failure(e: unknown, ended: Promise<MoqError>): Promise<MoqError> 
   return end instanceof SessionClosedError ? end : err;
 }
 
-async function resetAndStop(reader: StreamReader, sender: Sender, code: number): Promise<void> {
-  await Promise.all([sender.reset(code), reader.cancel(code)]);
-}
-
 /** An established moqf-02 session. Both sides may publish and subscribe. */
 export class Session {
-  private nextSubscribeId = 0;
-  private readonly subscriptions = new Map<number, Subscription>();
-  private readonly announcedSet = new Set<Announced>();
-  private readonly tracks = new Map<string, TrackWriter>();
-  private readonly announceWatchers = new Set<(path: Path, active: boolean) => void>();
-  private readonly closedDeferred = new Deferred<MoqError>();
-  private readonly closeHooks = new Set<() => void>();
-  private isClosed = false;
+  readonly #control: { reader: StreamReader; sender: Sender };
+  readonly #incomingBidi: ReadableStreamDefaultReader<BidiStream>;
+  /** How the transport ends (see {@link sessionEnd}). */
+  readonly #ended: Promise<MoqError>;
+  readonly #subscriber: Subscriber;
+  readonly #publisher: Publisher;
+  readonly #closed = new Deferred<MoqError>();
+  #isClosed = false;
 
   private constructor(
     /** The underlying WebTransport session. */
     readonly transport: WebTransportLike,
-    private readonly control: { reader: StreamReader; sender: Sender },
-    private readonly incomingBidi: ReadableStreamDefaultReader<BidiStream>,
-    /** How the transport ends (see {@link sessionEnd}). */
-    private readonly ended: Promise<MoqError>,
-  ) {}
+    control: { reader: StreamReader; sender: Sender },
+    incomingBidi: ReadableStreamDefaultReader<BidiStream>,
+    ended: Promise<MoqError>,
+  ) {
+    this.#control = control;
+    this.#incomingBidi = incomingBidi;
+    this.#ended = ended;
+    this.#subscriber = new Subscriber(transport);
+    this.#publisher = new Publisher(transport);
+  }
 
   /**
    * Run the client handshake on an open WebTransport session: the first bidi
@@ -693,7 +173,7 @@ export class Session {
       throw err;
     }
     const session = new Session(transport, { reader, sender }, transport.incomingBidirectionalStreams.getReader(), ended);
-    session.run();
+    session.#run();
     return session;
   }
 
@@ -721,7 +201,7 @@ export class Session {
       throw err;
     }
     const session = new Session(transport, { reader, sender }, incoming, sessionEnd(transport));
-    session.run();
+    session.#run();
     return session;
   }
 
@@ -732,14 +212,14 @@ export class Session {
    * connection lost without one.
    */
   get closed(): Promise<MoqError> {
-    return this.closedDeferred.promise;
+    return this.#closed.promise;
   }
 
-  private run(): void {
-    void this.watchControl();
-    void this.acceptBidi();
-    void this.acceptUni();
-    void this.ended.then((end) => this.shutdown(end));
+  #run(): void {
+    void this.#watchControl();
+    void this.#acceptBidi();
+    void this.#acceptUni();
+    void this.#ended.then((end) => this.#shutdown(end));
   }
 
   /**
@@ -747,67 +227,47 @@ export class Session {
    * (§4.2, §8.3); bytes from the peer are parsed as Info (what 0.5.0 does) and
    * ignored. A FIN ends the session with Cancel, a decode error with Decode.
    */
-  private async watchControl(): Promise<void> {
+  async #watchControl(): Promise<void> {
     try {
-      while ((await this.control.reader.readMaybe(readInfo)) !== undefined) {
+      while ((await this.#control.reader.readMaybe(readInfo)) !== undefined) {
         // ignored
       }
       this.close(ErrorCode.Cancel, "cancelled");
     } catch (e) {
       // The peer's session close fails this stream too: let the close say why.
-      if (!this.isClosed) await within(this.ended, CLOSE_GRACE_MS);
-      if (this.isClosed) return;
+      if (!this.#isClosed) await within(this.#ended, CLOSE_GRACE_MS);
+      if (this.#isClosed) return;
       const err = streamError(e);
       this.close(err instanceof DecodeError ? ErrorCode.Decode : ErrorCode.WebTransport, err.message);
     }
   }
 
-  private async acceptBidi(): Promise<void> {
+  async #acceptBidi(): Promise<void> {
     try {
       for (;;) {
-        const next = await this.incomingBidi.read();
+        const next = await this.#incomingBidi.read();
         if (next.done) break;
-        void this.handleBidi(next.value);
+        void this.#handleBidi(next.value);
       }
     } catch {
       // the session is closing
     }
   }
 
-  private async acceptUni(): Promise<void> {
+  async #acceptUni(): Promise<void> {
     const incoming = this.transport.incomingUnidirectionalStreams.getReader();
     try {
       for (;;) {
         const next = await incoming.read();
         if (next.done) break;
-        void this.handleUni(next.value);
+        void this.#subscriber.receiveGroup(next.value);
       }
     } catch {
       // the session is closing
     }
   }
 
-  /** A group stream arrived: dispatch it by subscribe id, even before Info (§7.3). */
-  private async handleUni(stream: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = new StreamReader(stream);
-    let group: GroupReader;
-    try {
-      group = await GroupReader.open(reader);
-    } catch (e) {
-      const err = streamError(e);
-      await reader.cancel(err instanceof DecodeError ? ErrorCode.Decode : err.code);
-      return;
-    }
-    const sub = this.subscriptions.get(group.subscribe);
-    if (sub) {
-      sub.deliver(group);
-      return;
-    }
-    // An id we used and closed: Cancel; an id we never sent: NotFound (§4.5).
-    await reader.cancel(group.subscribe < this.nextSubscribeId ? ErrorCode.Cancel : ErrorCode.NotFound);
-  }
-
-  private async handleBidi(bidi: BidiStream): Promise<void> {
+  async #handleBidi(bidi: BidiStream): Promise<void> {
     const reader = new StreamReader(bidi.readable);
     const sender = new Sender(bidi.writable);
     try {
@@ -816,11 +276,11 @@ export class Session {
         case "session":
           throw new MoqError(ErrorCode.UnexpectedStream, "second session stream");
         case "announce":
-          return await this.serveAnnounce(reader, sender);
+          return await this.#publisher.serveAnnounce(reader, sender);
         case "subscribe":
-          return await this.serveSubscribe(reader, sender);
+          return await this.#publisher.serveSubscribe(reader, sender);
         case "info":
-          return await this.serveInfo(reader, sender);
+          return await this.#publisher.serveInfo(reader, sender);
         case "fetch":
           // Not served (0.5.0 never completes a fetch either, §4.7).
           throw new MoqError(ErrorCode.NotFound, "fetch is not served");
@@ -831,175 +291,13 @@ export class Session {
     }
   }
 
-  private async serveInfo(reader: StreamReader, sender: Sender): Promise<void> {
-    const req = await reader.read(readInfoRequest);
-    const track = this.tracks.get(pathKey(req.path));
-    if (!track) throw new MoqError(ErrorCode.NotFound, "unknown track");
-    await sender.write(encode((w) => writeInfo(w, trackInfo(track))));
-    await sender.finish();
-    await reader.cancel(ErrorCode.Cancel);
-  }
-
-  private async serveAnnounce(reader: StreamReader, sender: Sender): Promise<void> {
-    const { prefix } = await reader.read(readAnnounceInterest);
-    const send = (path: Path, active: boolean): void => {
-      const suffix = path.slice(prefix.length);
-      sender
-        .write(encode((w) => writeAnnounce(w, { status: active ? "active" : "ended", suffix })))
-        .catch(() => stop());
-    };
-    const watcher = (path: Path, active: boolean): void => {
-      if (pathHasPrefix(path, prefix)) send(path, active);
-    };
-    const stop = (): void => {
-      this.announceWatchers.delete(watcher);
-    };
-    const current = [...this.tracks.values()].map((t) => t.path).filter((p) => pathHasPrefix(p, prefix));
-    current.sort(comparePaths);
-    for (const p of current) send(p, true);
-    this.announceWatchers.add(watcher);
-    // The subscriber sends nothing more; its FIN (or reset) ends the interest.
-    try {
-      while (!(await reader.atEnd())) await reader.bytes(Number.MAX_SAFE_INTEGER);
-      stop();
-      await sender.finish();
-    } catch {
-      stop();
-      await sender.reset(ErrorCode.WebTransport);
-    }
-  }
-
-  private async serveSubscribe(reader: StreamReader, sender: Sender): Promise<void> {
-    const sub = await reader.read(readSubscribe);
-    const track = this.tracks.get(pathKey(sub.path));
-    if (!track) throw new MoqError(ErrorCode.NotFound, "unknown track");
-    // Join at the latest group (from its first frame), then every group appended
-    // after it, in order: even several appended at once are all served (0.5.0
-    // would skip the intermediate ones, §4.4).
-    const pending: GroupWriter[] = track.latest ? [track.latest] : [];
-    const stopListening = track.onGroup((g) => pending.push(g));
-    // Info before any group stream (§7.3).
-    try {
-      await sender.write(encode((w) => writeInfo(w, trackInfo(track))));
-    } catch (e) {
-      stopListening();
-      throw e;
-    }
-
-    let active = true;
-    // One promise raced against every wait: a Notify here would collect a waiter per wake-up.
-    const stopped = new Deferred<void>();
-    const onSessionClose = (): void => {
-      active = false;
-      stopped.resolve();
-    };
-    this.closeHooks.add(onSessionClose);
-    const watch = (async () => {
-      try {
-        // SubscribeUpdate* (content ignored, like 0.5.0), then the subscriber's FIN.
-        while ((await reader.readMaybe(readSubscribeUpdate)) !== undefined) {
-          // ignored
-        }
-      } catch {
-        // reset by the subscriber or malformed: stop serving either way
-      }
-      active = false;
-      stopped.resolve();
-    })();
-
-    const serving: Promise<void>[] = [];
-    const serveGroup = async (group: GroupWriter): Promise<void> => {
-      let stream: Sender | undefined;
-      try {
-        stream = new Sender(
-          await this.transport.createUnidirectionalStream({ sendOrder: sendOrder(sub.priority, sub.groupOrder, group.sequence) }),
-        );
-        await stream.write(
-          encode((w) => {
-            w.varint(0);
-            writeGroup(w, { subscribe: sub.id, sequence: group.sequence });
-          }),
-        );
-        let next = 0;
-        for (;;) {
-          while (next < group.frames.length) {
-            const payload = group.frames[next++]!;
-            const header = encode((w) => w.varint(payload.length));
-            // Small frames go out in one write (one packet rather than two).
-            if (payload.length <= 16384) await stream.write(concatBytes([header, payload]));
-            else {
-              await stream.write(header);
-              await stream.write(payload);
-            }
-          }
-          if (group.error) {
-            await stream.reset(group.error.code);
-            await sendDrop(group.sequence, group.error.code);
-            return;
-          }
-          if (group.done) break;
-          if (!active) {
-            await stream.reset(ErrorCode.Cancel);
-            return;
-          }
-          await Promise.race([group.changed.wait(), stopped.promise]);
-        }
-        await stream.finish();
-      } catch {
-        // Writing failed (e.g. the subscriber stopped the stream): reset it and
-        // account for the group with a GroupDrop carrying the transport code (§4.5).
-        await stream?.reset(ErrorCode.WebTransport);
-        if (active) await sendDrop(group.sequence, ErrorCode.WebTransport);
-      }
-    };
-    const sendDrop = async (sequence: number, code: number): Promise<void> => {
-      try {
-        await sender.write(encode((w) => writeGroupDrop(w, { sequence, count: 0, code })));
-      } catch {
-        // the subscribe stream is gone
-      }
-    };
-
-    while (active && !this.isClosed) {
-      for (let g = pending.shift(); g !== undefined; g = pending.shift()) serving.push(serveGroup(g));
-      if (track.closed) break;
-      await Promise.race([track.changed.wait(), stopped.promise]);
-    }
-    stopListening();
-    await Promise.all(serving);
-    this.closeHooks.delete(onSessionClose);
-    if (!active) {
-      // The subscriber unsubscribed: FIN our side too.
-      await sender.finish();
-      return;
-    }
-    if (track.error) {
-      await resetAndStop(reader, sender, track.error.code);
-      return;
-    }
-    await sender.finish();
-    await watch;
-  }
-
   /**
    * Subscribe to the track at `path`. The id is registered before the
    * Subscribe is sent, so group streams that overtake the Info are accepted.
    */
   subscribe(path: Path, options: SubscribeOptions = {}): Subscription {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const id = this.nextSubscribeId++;
-    const sub = new Subscription(this, id, [...path], options.latestOnly ?? false);
-    this.subscriptions.set(id, sub);
-    void sub.run(this.transport, {
-      id,
-      path: [...path],
-      priority: options.priority ?? 0,
-      groupOrder: options.order ?? "desc",
-      groupExpires: options.expires ?? 0,
-      groupMin: options.min ?? null,
-      groupMax: options.max ?? null,
-    });
-    return sub;
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return this.#subscriber.subscribe(path, options);
   }
 
   /**
@@ -1008,35 +306,14 @@ export class Session {
    * track. 0.5.0 peers answer this, though they never send it themselves.
    */
   async info(path: Path): Promise<Info> {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const bidi = await this.transport.createBidirectionalStream();
-    const sender = new Sender(bidi.writable);
-    const reader = new StreamReader(bidi.readable);
-    try {
-      await sender.write(
-        encode((w) => {
-          writeBiStreamType(w, "info");
-          writeInfoRequest(w, { path });
-        }),
-      );
-      const info = await reader.read(readInfo);
-      await sender.finish();
-      await reader.cancel(ErrorCode.Cancel);
-      return info;
-    } catch (e) {
-      const err = streamError(e);
-      if (err instanceof DecodeError) await resetAndStop(reader, sender, err.code);
-      throw err;
-    }
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return await this.#subscriber.info(path);
   }
 
   /** Watch the paths the peer announces under `prefix` (default: everything). */
   announced(prefix: Path = []): Announced {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const a = new Announced(this, [...prefix]);
-    this.announcedSet.add(a);
-    void a.run(this.transport);
-    return a;
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return this.#subscriber.announced(prefix);
   }
 
   /**
@@ -1044,80 +321,31 @@ export class Session {
    * and served to its subscriptions. Publishing a path twice is an error.
    */
   publish(path: Path, options: PublishOptions = {}): TrackWriter {
-    if (this.isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
-    const key = pathKey(path);
-    if (this.tracks.has(key)) throw new MoqError(ErrorCode.Duplicate, `already published: ${path.join("/")}`);
-    const priority = options.priority ?? 0;
-    if (!Number.isInteger(priority) || priority < -128 || priority > 127) throw new RangeError(`priority ${priority}`);
-    const track = new TrackWriter(this, [...path], priority, options.order ?? "desc", options.expires ?? 0);
-    this.tracks.set(key, track);
-    for (const w of this.announceWatchers) w(track.path, true);
-    return track;
-  }
-
-  /** @internal */
-  unpublish(track: TrackWriter): void {
-    const key = pathKey(track.path);
-    if (this.tracks.get(key) !== track) return;
-    this.tracks.delete(key);
-    for (const w of this.announceWatchers) w(track.path, false);
+    if (this.#isClosed) throw new MoqError(ErrorCode.Cancel, "session is closed");
+    return this.#publisher.publish(path, options);
   }
 
   /** Tracks published in this session right now. */
   get published(): Path[] {
-    return [...this.tracks.values()].map((t) => t.path);
-  }
-
-  /** @internal */
-  forget(sub: Subscription): void {
-    if (this.subscriptions.get(sub.id) === sub) this.subscriptions.delete(sub.id);
-  }
-
-  /** @internal */
-  forgetAnnounced(a: Announced): void {
-    this.announcedSet.delete(a);
+    return this.#publisher.published;
   }
 
   /** Close the session with `code` (default 0) and a reason text. */
   close(code: number = ErrorCode.Cancel, reason = ""): void {
-    if (this.isClosed) return;
+    if (this.#isClosed) return;
     try {
       this.transport.close({ closeCode: code, reason });
     } catch {
       // already closed
     }
-    this.shutdown(new SessionClosedError(code, reason, false));
+    this.#shutdown(new SessionClosedError(code, reason, false));
   }
 
-  private shutdown(reason: MoqError): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.closedDeferred.resolve(reason);
-    for (const sub of [...this.subscriptions.values()]) sub.fail(reason);
-    this.subscriptions.clear();
-    for (const a of this.announcedSet) a.fail(reason);
-    this.announcedSet.clear();
-    for (const hook of [...this.closeHooks]) hook();
+  #shutdown(reason: MoqError): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#closed.resolve(reason);
+    this.#subscriber.close(reason);
+    this.#publisher.close();
   }
-}
-
-/**
- * The WebTransport `sendOrder` of a group stream (higher is sent first): the
- * subscriber's track priority first, then within the track the newest group
- * first for descending order or the oldest first for ascending order (the
- * drafts' meaning, §7.4). Purely local; nothing of it is on the wire.
- */
-export function sendOrder(priority: number, order: GroupOrder, sequence: number): number {
-  const seq = sequence % 0x1000000;
-  return (priority + 128) * 0x1000000 + (order === "desc" ? seq : 0xffffff - seq);
-}
-
-function trackInfo(track: TrackWriter): Info {
-  return {
-    priority: track.priority,
-    groupOrder: track.order,
-    groupExpires: track.expires,
-    // 0 when there is no group yet (ambiguous with group 0, §5.8).
-    groupLatest: track.latest?.sequence ?? 0,
-  };
 }
