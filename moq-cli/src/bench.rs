@@ -91,7 +91,8 @@ pub(crate) struct BenchArgs {
     /// Print a progress line on stderr every second even when stderr is not a terminal.
     #[arg(long)]
     progress: bool,
-    /// Also sample this process (the relay) for CPU time and resident memory.
+    /// Also sample this process (the relay): CPU time over the window and per delivered
+    /// frame, resident memory, and its growth per subscriber since before the bench connected.
     #[arg(long, value_name = "PID")]
     relay_pid: Option<u32>,
     /// Subscriber connections per client endpoint (UDP socket). One socket for hundreds
@@ -209,7 +210,7 @@ struct Report {
     frames_sent: u64,
     received: ReceiverStats,
     cpu: Duration,
-    relay: Option<(u32, ProcessSample, Duration)>,
+    relay: Option<RelaySample>,
     /// CPU time of the whole machine over the measured window (Linux).
     machine: Option<Duration>,
 }
@@ -274,6 +275,26 @@ struct JsonRelay {
     cpu_s: f64,
     cpu_percent: f64,
     rss_kib: u64,
+    /// The relay's CPU time per frame delivered to a subscriber, in microseconds.
+    cpu_us_per_frame: Option<f64>,
+    /// Resident memory before the bench connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_idle_kib: Option<u64>,
+    /// What the relay's resident memory grew by from then, per connected subscriber.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kib_per_subscriber: Option<f64>,
+}
+
+/// The relay process named by `--relay-pid`, over the measured window.
+#[derive(Clone, Copy, Debug)]
+struct RelaySample {
+    pid: u32,
+    /// At the end of the window.
+    after: ProcessSample,
+    /// CPU time over the window.
+    cpu: Duration,
+    /// Resident memory before the bench connected anything.
+    rss_idle_kib: Option<u64>,
 }
 
 /// Runs `moq bench`.
@@ -327,6 +348,10 @@ async fn run_relay(
     let url = args.url.clone().unwrap_or_default();
     let timeout = client.timeout();
     let config = client.config()?;
+    // The relay's memory before we connect, so that what each subscriber adds is known.
+    let relay_idle = args
+        .relay_pid
+        .and_then(|pid| ProcessSample::read(Some(pid)));
     if client.bind.port() != 0 {
         bail!("moq bench opens several client sockets: give --bind a port of 0");
     }
@@ -479,7 +504,12 @@ async fn run_relay(
     let relay = args.relay_pid.and_then(|pid| {
         let after = ProcessSample::read(Some(pid))?;
         let before = relay_before?;
-        Some((pid, after, after.cpu().saturating_sub(before.cpu())))
+        Some(RelaySample {
+            pid,
+            after,
+            cpu: after.cpu().saturating_sub(before.cpu()),
+            rss_idle_kib: relay_idle.map(|idle| idle.rss_kib),
+        })
     });
 
     // Stop: subscribers first (they report), then publishers.
@@ -807,6 +837,23 @@ impl Report {
         self.received.frames as f64 / self.seconds.max(1e-9)
     }
 
+    /// The relay's CPU time per delivered frame, in microseconds.
+    fn relay_cpu_per_frame(&self) -> Option<f64> {
+        let relay = self.relay.as_ref()?;
+        (self.received.frames > 0)
+            .then(|| relay.cpu.as_secs_f64() * 1e6 / self.received.frames as f64)
+    }
+
+    /// What the relay's resident memory grew by since before the bench connected, per
+    /// connected subscriber (the publishers' share included).
+    fn relay_kib_per_subscriber(&self) -> Option<f64> {
+        let relay = self.relay.as_ref()?;
+        let idle = relay.rss_idle_kib?;
+        (self.subscribers_connected > 0).then(|| {
+            relay.after.rss_kib.saturating_sub(idle) as f64 / self.subscribers_connected as f64
+        })
+    }
+
     fn megabytes_per_second(&self) -> f64 {
         self.received.bytes as f64 / self.seconds.max(1e-9) / 1e6
     }
@@ -854,11 +901,14 @@ impl Report {
             cpu_s: round(self.cpu.as_secs_f64(), 3),
             cpu_percent: percent(self.cpu),
             machine_cpu_percent: self.machine.map(percent),
-            relay: self.relay.as_ref().map(|(pid, sample, cpu)| JsonRelay {
-                pid: *pid,
-                cpu_s: round(cpu.as_secs_f64(), 3),
-                cpu_percent: percent(*cpu),
-                rss_kib: sample.rss_kib,
+            relay: self.relay.as_ref().map(|relay| JsonRelay {
+                pid: relay.pid,
+                cpu_s: round(relay.cpu.as_secs_f64(), 3),
+                cpu_percent: percent(relay.cpu),
+                rss_kib: relay.after.rss_kib,
+                cpu_us_per_frame: self.relay_cpu_per_frame().map(|us| round(us, 2)),
+                rss_idle_kib: relay.rss_idle_kib,
+                kib_per_subscriber: self.relay_kib_per_subscriber().map(|kib| round(kib, 1)),
             }),
         }
     }
@@ -925,13 +975,22 @@ impl Report {
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             ));
         }
-        if let Some((pid, sample, cpu)) = &self.relay {
+        if let Some(relay) = &self.relay {
             out.push_str(&format!(
-                "  relay {pid}  cpu {:.2} s ({:.0}%), rss {} KiB\n",
-                cpu.as_secs_f64(),
-                100.0 * cpu.as_secs_f64() / self.seconds.max(1e-9),
-                sample.rss_kib
+                "  relay {}  cpu {:.2} s ({:.0}%), rss {} KiB\n",
+                relay.pid,
+                relay.cpu.as_secs_f64(),
+                100.0 * relay.cpu.as_secs_f64() / self.seconds.max(1e-9),
+                relay.after.rss_kib
             ));
+            if let Some(us) = self.relay_cpu_per_frame() {
+                out.push_str(&format!("  relay cpu   {us:.2} µs per delivered frame\n"));
+            }
+            if let (Some(kib), Some(idle)) = (self.relay_kib_per_subscriber(), relay.rss_idle_kib) {
+                out.push_str(&format!(
+                    "  relay rss   {kib:.1} KiB per subscriber (from {idle} KiB idle)\n"
+                ));
+            }
         }
         out
     }
@@ -989,15 +1048,21 @@ mod tests {
             frames_sent: 12,
             received,
             cpu: Duration::from_millis(1234),
-            relay: relay.then_some((42, process, Duration::from_millis(500))),
+            relay: relay.then_some(RelaySample {
+                pid: 42,
+                after: process,
+                cpu: Duration::from_millis(500),
+                rss_idle_kib: Some(3000),
+            }),
             machine: relay.then_some(Duration::from_millis(3000)),
         }
     }
 
     /// What the report's JSON was before it was written with serde, for the same two reports:
-    /// the scripts in `scripts/perf/` were written against it.
+    /// the scripts in `scripts/perf/` were written against it. Keys added since come after
+    /// the old ones (`relay.cpu_us_per_frame` and what follows it).
     const BEFORE: [&str; 2] = [
-        r#"{"mode":"relay","url":"moqf://127.0.0.1:4443/\"a\\b\u0001é","tracks":2,"subscribers_per_track":3,"subscribers":6,"subscribers_connected":6,"frame_size":2048,"rate":100,"max":false,"groups_in_flight":null,"group_expires_ms":500,"group_frames":30,"seconds":2.000,"frames_sent":12,"frames_delivered":10,"bytes_delivered":20480,"frames_per_s":5.0,"mb_per_s":0.010,"latency_us":{"p50":1.0,"p90":1.0,"p99":2.0,"max":2.0,"mean":1.1,"samples":10},"groups_received":2,"groups_skipped":1,"groups_dropped":0,"cpu_s":1.234,"cpu_percent":61.7,"machine_cpu_percent":150.0,"relay":{"pid":42,"cpu_s":0.500,"cpu_percent":25.0,"rss_kib":9000}}"#,
+        r#"{"mode":"relay","url":"moqf://127.0.0.1:4443/\"a\\b\u0001é","tracks":2,"subscribers_per_track":3,"subscribers":6,"subscribers_connected":6,"frame_size":2048,"rate":100,"max":false,"groups_in_flight":null,"group_expires_ms":500,"group_frames":30,"seconds":2.000,"frames_sent":12,"frames_delivered":10,"bytes_delivered":20480,"frames_per_s":5.0,"mb_per_s":0.010,"latency_us":{"p50":1.0,"p90":1.0,"p99":2.0,"max":2.0,"mean":1.1,"samples":10},"groups_received":2,"groups_skipped":1,"groups_dropped":0,"cpu_s":1.234,"cpu_percent":61.7,"machine_cpu_percent":150.0,"relay":{"pid":42,"cpu_s":0.500,"cpu_percent":25.0,"rss_kib":9000,"cpu_us_per_frame":50000.0,"rss_idle_kib":3000,"kib_per_subscriber":1000.0}}"#,
         r#"{"mode":"relay","url":"moqf://127.0.0.1:4443/\"a\\b\u0001é","tracks":2,"subscribers_per_track":3,"subscribers":6,"subscribers_connected":6,"frame_size":2048,"rate":null,"max":true,"groups_in_flight":2,"group_expires_ms":null,"group_frames":30,"seconds":2.000,"frames_sent":12,"frames_delivered":10,"bytes_delivered":20480,"frames_per_s":5.0,"mb_per_s":0.010,"latency_us":{"p50":1.0,"p90":1.0,"p99":2.0,"max":2.0,"mean":1.1,"samples":10},"groups_received":2,"groups_skipped":1,"groups_dropped":0,"cpu_s":1.234,"cpu_percent":61.7}"#,
     ];
 
