@@ -1,6 +1,7 @@
 //! The relay's HTTP side on TCP, beside its UDP port: the certificate fingerprint (`--dev`),
-//! a JSON description for the browser page, and static files (`--web DIR`), served by
-//! hyper's HTTP/1.1 server.
+//! a JSON description for the browser page, static files (`--web DIR`), and the relay's
+//! health and metrics (`/healthz`, `/metrics`, also alone on a listener of their own with
+//! `--metrics-bind`), served by hyper's HTTP/1.1 server.
 //!
 //! Deliberately small: one request per connection (`Connection: close`), a request head of
 //! at most [`MAX_REQUEST`] bytes (larger ones get 431) read within the request timeout
@@ -22,6 +23,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use crate::Relay;
+use crate::metrics::{self, Metrics};
+
 /// The largest request head accepted (request line and headers); a larger one is answered
 /// 431 and the connection closed.
 pub const MAX_REQUEST: usize = 8 * 1024;
@@ -34,10 +38,16 @@ pub const MAX_FILE: u64 = 64 * 1024 * 1024;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HttpConfig {
-    /// The certificate fingerprint (lowercase hex SHA-256) served at `/fingerprint`.
-    pub fingerprint: String,
+    /// The certificate fingerprint (lowercase hex SHA-256) served at `/fingerprint`, and
+    /// with [`port`](Self::port) at `/info.json`; `None`: neither route.
+    pub fingerprint: Option<String>,
     /// The relay's UDP port, for the URL in `/info.json`.
     pub port: u16,
+    /// The relay whose `GET /healthz` (200 while it accepts sessions, else 503) and
+    /// `GET /metrics` are served; `None`: neither route.
+    pub relay: Option<Relay>,
+    /// Whether `/metrics` is served (with a [`relay`](Self::relay)); default true.
+    pub metrics: bool,
     /// Serve static files from here (`/` is `index.html`).
     pub web_root: Option<PathBuf>,
     /// How long a client may take to send its request head, and then how long writing the
@@ -49,11 +59,37 @@ impl HttpConfig {
     /// Serves `fingerprint` and `/info.json` for a relay on UDP `port`, no files.
     pub fn new(fingerprint: impl Into<String>, port: u16) -> Self {
         Self {
-            fingerprint: fingerprint.into(),
+            fingerprint: Some(fingerprint.into()),
             port,
+            relay: None,
+            metrics: true,
             web_root: None,
             request_timeout: REQUEST_TIMEOUT,
         }
+    }
+
+    /// Serves only `/healthz` and `/metrics` of `relay` (the `--metrics-bind` listener).
+    pub fn for_metrics(relay: Relay) -> Self {
+        Self {
+            fingerprint: None,
+            port: 0,
+            relay: Some(relay),
+            metrics: true,
+            web_root: None,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Sets [`relay`](Self::relay).
+    pub fn with_relay(mut self, relay: Option<Relay>) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// Sets [`metrics`](Self::metrics).
+    pub fn with_metrics(mut self, metrics: bool) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Sets [`web_root`](Self::web_root).
@@ -85,7 +121,11 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 ///
 /// Cancel-safe: dropping it stops accepting (connections in progress finish on their own).
 pub async fn serve(listener: TcpListener, config: HttpConfig) {
-    let config = Arc::new(config);
+    let metrics = match &config.relay {
+        Some(relay) if config.metrics => Some(Metrics::new(relay.clone())),
+        _ => None,
+    };
+    let config = Arc::new(Site { config, metrics });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -99,10 +139,16 @@ pub async fn serve(listener: TcpListener, config: HttpConfig) {
     }
 }
 
+/// What one listener serves: its configuration, and the metrics built once for it.
+struct Site {
+    config: HttpConfig,
+    metrics: Option<Metrics>,
+}
+
 /// One connection: one request head within the timeout (hyper's header read timeout, which
 /// closes the connection without an answer), then the response within the timeout again.
-async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<HttpConfig>) {
-    let timeout = config.request_timeout;
+async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<Site>) {
+    let timeout = config.config.request_timeout;
     let requested = Arc::new(Notify::new());
     let service = {
         let requested = requested.clone();
@@ -136,7 +182,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<HttpConfig>
 
 /// The answer to one request: `GET` and `HEAD` only, every response uncached and open to
 /// any origin.
-async fn respond(request: Request<Incoming>, config: &HttpConfig) -> Response<Full<Bytes>> {
+async fn respond(request: Request<Incoming>, config: &Site) -> Response<Full<Bytes>> {
     let head = request.method() == Method::HEAD;
     let mut response = if request.method() == Method::GET || head {
         let host = request
@@ -182,26 +228,38 @@ fn not_found() -> Response<Full<Bytes>> {
     text(StatusCode::NOT_FOUND, "not found\n")
 }
 
-async fn answer(
-    path: &str,
-    host: Option<&str>,
-    head: bool,
-    config: &HttpConfig,
-) -> Response<Full<Bytes>> {
-    match path {
-        "/fingerprint" => text(StatusCode::OK, config.fingerprint.clone()),
-        "/info.json" => {
+async fn answer(path: &str, host: Option<&str>, head: bool, site: &Site) -> Response<Full<Bytes>> {
+    let config = &site.config;
+    match (path, &config.fingerprint, &config.relay, &site.metrics) {
+        ("/fingerprint", Some(fingerprint), _, _) => text(StatusCode::OK, fingerprint.clone()),
+        ("/info.json", Some(fingerprint), _, _) => {
             let host = host.map(host_name).unwrap_or("127.0.0.1".into());
             let json = format!(
-                "{{\"url\": \"https://{host}:{}/\", \"fingerprint\": \"{}\"}}\n",
-                config.port, config.fingerprint
+                "{{\"url\": \"https://{host}:{}/\", \"fingerprint\": \"{fingerprint}\"}}\n",
+                config.port
             );
             body(StatusCode::OK, "application/json", json)
+        }
+        ("/healthz", _, Some(relay), _) => health(relay),
+        ("/metrics", _, _, Some(metrics)) => {
+            body(StatusCode::OK, metrics::CONTENT_TYPE, metrics.render())
         }
         _ => match &config.web_root {
             Some(root) => file(root, path, head).await,
             None => not_found(),
         },
+    }
+}
+
+/// `/healthz`: 200 while the relay accepts sessions; 503 once it shuts down (a load
+/// balancer stops sending new clients while it drains) or when no accept loop runs.
+fn health(relay: &Relay) -> Response<Full<Bytes>> {
+    if relay.is_accepting() {
+        text(StatusCode::OK, "ok\n")
+    } else if relay.is_shutting_down() {
+        text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "not accepting sessions\n")
     }
 }
 

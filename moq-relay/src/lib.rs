@@ -50,6 +50,7 @@
 mod auth;
 pub mod http;
 mod limits;
+pub mod metrics;
 mod origins;
 mod relay;
 

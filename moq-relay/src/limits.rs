@@ -131,6 +131,11 @@ impl Admission {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The sessions admitted right now, in all.
+    pub(crate) fn total(&self) -> usize {
+        self.lock().total
+    }
+
     /// Admits one more session from `ip`, or says which limit it would pass.
     pub(crate) fn admit(&self, ip: IpAddr, limits: &RelayLimits) -> Result<Admitted, String> {
         let ip = network(ip);

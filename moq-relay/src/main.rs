@@ -34,7 +34,7 @@ fn hand_memory_back() {
 #[derive(Parser, Debug)]
 #[command(name = "moq-relay", version)]
 struct Args {
-    /// Listen on this UDP address (and TCP, with --dev or --web).
+    /// Listen on this UDP address (and TCP, with --dev or --web: the HTTP listener).
     #[arg(long, default_value = "[::]:4443")]
     bind: SocketAddr,
 
@@ -66,6 +66,13 @@ struct Args {
     /// Serve the static files of this directory over the same HTTP listener.
     #[arg(long, value_name = "DIR")]
     web: Option<PathBuf>,
+
+    /// Serve GET /metrics (Prometheus text format) and GET /healthz over plain HTTP on
+    /// this TCP address, e.g. 127.0.0.1:9090, kept apart from the public port. The HTTP
+    /// listener of --dev or --web then serves /healthz only; without this flag it serves
+    /// both.
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<SocketAddr>,
 
     /// Seconds between the one-line stats logs (0: never).
     #[arg(long, default_value_t = 10)]
@@ -305,11 +312,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding TCP {local} for HTTP"))?;
         println!("  HTTP:         http://{host}:{}/fingerprint", local.port());
+        // Metrics go where the operator asked for them: with --metrics-bind, off this
+        // public listener (which keeps /healthz, for load balancers).
         let config = http::HttpConfig::new(fingerprint.clone(), local.port())
-            .with_web_root(args.web.clone());
+            .with_web_root(args.web.clone())
+            .with_relay(Some(relay.clone()))
+            .with_metrics(args.metrics_bind.is_none());
         Some(tokio::spawn(http::serve(listener, config)))
     } else {
         None
+    };
+
+    let metrics_task = match args.metrics_bind {
+        Some(addr) => {
+            let listener = http::bind(addr)
+                .await
+                .with_context(|| format!("binding TCP {addr} for --metrics-bind"))?;
+            let bound = listener
+                .local_addr()
+                .context("reading the metrics address")?;
+            println!("  metrics:      http://{bound}/metrics");
+            Some(tokio::spawn(http::serve(
+                listener,
+                http::HttpConfig::for_metrics(relay.clone()),
+            )))
+        }
+        None => None,
     };
 
     let stats_task = (args.stats_interval > 0).then(|| {
@@ -350,6 +378,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::warn!("sessions still open after the shutdown wait; exiting anyway");
     }
     if let Some(task) = http_task {
+        task.abort();
+    }
+    if let Some(task) = metrics_task {
         task.abort();
     }
     if let Some(task) = stats_task {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use moq_auth::Permissions;
@@ -11,7 +11,7 @@ use moq_model::{
 };
 use moq_proto::ErrorCode;
 use moq_session::transport::Connection as _;
-use moq_session::{Session, SessionConfig, SharedLimit};
+use moq_session::{Session, SessionConfig, SessionStats, SharedLimit};
 use moq_transport_quinn::{Credentials, Request, Server, redact_url};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -77,12 +77,18 @@ impl RelayConfig {
     }
 }
 
-/// What the relay holds right now, summed over its sessions.
+/// What the relay holds right now, summed over its sessions, and what it did since it
+/// started (the totals: sessions that ended included, so they never go down).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelayStats {
     /// Sessions accepted and not yet ended.
     pub sessions: usize,
+    /// Connections admitted right now: the sessions and the connections still in their
+    /// handshake (what [`RelayLimits::max_sessions`] bounds).
+    pub connections: usize,
+    /// Sessions accepted since the start (handshake done, access granted).
+    pub accepted: u64,
     /// Distinct paths announced by sessions.
     pub announced: usize,
     /// Upstream subscriptions: tracks the relay subscribes to from their announcers.
@@ -97,6 +103,29 @@ pub struct RelayStats {
     pub bytes_out: u64,
     /// Connections refused since the start because a relay-wide limit was reached.
     pub refused: u64,
+    /// Sessions refused since the start by the access control (code 16) when they
+    /// connected.
+    pub unauthorized: u64,
+    /// Group streams received from publishers since the start.
+    pub groups_in: u64,
+    /// Frames received whole on them (counted as each group stream ends).
+    pub frames_in: u64,
+    /// Frame payload bytes received on them (counted as each group stream ends).
+    pub payload_bytes_in: u64,
+    /// Group streams sent to subscribers since the start.
+    pub groups_out: u64,
+    /// Frames sent whole on them (counted as each group stream ends).
+    pub frames_out: u64,
+    /// Frame payload bytes sent on them (counted as each group stream ends).
+    pub payload_bytes_out: u64,
+    /// Groups never sent to a subscriber because they left the cache before their turn.
+    pub groups_skipped: u64,
+    /// Groups given up (expired, over the stream cap) or failed while sent to a subscriber.
+    pub groups_dropped: u64,
+    /// `GroupDrop` messages sent to subscribers.
+    pub group_drops_sent: u64,
+    /// `GroupDrop` messages received from publishers.
+    pub group_drops_received: u64,
     /// Payload bytes held for the tracks the relay forwards (within
     /// [`RelayLimits::max_memory`]).
     pub memory: usize,
@@ -108,26 +137,73 @@ struct Entry {
     quic: moq_transport_quinn::quinn::Connection,
 }
 
+/// The live sessions, and the totals of those that ended: one lock, so that a session
+/// moves from one to the other at once and a snapshot never sees its counts twice or not
+/// at all (the totals are counters and must never go down).
+#[derive(Default)]
+struct Sessions {
+    live: HashMap<SessionId, Entry>,
+    ended: Totals,
+}
+
+/// Counts since the start, summed over sessions.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    udp_in: u64,
+    udp_out: u64,
+    groups_in: u64,
+    frames_in: u64,
+    payload_in: u64,
+    groups_out: u64,
+    frames_out: u64,
+    payload_out: u64,
+    skipped: u64,
+    dropped: u64,
+    drops_sent: u64,
+    drops_received: u64,
+}
+
+impl Totals {
+    /// Adds the counts of the session `entry`, whose [`SessionStats`] are `session`.
+    fn add(&mut self, entry: &Entry, session: &SessionStats) {
+        let quic = entry.quic.stats();
+        self.udp_in += quic.udp_rx.bytes;
+        self.udp_out += quic.udp_tx.bytes;
+        self.groups_in += session.groups_received;
+        self.frames_in += session.frames_received;
+        self.payload_in += session.payload_bytes_received;
+        self.groups_out += session.groups_sent;
+        self.frames_out += session.frames_sent;
+        self.payload_out += session.payload_bytes_sent;
+        self.skipped += session.groups_skipped;
+        self.dropped += session.groups_dropped;
+        self.drops_sent += session.group_drops_sent;
+        self.drops_received += session.group_drops_received;
+    }
+}
+
 struct Inner {
     config: RelayConfig,
     origins: Origins,
-    sessions: Mutex<HashMap<SessionId, Entry>>,
+    sessions: Mutex<Sessions>,
     next_id: AtomicU64,
     /// Sessions open or in their handshake, in all and by address.
     admission: Admission,
     /// What the forwarded tracks' groups charge their payload to.
     memory: MemoryBudget,
-    /// Connections refused by a relay-wide limit.
+    /// Connections refused by a relay-wide limit, and by the access control.
     refused: AtomicU64,
-    /// Bytes of sessions that ended.
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
+    unauthorized: AtomicU64,
+    /// Sessions accepted.
+    accepted: AtomicU64,
+    /// [`Relay::serve`] loops accepting right now.
+    serving: AtomicUsize,
     /// `Some(code)` once the relay shuts down.
     shutdown: watch::Sender<Option<ErrorCode>>,
 }
 
 impl Inner {
-    fn sessions(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -141,16 +217,29 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.inner.origins.forget_session(self.id);
-        let entry = self.inner.sessions().remove(&self.id);
-        if let Some(entry) = entry {
-            let stats = entry.quic.stats();
-            self.inner
-                .bytes_in
-                .fetch_add(stats.udp_rx.bytes, Ordering::Relaxed);
-            self.inner
-                .bytes_out
-                .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
+        // Its counts move to the totals under the same lock [`Relay::stats`] reads both with.
+        let mut sessions = self.inner.sessions();
+        if let Some(entry) = sessions.live.remove(&self.id) {
+            sessions.ended.add(&entry, &entry.session.stats());
+            drop(sessions);
+            drop(entry);
         }
+    }
+}
+
+/// Counts a [`Relay::serve`] loop while it runs.
+struct Serving<'a>(&'a AtomicUsize);
+
+impl<'a> Serving<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -189,10 +278,11 @@ impl Relay {
                 admission: Admission::default(),
                 memory,
                 refused: AtomicU64::new(0),
-                sessions: Mutex::new(HashMap::new()),
+                unauthorized: AtomicU64::new(0),
+                accepted: AtomicU64::new(0),
+                serving: AtomicUsize::new(0),
+                sessions: Mutex::new(Sessions::default()),
                 next_id: AtomicU64::new(0),
-                bytes_in: AtomicU64::new(0),
-                bytes_out: AtomicU64::new(0),
                 shutdown,
             }),
         }
@@ -212,6 +302,7 @@ impl Relay {
     /// Cancel-safe: dropping the future stops accepting; running sessions go on.
     pub async fn serve(&self, mut server: Server) {
         let mut shutdown = self.inner.shutdown.subscribe();
+        let serving = Serving::new(&self.inner.serving);
         loop {
             let request = tokio::select! {
                 request = server.accept() => request,
@@ -221,6 +312,7 @@ impl Relay {
             let relay = self.clone();
             tokio::spawn(async move { relay.handle(request).await });
         }
+        drop(serving);
         // Let the sessions close with the shutdown code, then make sure every close has
         // been sent before the endpoint goes (so peers do not wait for an idle timeout).
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.idle()).await;
@@ -277,6 +369,7 @@ impl Relay {
                 Ok(access) => Some(access),
                 Err(refusal) => {
                     tracing::info!(?url, %refusal, "refused ({kind} from {remote})");
+                    self.inner.unauthorized.fetch_add(1, Ordering::Relaxed);
                     conn.close(ErrorCode::UNAUTHORIZED, &refusal.0);
                     let _ = tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, conn.closed()).await;
                     return;
@@ -317,6 +410,7 @@ impl Relay {
             Ok(access) => access,
             Err(refusal) => {
                 tracing::info!(%refusal, "refused ({kind} from {remote})");
+                self.inner.unauthorized.fetch_add(1, Ordering::Relaxed);
                 session.close_with_reason(ErrorCode::UNAUTHORIZED, &refusal.0);
                 let _ = driver.await;
                 return;
@@ -324,7 +418,8 @@ impl Relay {
         };
         let root = access.permissions.root().clone();
         tracing::info!(?url, %root, "session started ({kind} from {remote})");
-        self.inner.sessions().insert(
+        self.inner.accepted.fetch_add(1, Ordering::Relaxed);
+        self.inner.sessions().live.insert(
             id,
             Entry {
                 session: session.clone(),
@@ -418,10 +513,12 @@ impl Relay {
                 "closed the session: the relay shuts down"
             ),
         }
+        // The session is closed: its driver ends once its streams are dropped, and only
+        // then are its counts final (a group stream counts its frames when it ends).
         drop(announced);
-        drop(registered);
         drop(session);
         let _ = driver.await;
+        drop(registered);
     }
 
     /// The memory limits of the tracks the relay subscribes to upstream.
@@ -452,32 +549,62 @@ impl Relay {
     ///
     /// Cancel-safe: it only observes.
     pub async fn idle(&self) {
-        while !self.inner.sessions().is_empty() {
+        while !self.inner.sessions().live.is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
-    /// The sessions and their counters, summed.
+    /// True while a [`serve`](Self::serve) loop accepts sessions and no
+    /// [`shutdown`](Self::shutdown) was asked for: what `/healthz` reports.
+    pub fn is_accepting(&self) -> bool {
+        !self.is_shutting_down() && self.inner.serving.load(Ordering::Relaxed) > 0
+    }
+
+    /// True once [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.borrow().is_some()
+    }
+
+    /// The relay's memory budget for forwarded tracks ([`RelayLimits::max_memory`]).
+    pub fn max_memory(&self) -> usize {
+        self.inner.config.limits.max_memory
+    }
+
+    /// The sessions and their counters, summed: one pass over the sessions, each asked for
+    /// its [`SessionStats`] (one lock each), under the relay's table lock.
     pub fn stats(&self) -> RelayStats {
         let sessions = self.inner.sessions();
         let mut stats = RelayStats {
-            sessions: sessions.len(),
+            sessions: sessions.live.len(),
+            connections: self.inner.admission.total(),
+            accepted: self.inner.accepted.load(Ordering::Relaxed),
             announced: self.inner.origins.len(),
-            bytes_in: self.inner.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.inner.bytes_out.load(Ordering::Relaxed),
             refused: self.inner.refused.load(Ordering::Relaxed),
+            unauthorized: self.inner.unauthorized.load(Ordering::Relaxed),
             memory: self.inner.memory.used(),
             ..RelayStats::default()
         };
-        for entry in sessions.values() {
+        let mut totals = sessions.ended;
+        for entry in sessions.live.values() {
             let session = entry.session.stats();
             stats.tracks += session.subscriptions;
             stats.subscribers += session.serving;
             stats.group_streams += session.group_streams_in + session.group_streams_out;
-            let quic = entry.quic.stats();
-            stats.bytes_in += quic.udp_rx.bytes;
-            stats.bytes_out += quic.udp_tx.bytes;
+            totals.add(entry, &session);
         }
+        drop(sessions);
+        stats.bytes_in = totals.udp_in;
+        stats.bytes_out = totals.udp_out;
+        stats.groups_in = totals.groups_in;
+        stats.frames_in = totals.frames_in;
+        stats.payload_bytes_in = totals.payload_in;
+        stats.groups_out = totals.groups_out;
+        stats.frames_out = totals.frames_out;
+        stats.payload_bytes_out = totals.payload_out;
+        stats.groups_skipped = totals.skipped;
+        stats.groups_dropped = totals.dropped;
+        stats.group_drops_sent = totals.drops_sent;
+        stats.group_drops_received = totals.drops_received;
         stats
     }
 }

@@ -1,4 +1,5 @@
-//! The `moq-relay` binary: what it prints, its HTTP side, a session, and a clean SIGTERM.
+//! The `moq-relay` binary: what it prints, its HTTP side (with `--metrics-bind`, a listener
+//! of its own for the metrics), a session, and a clean SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -136,4 +137,74 @@ fn prints_urls_serves_http_and_stops_on_sigterm() {
     let status = relay.0.wait().unwrap();
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(&web).unwrap();
+}
+
+#[test]
+fn metrics_bind_serves_metrics_and_health_apart_from_the_public_port() {
+    let mut relay = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_moq-relay"))
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--dev",
+                "--metrics-bind",
+                "127.0.0.1:0",
+                "-q",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(relay.0.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while printed.len() < 6 {
+        printed.push(lines.next().expect("a line").unwrap());
+    }
+    let text = printed.join("\n");
+    let port = |line: &str| -> u16 {
+        line.split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {text}"))
+    };
+    let public = port(&printed[0]);
+    let metrics_line = printed
+        .iter()
+        .find(|line| line.contains("metrics:"))
+        .unwrap_or_else(|| panic!("no metrics address in {text}"));
+    assert!(metrics_line.ends_with("/metrics"), "{text}");
+    let metrics = port(metrics_line);
+    assert_ne!(metrics, public);
+
+    let response = http(metrics, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+        "{response}"
+    );
+    assert!(response.contains("\nmoq_relay_sessions 0\n"), "{response}");
+    assert!(
+        response.contains("\nmoq_relay_memory_limit_bytes 1073741824\n"),
+        "{response}"
+    );
+    let response = http(metrics, "GET /healthz HTTP/1.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("\r\n\r\nok\n"), "{response}");
+    let response = http(metrics, "GET /fingerprint HTTP/1.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    // The public listener keeps the health check and leaves the metrics to the other.
+    let response = http(public, "GET /healthz HTTP/1.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let response = http(public, "GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &relay.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = relay.0.wait().unwrap();
+    assert!(status.success(), "{status}");
 }

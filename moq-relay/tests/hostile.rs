@@ -364,11 +364,10 @@ fn the_binarys_limit_flags_take_effect() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = BufReader::new(relay.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    // The reader is kept until the relay is killed: with the pipe closed, the relay's next
+    // line to stdout would fail, and the relay with it.
+    let mut lines = BufReader::new(relay.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
     let port: u16 = first
         .split("127.0.0.1:")
         .nth(1)
@@ -402,6 +401,7 @@ fn the_binarys_limit_flags_take_effect() {
     });
     let _ = relay.kill();
     let _ = relay.wait();
+    drop(lines);
     assert_eq!(refused.0, ErrorCode::BOUNDS_EXCEEDED);
     assert!(refused.1.contains("full (1 sessions)"), "{}", refused.1);
 }

@@ -1,11 +1,18 @@
 //! The relay's HTTP side through its public API (`http::bind`, `http::serve`): the routes,
-//! the files and their path rules, and the limits (head size, slow clients, methods).
+//! the files and their path rules, the limits (head size, slow clients, methods), and the
+//! relay's `/metrics` and `/healthz` with a real relay and real sessions.
 
+mod support;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use moq_model::{Path, Track};
 use moq_relay::http::{self, HttpConfig, MAX_FILE, MAX_REQUEST};
+use moq_relay::{AuthConfig, Relay, RelayConfig, RelayLimits};
+use support::{Harness, Via, read_group, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -371,4 +378,294 @@ async fn cuts_off_a_client_that_does_not_read_the_response() {
     let patient = start(HttpConfig::new(FINGERPRINT, 4443).with_web_root(Some(web.root()))).await;
     let response = get(patient, "/big.bin").await;
     assert_eq!(response.body.len(), size);
+}
+
+/// The samples of a Prometheus text exposition (`name{labels}` → value). Checks the
+/// format's rules on the way: every sample's metric has a `# HELP` and a `# TYPE` line
+/// before it, counters end in `_total`, and values are numbers.
+fn samples(text: &str) -> HashMap<String, f64> {
+    let mut helped = Vec::new();
+    let mut typed = HashMap::new();
+    let mut samples = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            assert!(!help.is_empty(), "{line}");
+            helped.push(name.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            assert!((kind == "counter") == name.ends_with("_total"), "{line}");
+            typed.insert(name.to_owned(), kind.to_owned());
+        } else if !line.is_empty() {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            assert!(name.starts_with("moq_relay_"), "{line}");
+            assert!(helped.iter().any(|h| h == name), "no HELP before {line}");
+            assert!(typed.contains_key(name), "no TYPE before {line}");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            assert!(samples.insert(series.to_owned(), value).is_none(), "{line}");
+        }
+    }
+    samples
+}
+
+/// `GET /metrics`, checked and parsed.
+async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let response = get(addr, "/metrics").await;
+    assert_eq!(response.code(), 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    samples(std::str::from_utf8(&response.body).unwrap())
+}
+
+/// `samples[name]`, which must be there.
+fn value(samples: &HashMap<String, f64>, name: &str) -> f64 {
+    *samples
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {samples:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_sessions_subscriptions_and_traffic() {
+    // Room for two sessions; anyone may publish and subscribe under /demo, nothing else.
+    let max_memory = 8 << 20;
+    let mut auth = AuthConfig::default();
+    auth.public = vec![Path::from_iter(["demo"])];
+    let limits = RelayLimits::default()
+        .max_sessions(2)
+        .max_memory(max_memory);
+    let relay =
+        Harness::start_with(RelayConfig::default().with_auth(auth).with_limits(limits)).await;
+    let addr = start(HttpConfig::for_metrics(relay.relay.clone())).await;
+
+    let before = scrape(addr).await;
+    for name in [
+        "moq_relay_sessions",
+        "moq_relay_sessions_accepted_total",
+        "moq_relay_upstream_subscriptions",
+        "moq_relay_downstream_subscriptions",
+        "moq_relay_frames_sent_total",
+        "moq_relay_payload_sent_bytes_total",
+        "moq_relay_sessions_refused_total{reason=\"limit\"}",
+        "moq_relay_sessions_refused_total{reason=\"unauthorized\"}",
+    ] {
+        assert_eq!(value(&before, name), 0.0, "{name}");
+    }
+    assert_eq!(
+        value(&before, "moq_relay_memory_limit_bytes"),
+        max_memory as f64
+    );
+
+    // A publisher and a subscriber under /demo; groups of frames of known sizes, each
+    // read before the next is written (nothing is skipped).
+    let publisher = relay.connect_to(Via::Quic, "demo").await.unwrap();
+    let subscriber = relay.connect_to(Via::WebTransport, "demo").await.unwrap();
+    let (mut track, consumer) = Track::new(["clock"]).produce();
+    publisher.session.publish(consumer).unwrap();
+    until("announced", || relay.relay.stats().announced == 1).await;
+    let mut sub = subscriber.session.subscribe(Track::new(["clock"]));
+    until("subscribed upstream and downstream", || {
+        let stats = relay.relay.stats();
+        stats.tracks == 1 && stats.subscribers == 1
+    })
+    .await;
+    const GROUPS: u64 = 3;
+    const FRAMES: u64 = 4;
+    let mut payload = 0;
+    for g in 0..GROUPS {
+        let mut group = track.append_group();
+        for f in 0..FRAMES {
+            let frame = vec![g as u8; (1000 * f + g) as usize];
+            payload += frame.len() as u64;
+            group.write_frame(frame).unwrap();
+        }
+        group.finish();
+        let (sequence, frames) = read_group(&mut sub).await;
+        assert_eq!((sequence, frames.len() as u64), (g, FRAMES));
+    }
+    // Counted as each group stream ends (the relay's send ends once it is acknowledged).
+    until("the frames counted both ways", || {
+        let stats = relay.relay.stats();
+        stats.frames_in == GROUPS * FRAMES && stats.frames_out == GROUPS * FRAMES
+    })
+    .await;
+
+    let during = scrape(addr).await;
+    for (name, expected) in [
+        ("moq_relay_sessions", 2),
+        ("moq_relay_connections", 2),
+        ("moq_relay_sessions_accepted_total", 2),
+        ("moq_relay_announced_paths", 1),
+        ("moq_relay_upstream_subscriptions", 1),
+        ("moq_relay_downstream_subscriptions", 1),
+        ("moq_relay_groups_received_total", GROUPS),
+        ("moq_relay_groups_sent_total", GROUPS),
+        ("moq_relay_frames_received_total", GROUPS * FRAMES),
+        ("moq_relay_frames_sent_total", GROUPS * FRAMES),
+        ("moq_relay_payload_received_bytes_total", payload),
+        ("moq_relay_payload_sent_bytes_total", payload),
+        ("moq_relay_groups_skipped_total", 0),
+        ("moq_relay_groups_dropped_total", 0),
+        ("moq_relay_group_drops_sent_total", 0),
+        ("moq_relay_group_drops_received_total", 0),
+        ("moq_relay_sessions_refused_total{reason=\"limit\"}", 0),
+    ] {
+        assert_eq!(value(&during, name), expected as f64, "{name}");
+    }
+    // UDP bytes carry the payload and more (headers, control streams, acknowledgements).
+    assert!(value(&during, "moq_relay_udp_received_bytes_total") > payload as f64);
+    assert!(value(&during, "moq_relay_udp_sent_bytes_total") > payload as f64);
+    // The latest group stays in the relay's cache while the track is subscribed.
+    let memory = value(&during, "moq_relay_memory_used_bytes");
+    assert!(memory > 0.0 && memory <= max_memory as f64, "{memory}");
+
+    // A third session passes the relay-wide limit.
+    assert!(relay.connect_to(Via::Quic, "demo").await.is_err());
+    until("refused", || relay.relay.stats().refused == 1).await;
+
+    // The subscriber leaves; a session outside /demo is refused with 16 (the place is free).
+    drop(sub);
+    subscriber.leave().await;
+    until("the subscriber gone", || {
+        let stats = relay.relay.stats();
+        stats.connections == 1 && stats.tracks == 0
+    })
+    .await;
+    let outsider = relay.connect_to(Via::WebTransport, "other").await;
+    assert!(outsider.is_err());
+    until("refused by the access control", || {
+        relay.relay.stats().unauthorized == 1
+    })
+    .await;
+    until("its place given back", || {
+        relay.relay.stats().connections == 1
+    })
+    .await;
+
+    let after = scrape(addr).await;
+    for (name, expected) in [
+        ("moq_relay_sessions", 1),
+        ("moq_relay_sessions_accepted_total", 2),
+        ("moq_relay_upstream_subscriptions", 0),
+        ("moq_relay_downstream_subscriptions", 0),
+        ("moq_relay_sessions_refused_total{reason=\"limit\"}", 1),
+        (
+            "moq_relay_sessions_refused_total{reason=\"unauthorized\"}",
+            1,
+        ),
+        // Counters keep what the ended session counted.
+        ("moq_relay_frames_sent_total", GROUPS * FRAMES),
+        ("moq_relay_payload_sent_bytes_total", payload),
+        ("moq_relay_groups_sent_total", GROUPS),
+    ] {
+        assert_eq!(value(&after, name), expected as f64, "{name}");
+    }
+    for name in [
+        "moq_relay_udp_received_bytes_total",
+        "moq_relay_udp_sent_bytes_total",
+    ] {
+        assert!(value(&after, name) >= value(&during, name), "{name}");
+    }
+
+    drop(track);
+    publisher.leave().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_whether_the_relay_accepts_sessions() {
+    // A relay nobody runs an accept loop for is not healthy.
+    let idle = Relay::new(RelayConfig::default());
+    let addr = start(HttpConfig::for_metrics(idle)).await;
+    let response = get(addr, "/healthz").await;
+    assert_eq!(response.code(), 503);
+    assert_eq!(response.body, b"not accepting sessions\n");
+
+    let relay = Harness::start().await;
+    let addr = start(HttpConfig::for_metrics(relay.relay.clone())).await;
+    until("accepting", || relay.relay.is_accepting()).await;
+    let response = get(addr, "/healthz").await;
+    assert_eq!(response.code(), 200);
+    assert_eq!(response.body, b"ok\n");
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let response = Parsed::new(&exchange(addr, b"HEAD /healthz HTTP/1.1\r\n\r\n").await);
+    assert_eq!(response.code(), 200);
+    assert!(response.body.is_empty());
+
+    // Shutting down: 503 at once, while the sessions are still being closed.
+    let peer = relay.connect(Via::Quic).await;
+    relay.relay.shutdown(moq_proto::ErrorCode::CANCEL);
+    let response = get(addr, "/healthz").await;
+    assert_eq!(response.code(), 503);
+    assert_eq!(response.body, b"shutting down\n");
+    peer.leave().await;
+    relay.stop().await;
+    assert_eq!(get(addr, "/healthz").await.code(), 503);
+}
+
+#[tokio::test]
+async fn each_listener_serves_the_routes_it_was_given() {
+    let relay = Relay::new(RelayConfig::default());
+    // Without a relay: neither route.
+    let bare = start(HttpConfig::new(FINGERPRINT, 4443)).await;
+    assert_eq!(get(bare, "/metrics").await.code(), 404);
+    assert_eq!(get(bare, "/healthz").await.code(), 404);
+    // The --dev / --web listener: everything.
+    let both = start(HttpConfig::new(FINGERPRINT, 4443).with_relay(Some(relay.clone()))).await;
+    assert_eq!(get(both, "/fingerprint").await.code(), 200);
+    assert!(!scrape(both).await.is_empty());
+    assert_eq!(get(both, "/healthz").await.code(), 503);
+    // The same with --metrics-bind: no metrics there.
+    let public = start(
+        HttpConfig::new(FINGERPRINT, 4443)
+            .with_relay(Some(relay.clone()))
+            .with_metrics(false),
+    )
+    .await;
+    assert_eq!(get(public, "/metrics").await.code(), 404);
+    assert_eq!(get(public, "/healthz").await.code(), 503);
+    assert_eq!(get(public, "/fingerprint").await.code(), 200);
+    // The --metrics-bind listener: only the two, with the same limits as the others.
+    let metrics = start(HttpConfig::for_metrics(relay)).await;
+    assert!(!scrape(metrics).await.is_empty());
+    assert_eq!(get(metrics, "/healthz").await.code(), 503);
+    for target in ["/fingerprint", "/info.json", "/", "/metrics/", "/healthz/x"] {
+        assert_eq!(get(metrics, target).await.code(), 404, "{target}");
+    }
+    let response = Parsed::new(&exchange(metrics, b"POST /metrics HTTP/1.1\r\n\r\n").await);
+    assert_eq!(response.code(), 405);
+    let long = format!(
+        "GET /metrics HTTP/1.1\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(MAX_REQUEST)
+    );
+    let response = exchange(metrics, long.as_bytes()).await;
+    assert!(response.starts_with(b"HTTP/1.1 431"));
+}
+
+#[tokio::test]
+async fn the_docs_list_every_metric() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/relay.md")).unwrap();
+    let addr = start(HttpConfig::for_metrics(Relay::new(RelayConfig::default()))).await;
+    let response = get(addr, "/metrics").await;
+    let text = String::from_utf8(response.body).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .map(|rest| rest.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 22);
+    for name in names {
+        // By its name alone, or with its labels.
+        assert!(
+            docs.contains(&format!("`{name}`")) || docs.contains(&format!("`{name}{{")),
+            "docs/relay.md does not list {name}"
+        );
+    }
 }

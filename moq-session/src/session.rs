@@ -62,7 +62,11 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Counts of what a session holds right now (for tests, metrics and leak checks).
+/// Counts of what a session holds right now, and totals of what it moved since it started
+/// (for tests, metrics and leak checks).
+///
+/// The traffic totals (groups, frames, payload bytes) are kept per group stream and added
+/// once, when the stream ends: the send and receive paths pay no shared write per frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionStats {
@@ -88,6 +92,27 @@ pub struct SessionStats {
     pub group_drops_received: u64,
     /// `GroupDrop`s sent on subscriptions we serve.
     pub group_drops_sent: u64,
+    /// Group streams received into our subscriptions since the session started.
+    pub groups_received: u64,
+    /// Frames received whole on those streams (a frame is counted when its group stream
+    /// ends, so a group still arriving is not in it yet).
+    pub frames_received: u64,
+    /// Frame payload bytes received on those streams (counted when each stream ends).
+    pub payload_bytes_received: u64,
+    /// Group streams opened for subscriptions we serve since the session started (a group
+    /// sent again counts again).
+    pub groups_sent: u64,
+    /// Frames written whole on those streams (counted when each stream ends).
+    pub frames_sent: u64,
+    /// Frame payload bytes written on those streams (counted when each stream ends).
+    pub payload_bytes_sent: u64,
+    /// Groups of subscriptions we serve that were never sent because they left the cache
+    /// before their turn (a slow subscriber skips ahead); each range is reported in one
+    /// `GroupDrop`.
+    pub groups_skipped: u64,
+    /// Groups of subscriptions we serve that were given up (expired, over the stream cap)
+    /// or whose stream failed; each is reported in a `GroupDrop`.
+    pub groups_dropped: u64,
 }
 
 /// The future that runs a session: the handshake is done, and it accepts the peer's
@@ -701,6 +726,14 @@ assert_eq!(reply.read_all(1024).await?, "2:00");
             next_subscribe_id: state.subscribe.next_id,
             group_drops_received: state.subscribe.group_drops_received,
             group_drops_sent: state.publish.group_drops_sent,
+            groups_received: state.subscribe.groups_received,
+            frames_received: state.subscribe.frames_received,
+            payload_bytes_received: state.subscribe.payload_bytes_received,
+            groups_sent: state.publish.groups_sent,
+            frames_sent: state.publish.frames_sent,
+            payload_bytes_sent: state.publish.payload_bytes_sent,
+            groups_skipped: state.publish.groups_skipped,
+            groups_dropped: state.publish.groups_dropped,
         }
     }
 

@@ -89,6 +89,15 @@ pub(crate) struct PublishState {
     pub(crate) announce_streams: usize,
     pub(crate) group_streams_out: usize,
     pub(crate) group_drops_sent: u64,
+    /// Since the session started: group streams opened, and the frames and payload bytes
+    /// written whole on them (added when each stream ends).
+    pub(crate) groups_sent: u64,
+    pub(crate) frames_sent: u64,
+    pub(crate) payload_bytes_sent: u64,
+    /// Groups never started because they left the cache first, and groups given up or
+    /// failed after they started (both reported in GroupDrops).
+    pub(crate) groups_skipped: u64,
+    pub(crate) groups_dropped: u64,
 }
 
 /// What we subscribe to and receive.
@@ -101,6 +110,11 @@ pub(crate) struct SubscribeState {
     pub(crate) announced_in: HashMap<u64, AnnouncedProducer>,
     pub(crate) group_streams_in: usize,
     pub(crate) group_drops_received: u64,
+    /// Since the session started: group streams taken into a subscription, and the frames
+    /// and payload bytes read whole from them (added when each stream ends).
+    pub(crate) groups_received: u64,
+    pub(crate) frames_received: u64,
+    pub(crate) payload_bytes_received: u64,
     /// Group streams accepted whose header is not read yet, by the number of their accept,
     /// and who waits for some of them (see `subscribe::settle_group_streams`).
     pub(crate) groups_accepted: u64,

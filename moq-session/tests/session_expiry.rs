@@ -42,6 +42,8 @@ async fn an_expired_group_is_reset_when_a_newer_one_starts() {
     }
     until(|| server.stats().group_drops_received == 1).await;
     assert_eq!(client.stats().group_drops_sent, 1);
+    assert_eq!(client.stats().groups_dropped, 1);
+    assert_eq!(client.stats().groups_skipped, 0);
     // Well before the 10 s the whole group would have taken.
     assert!(tokio::time::Instant::now().elapsed() < Duration::from_secs(1));
 }
@@ -122,6 +124,9 @@ async fn skipped_groups_are_reported_with_one_group_drop() {
     assert_eq!(soon(sub.next_group()).await.unwrap().unwrap().sequence(), 4);
     until(|| server.stats().group_drops_received == 1).await;
     assert_eq!(client.stats().group_drops_sent, 1);
+    // Three groups in the one GroupDrop, none given up after it started.
+    assert_eq!(client.stats().groups_skipped, 3);
+    assert_eq!(client.stats().groups_dropped, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -155,6 +160,7 @@ async fn past_the_stream_cap_the_oldest_group_is_given_up_with_11() {
     until(|| client.stats().group_drops_sent == 1).await;
     until(|| server.stats().group_drops_received == 1).await;
     assert!(client.stats().group_streams_out <= 2);
+    assert_eq!(client.stats().groups_dropped, 1);
 }
 
 /// Two big groups in flight on a slow link, nothing else happening: only a timer can give

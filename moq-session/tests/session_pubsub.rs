@@ -55,6 +55,25 @@ async fn frames_arrive_byte_exact() {
         }
         assert_eq!(soon(group.read_frame()).await.unwrap(), None);
     }
+    // The traffic totals, once every group stream has ended on both sides: zero-size frames
+    // and frames written in chunks count once each.
+    until(|| client.stats().group_streams_out == 0 && server.stats().group_streams_in == 0).await;
+    let bytes = 4 * sizes.iter().sum::<usize>() as u64;
+    let (sent, received) = (client.stats(), server.stats());
+    assert_eq!(
+        (sent.groups_sent, sent.frames_sent, sent.payload_bytes_sent),
+        (4, 24, bytes)
+    );
+    assert_eq!(
+        (
+            received.groups_received,
+            received.frames_received,
+            received.payload_bytes_received
+        ),
+        (4, 24, bytes)
+    );
+    assert_eq!((sent.groups_skipped, sent.groups_dropped), (0, 0));
+    assert_eq!((received.groups_sent, sent.groups_received), (0, 0));
     // The track ends: the consumer ends cleanly.
     drop(track);
     assert!(soon(sub.next_group()).await.unwrap().is_none());

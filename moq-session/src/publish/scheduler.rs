@@ -96,8 +96,11 @@ pub(crate) enum Action<G> {
     Reprioritize { sequence: u64, priority: i32 },
     /// Reset the group's stream with this code (it still reports its end).
     GiveUp { sequence: u64, code: ErrorCode },
-    /// Write this GroupDrop on the subscribe stream (§4.5).
+    /// Write this GroupDrop on the subscribe stream (§4.5): a group given up or failed.
     Drop(GroupDrop),
+    /// Write this GroupDrop on the subscribe stream (§4.5): groups that left the cache
+    /// before they could start (told apart from [`Action::Drop`] only for the counts).
+    Skip(GroupDrop),
 }
 
 /// How a group stream's send ended.
@@ -320,7 +323,7 @@ impl<G: Scheduled> Scheduler<G> {
             return;
         }
         if self.started && sequence > self.next_sequence {
-            self.actions.push_back(Action::Drop(GroupDrop {
+            self.actions.push_back(Action::Skip(GroupDrop {
                 sequence: self.next_sequence,
                 count: sequence - self.next_sequence - 1,
                 code: ErrorCode::CANCEL,
@@ -794,6 +797,7 @@ mod tests {
         Priority(u64, i32),
         GiveUp(u64, ErrorCode),
         Drop(u64, u64, ErrorCode),
+        Skip(u64, u64, ErrorCode),
     }
     use Did::*;
 
@@ -900,6 +904,7 @@ mod tests {
                     Action::Reprioritize { sequence, priority } => Priority(sequence, priority),
                     Action::GiveUp { sequence, code } => GiveUp(sequence, code),
                     Action::Drop(drop) => Drop(drop.sequence, drop.count, drop.code),
+                    Action::Skip(drop) => Skip(drop.sequence, drop.count, drop.code),
                 })
                 .collect()
         }
@@ -1300,7 +1305,7 @@ mod tests {
     fn groups_left_behind_get_one_group_drop_and_older_ones_are_ignored() {
         let mut t = Test::descending();
         t.group(3).turn();
-        assert_eq!(t.group(7).turn(), [Drop(4, 2, CANCEL), Start(7, NEXT)]);
+        assert_eq!(t.group(7).turn(), [Skip(4, 2, CANCEL), Start(7, NEXT)]);
         assert_eq!(t.group(5).turn(), []);
         // Before the first group nothing is reported.
         let mut t = Test::descending();

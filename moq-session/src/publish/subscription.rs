@@ -254,7 +254,19 @@ impl<C: Connection> Serving<C> {
                     }
                 }
                 Action::Drop(drop) => {
-                    self.shared.lock().publish.group_drops_sent += 1;
+                    {
+                        let mut state = self.shared.lock();
+                        state.publish.group_drops_sent += 1;
+                        state.publish.groups_dropped += drop.count + 1;
+                    }
+                    send.write_message(&drop).await.map_err(|_| ())?;
+                }
+                Action::Skip(drop) => {
+                    {
+                        let mut state = self.shared.lock();
+                        state.publish.group_drops_sent += 1;
+                        state.publish.groups_skipped += drop.count + 1;
+                    }
                     send.write_message(&drop).await.map_err(|_| ())?;
                 }
             }
@@ -279,7 +291,7 @@ async fn send_group<C: Connection>(
     cancel: Arc<Cancel>,
 ) -> Sent {
     let sequence = group.sequence();
-    let _count = Counted::acquire(&shared, usize::MAX, |s| &mut s.publish.group_streams_out);
+    let mut count = SentCount::new(shared);
     let mut stopped = None;
     let work = async {
         let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
@@ -290,6 +302,8 @@ async fn send_group<C: Connection>(
             sequence,
         });
         let mut frame = None;
+        // Payload bytes of the current frame still to write: the frame counts once it is 0.
+        let mut left = 0u64;
         loop {
             let step = match unless_stopped(&mut out, next_step(&mut group, &mut frame)).await {
                 Ok(step) => step,
@@ -301,9 +315,25 @@ async fn send_group<C: Connection>(
             let written = match step {
                 Step::Frame(size) => {
                     out.encode(&Frame { size });
+                    left = size;
+                    if size == 0 {
+                        count.frames += 1;
+                    }
                     Ok(())
                 }
-                Step::Chunk(chunk) => out.write(chunk).await,
+                Step::Chunk(chunk) => {
+                    let len = chunk.len() as u64;
+                    let written = out.write(chunk).await;
+                    // (A zero-size frame may yield an empty chunk: counted at its header.)
+                    if written.is_ok() && len > 0 {
+                        count.bytes += len;
+                        left = left.saturating_sub(len);
+                        if left == 0 {
+                            count.frames += 1;
+                        }
+                    }
+                    written
+                }
                 Step::End => {
                     out.flush().await.map_err(|_| ErrorCode::TRANSPORT)?;
                     // In flight until delivered: expiry and the stream cap may still give
@@ -331,6 +361,40 @@ async fn send_group<C: Connection>(
         sequence,
         result,
         stopped,
+    }
+}
+
+/// Counts a group stream we send in `group_streams_out` while it runs, and the frames and
+/// payload bytes written on it, added to the session's totals when it ends (in plain fields
+/// until then: no shared write per frame).
+struct SentCount {
+    shared: Arc<Shared>,
+    frames: u64,
+    bytes: u64,
+}
+
+impl SentCount {
+    fn new(shared: Arc<Shared>) -> Self {
+        {
+            let mut state = shared.lock();
+            state.publish.group_streams_out += 1;
+            state.publish.groups_sent += 1;
+        }
+        Self {
+            shared,
+            frames: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl Drop for SentCount {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        let publish = &mut state.publish;
+        publish.group_streams_out = publish.group_streams_out.saturating_sub(1);
+        publish.frames_sent += self.frames;
+        publish.payload_bytes_sent += self.bytes;
     }
 }
 

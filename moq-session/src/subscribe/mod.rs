@@ -319,6 +319,7 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
             Ok(group) => {
                 sub.groups += 1;
                 state.subscribe.group_streams_in += 1;
+                state.subscribe.groups_received += 1;
                 group
             }
             Err(err) => {
@@ -330,9 +331,11 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
     // In its subscription's track (or stopped): no longer pending. Not while the lock is
     // held, which the drop takes.
     drop(pending);
-    let _count = GroupCount {
+    let mut count = GroupCount {
         shared: shared.clone(),
         id: header.subscribe,
+        frames: 0,
+        bytes: 0,
     };
     let mut group = Some(group);
     let mut frame: Option<FrameProducer> = None;
@@ -352,10 +355,14 @@ async fn run_group<R: RecvStream>(shared: Arc<Shared>, mut recv: R, pending: Hea
                             .inspect_err(|err| recv.stop(write_refused(*err)))?;
                         frame = Some(producer);
                     }
-                    GroupEvent::Payload(chunk) => pending.push(chunk),
+                    GroupEvent::Payload(chunk) => {
+                        count.bytes += chunk.len() as u64;
+                        pending.push(chunk);
+                    }
                     GroupEvent::FrameEnd => {
                         write_pending(&mut pending, frame.as_mut(), &mut recv)?;
                         frame = None;
+                        count.frames += 1;
                     }
                     GroupEvent::Header(_) => unreachable!("one header per stream"),
                 }
@@ -476,15 +483,21 @@ fn read_error<R: RecvStream>(recv: &mut R, err: ReadError) -> moq_model::Error {
     Error::Read(err).to_model()
 }
 
-/// Counts a group stream against its subscription while it is read.
+/// Counts a group stream against its subscription while it is read, and the frames and
+/// payload bytes read from it, added to the session's totals when it ends (in plain fields
+/// until then: no shared write per frame).
 struct GroupCount {
     shared: Arc<Shared>,
     id: u64,
+    frames: u64,
+    bytes: u64,
 }
 
 impl Drop for GroupCount {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
+        state.subscribe.frames_received += self.frames;
+        state.subscribe.payload_bytes_received += self.bytes;
         state.subscribe.group_streams_in = state.subscribe.group_streams_in.saturating_sub(1);
         if let Some(sub) = state.subscribe.subs.get_mut(&self.id) {
             sub.groups = sub.groups.saturating_sub(1);
