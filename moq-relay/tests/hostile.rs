@@ -364,11 +364,11 @@ fn the_binarys_limit_flags_take_effect() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = BufReader::new(relay.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+    // The reader lives until the relay is killed: the relay prints more lines after the first,
+    // and a closed pipe would make its next print fail and the relay exit.
+    let mut stdout = BufReader::new(relay.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
     let port: u16 = first
         .split("127.0.0.1:")
         .nth(1)
@@ -402,6 +402,7 @@ fn the_binarys_limit_flags_take_effect() {
     });
     let _ = relay.kill();
     let _ = relay.wait();
+    drop(stdout);
     assert_eq!(refused.0, ErrorCode::BOUNDS_EXCEEDED);
     assert!(refused.1.contains("full (1 sessions)"), "{}", refused.1);
 }
