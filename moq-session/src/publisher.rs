@@ -448,8 +448,8 @@ impl Window {
     /// Deliveries per stream of the limit before it grows by one. One (a congestion
     /// window's pace) probed so often that behind a deep queue every third group or so
     /// was sent in part and given up: 81% of the link in whole groups in
-    /// `session_overload.rs`, against 89% with four (92% with sixteen, which takes four
-    /// times longer to get back to a deep line on a long link after a cut).
+    /// `tests/integration/overload.rs`, against 89% with four (92% with sixteen, which takes
+    /// four times longer to get back to a deep line on a long link after a cut).
     const GROWTH: usize = 4;
 
     fn new(max_group_streams: usize) -> Self {

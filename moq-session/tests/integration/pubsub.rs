@@ -1,7 +1,5 @@
 //! Publishing and subscribing through two sessions (WIRE.md §4.4, §4.5, §7).
 
-mod session_support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +9,8 @@ use moq_proto::{
 };
 use moq_session::transport::memory::Config;
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
-use session_support::*;
+
+use crate::support::*;
 
 fn payload(len: usize, seed: u8) -> Bytes {
     (0..len)

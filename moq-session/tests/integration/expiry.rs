@@ -1,7 +1,5 @@
 //! Group expiry and GroupDrop (WIRE.md §4.5, §7.5).
 
-mod session_support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +7,8 @@ use moq_model::Track;
 use moq_proto::{ErrorCode, GroupDrop, MessageReader, StreamBi, Subscribe};
 use moq_session::transport::memory::Config;
 use moq_session::transport::{Connection, RecvStream};
-use session_support::*;
+
+use crate::support::*;
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_group_is_reset_when_a_newer_one_starts() {

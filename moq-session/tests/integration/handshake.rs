@@ -1,7 +1,5 @@
 //! The handshake (WIRE.md §4.2) and the session stream afterwards.
 
-mod session_support;
-
 use bytes::Bytes;
 use moq_proto::{
     Encode, ErrorCode, Extensions, GroupOrder, Info, SessionClient, SessionServer, StreamBi,
@@ -10,7 +8,8 @@ use moq_proto::{
 use moq_session::transport::memory::{self, Config};
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
 use moq_session::{Error, Session};
-use session_support::*;
+
+use crate::support::*;
 
 #[tokio::test(start_paused = true)]
 async fn handshake_ok_and_both_sides_can_publish() {

@@ -1,6 +1,5 @@
 //! Helpers shared by the session tests: connected session pairs and a raw peer that
 //! writes bytes with moq-proto over the in-memory transport.
-#![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,19 +12,19 @@ use moq_session::{Session, SessionConfig};
 
 /// Fails the test instead of hanging; on tokio's paused clock the timeout fires as soon as
 /// every task is idle, so it costs no wall time.
-pub async fn soon<F: Future>(future: F) -> F::Output {
+pub(crate) async fn soon<F: Future>(future: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(3600), future)
         .await
         .expect("never completed")
 }
 
 /// Lets every task run until all are idle (on the paused clock: advances to the next timer).
-pub async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
 /// Waits (on the paused clock) until `condition` holds.
-pub async fn until(mut condition: impl FnMut() -> bool) {
+pub(crate) async fn until(mut condition: impl FnMut() -> bool) {
     soon(async {
         while !condition() {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -36,13 +35,13 @@ pub async fn until(mut condition: impl FnMut() -> bool) {
 
 /// A connected pair of sessions with their drivers spawned: (client, server, the client's
 /// connection, the server's connection).
-pub async fn sessions(
+pub(crate) async fn sessions(
     config: Config,
 ) -> (Session, Session, memory::Connection, memory::Connection) {
     sessions_with(config, SessionConfig::default(), SessionConfig::default()).await
 }
 
-pub async fn sessions_with(
+pub(crate) async fn sessions_with(
     config: Config,
     client_config: SessionConfig,
     server_config: SessionConfig,
@@ -60,16 +59,16 @@ pub async fn sessions_with(
 }
 
 /// A session config on tokio's clock (paused in tests).
-pub fn paused_clock() -> SessionConfig {
+pub(crate) fn paused_clock() -> SessionConfig {
     SessionConfig::default().clock(|| tokio::time::Instant::now().into_std())
 }
 
 /// A session config on tokio's clock and timer.
-pub fn paused_clock_and_timer() -> SessionConfig {
+pub(crate) fn paused_clock_and_timer() -> SessionConfig {
     paused_clock().timer(|d| Box::pin(tokio::time::sleep(d)))
 }
 
-pub fn encode(messages: &[&dyn EncodeDyn]) -> Bytes {
+pub(crate) fn encode(messages: &[&dyn EncodeDyn]) -> Bytes {
     let mut buf = BytesMut::new();
     for message in messages {
         message.encode_dyn(&mut buf);
@@ -78,7 +77,7 @@ pub fn encode(messages: &[&dyn EncodeDyn]) -> Bytes {
 }
 
 /// `Encode` as an object, to list messages of several types.
-pub trait EncodeDyn {
+pub(crate) trait EncodeDyn {
     fn encode_dyn(&self, buf: &mut BytesMut);
 }
 
@@ -88,7 +87,7 @@ impl<T: Encode> EncodeDyn for T {
     }
 }
 
-pub async fn read_all<R: RecvStream>(recv: &mut R) -> Result<Vec<u8>, TransportError> {
+pub(crate) async fn read_all<R: RecvStream>(recv: &mut R) -> Result<Vec<u8>, TransportError> {
     let mut all = Vec::new();
     while let Some(chunk) = recv.read().await? {
         all.extend_from_slice(&chunk);
@@ -97,7 +96,10 @@ pub async fn read_all<R: RecvStream>(recv: &mut R) -> Result<Vec<u8>, TransportE
 }
 
 /// Reads at least `n` bytes (or to the end).
-pub async fn read_n<R: RecvStream>(recv: &mut R, n: usize) -> Result<Vec<u8>, TransportError> {
+pub(crate) async fn read_n<R: RecvStream>(
+    recv: &mut R,
+    n: usize,
+) -> Result<Vec<u8>, TransportError> {
     let mut all = Vec::new();
     while all.len() < n {
         match recv.read().await? {
@@ -110,7 +112,7 @@ pub async fn read_n<R: RecvStream>(recv: &mut R, n: usize) -> Result<Vec<u8>, Tr
 
 /// What [`raw_client`] returns: the session on the other side, the raw client connection,
 /// the server's connection, and the raw session stream halves.
-pub type RawClient = (
+pub(crate) type RawClient = (
     Session,
     memory::Connection,
     memory::Connection,
@@ -119,16 +121,16 @@ pub type RawClient = (
 
 /// A raw client: does the handshake by hand, then returns a session on the other side
 /// plus the raw connection and the raw session stream halves.
-pub async fn raw_client() -> RawClient {
+pub(crate) async fn raw_client() -> RawClient {
     raw_client_with(SessionConfig::default()).await
 }
 
-pub async fn raw_client_with(config: SessionConfig) -> RawClient {
+pub(crate) async fn raw_client_with(config: SessionConfig) -> RawClient {
     raw_client_on(Config::default(), config).await
 }
 
 /// [`raw_client_with`] over a link shaped by `link`.
-pub async fn raw_client_on(link: Config, config: SessionConfig) -> RawClient {
+pub(crate) async fn raw_client_on(link: Config, config: SessionConfig) -> RawClient {
     let (client, server) = memory::pair(link);
     let accept = tokio::spawn(Session::accept_with(server.clone(), config));
     let (mut send, mut recv) = client.open_bi().await.unwrap();
@@ -153,7 +155,7 @@ pub async fn raw_client_on(link: Config, config: SessionConfig) -> RawClient {
 }
 
 /// Opens a raw bidi stream and writes `bytes` on it.
-pub async fn raw_bi(
+pub(crate) async fn raw_bi(
     conn: &memory::Connection,
     bytes: Bytes,
 ) -> (memory::SendStream, memory::RecvStream) {
@@ -162,7 +164,7 @@ pub async fn raw_bi(
     (send, recv)
 }
 
-pub fn reset_code(result: Result<impl std::fmt::Debug, TransportError>) -> ErrorCode {
+pub(crate) fn reset_code(result: Result<impl std::fmt::Debug, TransportError>) -> ErrorCode {
     match result {
         Err(TransportError::StreamReset(code)) => code,
         other => panic!("expected a reset, got {other:?}"),

@@ -1,7 +1,5 @@
 //! Announce (WIRE.md §4.3), Info (§4.6) and Fetch (§4.7) streams.
 
-mod session_support;
-
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -12,7 +10,8 @@ use moq_proto::{
 use moq_session::Error;
 use moq_session::transport::memory::Config;
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
-use session_support::*;
+
+use crate::support::*;
 
 #[tokio::test(start_paused = true)]
 async fn announcements_follow_publishing() {

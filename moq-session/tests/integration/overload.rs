@@ -2,8 +2,6 @@
 //! What reaches the subscriber should be mostly whole groups (a group cut short is worth
 //! nothing to a decoder), not a little of every group.
 
-mod session_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,8 +11,9 @@ use moq_model::{GroupConsumer, Track, TrackConsumer};
 use moq_proto::GroupOrder;
 use moq_session::SessionConfig;
 use moq_session::transport::memory::Config;
-use session_support::*;
 use tokio::time::Instant;
+
+use crate::support::*;
 
 /// The short link: 500 kB/s each way, 5 ms one way.
 const LINK_RATE: u64 = 500_000;

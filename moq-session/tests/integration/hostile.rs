@@ -1,8 +1,6 @@
 //! A hostile or broken peer, driven with raw bytes: the session answers with the protocol
 //! codes (WIRE.md §4.1, §6) and survives.
 
-mod session_support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +9,8 @@ use moq_proto::{ErrorCode, Frame, Group, GroupOrder, InfoRequest, StreamBi, Stre
 use moq_session::SessionConfig;
 use moq_session::transport::memory;
 use moq_session::transport::{Connection, RecvStream, SendStream};
-use session_support::*;
+
+use crate::support::*;
 
 /// The session still answers: an Info request for a published track.
 async fn still_alive(session: &moq_session::Session, client: &memory::Connection) {

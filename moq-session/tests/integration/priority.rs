@@ -1,8 +1,6 @@
 //! Priorities and group order on a bandwidth-limited link, end to end (WIRE.md §7.4), and
 //! independence of subscribers.
 
-mod session_support;
-
 use std::collections::HashMap;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -12,8 +10,9 @@ use bytes::Bytes;
 use moq_model::{Track, TrackConsumer};
 use moq_proto::GroupOrder;
 use moq_session::transport::memory::Config;
-use session_support::*;
 use tokio::time::Instant;
+
+use crate::support::*;
 
 const EXPIRES: Duration = Duration::from_secs(60);
 

@@ -1,14 +1,13 @@
 //! Long runs leave nothing behind: caches, the session's maps and the driver's task set stay
 //! flat (checked through the stats, not the process's memory).
 
-mod session_support;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use moq_model::Track;
 use moq_session::transport::memory::Config;
-use session_support::*;
+
+use crate::support::*;
 
 #[tokio::test(start_paused = true)]
 async fn ten_thousand_groups_leave_memory_flat() {

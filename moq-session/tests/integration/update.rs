@@ -2,8 +2,6 @@
 //! subscriber changes the priority, order and expiry of its subscriptions on a
 //! bandwidth-limited link.
 
-mod session_support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +14,8 @@ use moq_proto::{
 use moq_session::Session;
 use moq_session::transport::memory::{self, Config};
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
-use session_support::*;
+
+use crate::support::*;
 
 /// How a group stream ended at the raw subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

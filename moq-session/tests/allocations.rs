@@ -2,16 +2,20 @@
 //! adds none of its own per frame (headers are cut from one buffer per stream, payloads are
 //! passed through), so the end-to-end count per frame stays small and flat.
 
-mod session_support;
+// Shared with the integration binary; this one uses a few of its helpers.
+#[allow(dead_code)]
+#[path = "integration/support/mod.rs"]
+mod support;
 
 use std::alloc::System;
 
 use bytes::Bytes;
 use moq_model::Track;
 use moq_session::transport::memory::Config;
-use session_support::*;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use support::*;
 
+// A binary of its own: the counter is process-wide; tests running beside it would disturb it.
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 

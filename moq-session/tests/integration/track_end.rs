@@ -1,14 +1,12 @@
 //! The end of a subscription the publisher ended, on the subscriber side: before the track
 //! ends, the group streams that have arrived get one more read, so that the last group is
-//! not lost to a race with the end (`session_pubsub.rs`,
+//! not lost to a race with the end (`pubsub.rs`,
 //! `the_last_group_reaches_the_subscriber_when_the_track_ends_at_once`), and nothing else
 //! holds the end up. A raw peer plays the publisher: on the memory transport a stream is
 //! visible once any byte arrives, so it writes the first byte of a group header only, as a
 //! publisher that started a group and wrote nothing yet looks on WebTransport
 //! (web-transport-quinn writes its own stream header at once) and on raw QUIC (quinn hands
 //! out a stream opened before a later one, with no data).
-
-mod session_support;
 
 use std::time::Duration;
 
@@ -18,7 +16,8 @@ use moq_proto::{Frame, Group, GroupOrder, Info, StreamUni};
 use moq_session::transport::memory;
 use moq_session::transport::{Connection, SendStream};
 use moq_session::{Session, SessionConfig};
-use session_support::*;
+
+use crate::support::*;
 
 fn info() -> Info {
     Info {
