@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_model::Track;
-use moq_proto::{ErrorCode, Frame, Group, GroupOrder, InfoRequest, StreamBi, StreamUni, Subscribe};
+use moq_proto::{ErrorCode, GroupOrder, InfoRequest, StreamBi, Subscribe};
 use moq_session::SessionConfig;
 use moq_session::transport::memory;
 use moq_session::transport::{Connection, RecvStream, SendStream};
@@ -79,14 +79,7 @@ async fn huge_declared_lengths_are_decode_errors() {
     let (_control, _r) = soon(client.accept_bi()).await.unwrap();
     let mut group = client.open_uni().await.unwrap();
     group
-        .write(encode(&[
-            &StreamUni::Group,
-            &Group {
-                subscribe: 0,
-                sequence: 0,
-            },
-            &Frame { size: 1 << 40 },
-        ]))
+        .write(group_stream_start(0, 0, 1 << 40))
         .await
         .unwrap();
     assert_eq!(soon(group.stopped()).await, Ok(Some(ErrorCode::DECODE)));
@@ -123,16 +116,7 @@ async fn malformed_subscribe_is_reset_with_5_and_unknown_track_with_13() {
 async fn group_streams_for_unknown_ids_are_stopped_with_13() {
     let (session, client, _server, _stream) = raw_client().await;
     let mut group = client.open_uni().await.unwrap();
-    group
-        .write(encode(&[
-            &StreamUni::Group,
-            &Group {
-                subscribe: 42,
-                sequence: 0,
-            },
-        ]))
-        .await
-        .unwrap();
+    group.write(group_stream(42, 0, &[])).await.unwrap();
     assert_eq!(soon(group.stopped()).await, Ok(Some(ErrorCode::NOT_FOUND)));
     still_alive(&session, &client).await;
 }
@@ -196,14 +180,7 @@ async fn too_many_group_streams_in_flight_are_stopped_with_11() {
         let mut group = client.open_uni().await.unwrap();
         // Headers and an unfinished frame: the streams stay in flight.
         group
-            .write(encode(&[
-                &StreamUni::Group,
-                &Group {
-                    subscribe: 0,
-                    sequence,
-                },
-                &Frame { size: 10 },
-            ]))
+            .write(group_stream_start(0, sequence, 10))
             .await
             .unwrap();
         groups.push(group);

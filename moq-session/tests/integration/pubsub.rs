@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_model::{Error as ModelError, Router, Track};
-use moq_proto::{
-    ErrorCode, Frame, Group, GroupOrder, Info, MessageReader, StreamBi, StreamUni, Subscribe,
-};
+use moq_proto::{ErrorCode, Frame, GroupOrder, Info, MessageReader, StreamBi, Subscribe};
 use moq_session::transport::memory::Config;
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
 
@@ -164,17 +162,7 @@ async fn group_streams_before_info_are_accepted() {
     let (mut control, _recv) = soon(client.accept_bi()).await.unwrap();
     // The group overtakes the Info.
     let mut group = client.open_uni().await.unwrap();
-    group
-        .write(encode(&[
-            &StreamUni::Group,
-            &Group {
-                subscribe: 0,
-                sequence: 9,
-            },
-            &Frame { size: 2 },
-        ]))
-        .await
-        .unwrap();
+    group.write(group_stream_start(0, 9, 2)).await.unwrap();
     group.write(Bytes::from_static(b"hi")).await.unwrap();
     group.finish().unwrap();
     settle().await;
@@ -215,17 +203,7 @@ async fn a_reset_group_reaches_its_consumers_with_the_code() {
     let mut sub = session.subscribe(Track::new(["r"]));
     let (_control, _recv) = soon(client.accept_bi()).await.unwrap();
     let mut group = client.open_uni().await.unwrap();
-    group
-        .write(encode(&[
-            &StreamUni::Group,
-            &Group {
-                subscribe: 0,
-                sequence: 0,
-            },
-            &Frame { size: 10 },
-        ]))
-        .await
-        .unwrap();
+    group.write(group_stream_start(0, 0, 10)).await.unwrap();
     group.write(Bytes::from_static(b"abc")).await.unwrap();
     settle().await;
     group.reset(ErrorCode::app(5).unwrap());
@@ -242,17 +220,7 @@ async fn payload_chunks_that_arrived_together_are_stored_as_one() {
     let mut sub = session.subscribe(Track::new(["pieces"]));
     let (_control, _recv) = soon(client.accept_bi()).await.unwrap();
     let mut group = client.open_uni().await.unwrap();
-    group
-        .write(encode(&[
-            &StreamUni::Group,
-            &Group {
-                subscribe: 0,
-                sequence: 0,
-            },
-            &Frame { size: 12 },
-        ]))
-        .await
-        .unwrap();
+    group.write(group_stream_start(0, 0, 12)).await.unwrap();
     // Four pieces of one frame, all there before the session reads any of them, then a
     // second frame that comes later.
     for piece in [&b"abc"[..], b"def", b"ghi", b"jkl"] {
@@ -280,17 +248,7 @@ async fn fin_mid_payload_is_wrong_size_never_a_short_frame() {
     let mut sub = session.subscribe(Track::new(["short"]));
     let (_control, _recv) = soon(client.accept_bi()).await.unwrap();
     let mut group = client.open_uni().await.unwrap();
-    group
-        .write(encode(&[
-            &StreamUni::Group,
-            &Group {
-                subscribe: 0,
-                sequence: 0,
-            },
-            &Frame { size: 2 },
-        ]))
-        .await
-        .unwrap();
+    group.write(group_stream_start(0, 0, 2)).await.unwrap();
     group.write(Bytes::from_static(b"ok")).await.unwrap();
     group.write(encode(&[&Frame { size: 10 }])).await.unwrap();
     group.write(Bytes::from_static(b"abc")).await.unwrap();
@@ -475,16 +433,7 @@ async fn a_first_group_stopped_with_13_is_served_again_once() {
     };
     let (_send, mut control) = raw_bi(&client, encode(&[&StreamBi::Subscribe, &subscribe])).await;
     let _info = soon(read_n(&mut control, 4)).await.unwrap();
-    let expected = encode(&[
-        &StreamUni::Group,
-        &Group {
-            subscribe: 7,
-            sequence: 0,
-        },
-        &Frame { size: 5 },
-    ]);
-    let mut expected = expected.to_vec();
-    expected.extend_from_slice(b"12:00");
+    let expected = group_stream(7, 0, &[b"12:00"]);
     // A 0.5.0 subscriber that had not read the Info yet stops the group stream with 13.
     let mut first = soon(client.accept_uni()).await.unwrap();
     assert_eq!(

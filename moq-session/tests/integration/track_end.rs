@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_model::{Track, TrackConsumer};
-use moq_proto::{Frame, Group, GroupOrder, Info, StreamUni};
+use moq_proto::{GroupOrder, Info};
 use moq_session::transport::memory;
 use moq_session::transport::{Connection, SendStream};
 use moq_session::{Session, SessionConfig};
@@ -26,6 +26,11 @@ fn info() -> Info {
         group_expires: Duration::ZERO,
         group_latest: 0,
     }
+}
+
+/// The start of "b"'s group 0 (subscribe id 1): its header and the size of a 2-byte frame.
+fn b_header() -> Bytes {
+    group_stream_start(1, 0, 2)
 }
 
 /// Our session subscribed to "a" (id 0) and "b" (id 1) on a raw peer that answered both,
@@ -54,7 +59,7 @@ impl Scene {
         control_b.write(encode(&[&info()])).await.unwrap();
         settle().await;
         let mut group_b = client.open_uni().await.unwrap();
-        group_b.write(encode(&[&StreamUni::Group])).await.unwrap();
+        group_b.write(b_header().slice(..1)).await.unwrap();
         settle().await;
         Self {
             session,
@@ -114,14 +119,7 @@ async fn a_group_header_completed_after_another_track_ended_reaches_its_track() 
     let mut scene = Scene::new(SessionConfig::default()).await;
     scene.end_a();
     tokio::time::sleep(Duration::from_secs(600)).await;
-    let header = encode(&[
-        &Group {
-            subscribe: 1,
-            sequence: 0,
-        },
-        &Frame { size: 2 },
-    ]);
-    scene.group_b.write(header).await.unwrap();
+    scene.group_b.write(b_header().slice(1..)).await.unwrap();
     scene
         .group_b
         .write(Bytes::from_static(b"hi"))

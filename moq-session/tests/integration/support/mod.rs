@@ -5,7 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use moq_proto::{Encode, ErrorCode, Extensions, SessionClient, SessionServer, StreamBi, Version};
+use moq_proto::{
+    Encode, ErrorCode, Extensions, Frame, Group, SessionClient, SessionServer, StreamBi, StreamUni,
+    Version,
+};
 use moq_session::transport::memory::{self, Config};
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
 use moq_session::{Session, SessionConfig};
@@ -85,6 +88,34 @@ impl<T: Encode> EncodeDyn for T {
     fn encode_dyn(&self, buf: &mut BytesMut) {
         self.encode(buf);
     }
+}
+
+/// A group stream as a publisher writes it (WIRE.md §4.5): the stream type, the Group
+/// header, then each frame's size and payload.
+pub(crate) fn group_stream(subscribe: u64, sequence: u64, frames: &[&[u8]]) -> Bytes {
+    let mut buf = BytesMut::new();
+    StreamUni::Group.encode(&mut buf);
+    Group {
+        subscribe,
+        sequence,
+    }
+    .encode(&mut buf);
+    for frame in frames {
+        Frame {
+            size: frame.len() as u64,
+        }
+        .encode(&mut buf);
+        buf.extend_from_slice(frame);
+    }
+    buf.freeze()
+}
+
+/// The start of a group stream: the stream type, the Group header and the size of a first
+/// frame whose payload is written afterwards (in pieces, in part or never).
+pub(crate) fn group_stream_start(subscribe: u64, sequence: u64, frame_size: u64) -> Bytes {
+    let mut buf = BytesMut::from(group_stream(subscribe, sequence, &[]));
+    Frame { size: frame_size }.encode(&mut buf);
+    buf.freeze()
 }
 
 pub(crate) async fn read_all<R: RecvStream>(recv: &mut R) -> Result<Vec<u8>, TransportError> {
