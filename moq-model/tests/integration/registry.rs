@@ -1,9 +1,9 @@
 //! Broadcasts, announcements and routing through the public API.
 
-mod common;
-
-use common::Probe;
 use moq_model::{Announced, AnnouncedProducer, Broadcast, Error, Path, Router, Track};
+
+use crate::on_both_executors;
+use crate::support::{self, Probe};
 
 fn path(parts: &[&str]) -> Path {
     Path::from(parts)
@@ -14,7 +14,7 @@ on_both_executors!(routed_track_flows, announcements_flow);
 async fn routed_track_flows() {
     let (mut router, requester) = Router::new(4).produce();
     let answer = std::thread::spawn(move || {
-        common::block_on(async move {
+        support::block_on(async move {
             let request = router.requested().await.unwrap();
             assert_eq!(request.track().path, path(&["upstream", "video"]));
             let mut track = request.produce();
@@ -110,7 +110,7 @@ fn broadcast_tracks_by_name() {
         consumer.track(&path(&["nope"])).err(),
         Some(Error::NotFound)
     );
-    common::block_on(async {
+    support::block_on(async {
         let mut group = track.next_group().await.unwrap().unwrap();
         assert_eq!(group.read_frame().await.unwrap().unwrap(), "frame");
     });
@@ -174,7 +174,7 @@ fn announce_merges_unread_changes_and_filters_by_prefix() {
     );
 
     let clone = all.clone();
-    common::block_on(async {
+    support::block_on(async {
         assert_eq!(
             all.next().await,
             Ok(Some(Announced::Active(path(&["room", "a"]))))
@@ -195,7 +195,7 @@ fn announce_merges_unread_changes_and_filters_by_prefix() {
 
     // The clone has its own copy of the unread events.
     let mut clone = clone;
-    common::block_on(async {
+    support::block_on(async {
         // "room/a" was activated and ended while the clone was not looking.
         assert_eq!(
             clone.next().await,
@@ -215,7 +215,7 @@ fn announce_abort_is_an_error() {
     producer.announce(path(&["a"]));
     let mut consumer = producer.consume(Path::empty());
     producer.abort(Error::Transport);
-    common::block_on(async {
+    support::block_on(async {
         assert_eq!(consumer.next().await, Err(Error::Transport));
     });
 }
@@ -238,7 +238,7 @@ fn router_queue_is_bounded_and_requests_cancel() {
 
     // The first requester goes away before anyone answers: its request is skipped.
     drop(first);
-    let request = common::block_on(router.requested()).unwrap();
+    let request = support::block_on(router.requested()).unwrap();
     assert_eq!(request.track().path, path(&["b"]));
     assert!(!request.is_cancelled());
     let mut cancelled = Probe::new(request.cancelled());
@@ -252,21 +252,21 @@ fn router_queue_is_bounded_and_requests_cancel() {
     // Rejected, and dropped unanswered.
     let mut rejected = Probe::new(requester.subscribe(Track::new(["d"])));
     rejected.pending();
-    common::block_on(router.requested())
+    support::block_on(router.requested())
         .unwrap()
         .reject(Error::App(9));
     assert_eq!(rejected.woken_ready().err(), Some(Error::App(9)));
 
     let mut dropped = Probe::new(requester.subscribe(Track::new(["e"])));
     dropped.pending();
-    drop(common::block_on(router.requested()).unwrap());
+    drop(support::block_on(router.requested()).unwrap());
     assert_eq!(dropped.woken_ready().err(), Some(Error::NotFound));
 
     // Served with an existing track.
     let (_existing, existing_consumer) = Track::new(["f"]).produce();
     let mut served = Probe::new(requester.subscribe(Track::new(["f"])));
     served.pending();
-    common::block_on(router.requested())
+    support::block_on(router.requested())
         .unwrap()
         .serve(existing_consumer);
     assert_eq!(served.woken_ready().unwrap().path(), &path(&["f"]));
@@ -279,7 +279,7 @@ fn router_queue_is_bounded_and_requests_cancel() {
     drop(router);
     assert_eq!(queued.woken_ready().err(), Some(Error::NotFound));
     closed.woken_ready();
-    let late = common::block_on(requester.subscribe(Track::new(["h"])));
+    let late = support::block_on(requester.subscribe(Track::new(["h"])));
     assert_eq!(late.err(), Some(Error::NotFound));
 }
 
@@ -297,7 +297,7 @@ fn router_producer_learns_requesters_are_gone() {
 
 #[test]
 fn sources_queue_nothing_and_make_rooted_consumers_on_demand() {
-    common::block_on(async {
+    support::block_on(async {
         let mut table = AnnouncedProducer::new();
         table.announce(["room", "alice", "cam"]);
         table.announce(["room", "bob", "cam"]);

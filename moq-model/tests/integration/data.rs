@@ -1,12 +1,12 @@
 //! Tracks, groups and frames through the public API: delivery, ends, waking, the cache.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::Probe;
 use moq_model::{Error, Frame, Group, Track, TrackConsumer, TrackProducer};
+
+use crate::on_both_executors;
+use crate::support::{self, Probe};
 
 fn track(name: &str) -> (TrackProducer, TrackConsumer) {
     Track::new([name]).produce()
@@ -134,7 +134,7 @@ fn single_chunk_frames_are_not_copied() {
     group.finish();
 
     let mut other = consumer.clone();
-    common::block_on(async {
+    support::block_on(async {
         let a = consumer.read_frame().await.unwrap().unwrap();
         assert_eq!(a.as_ptr(), whole.as_ptr());
         let b = consumer.read_frame().await.unwrap().unwrap();
@@ -188,7 +188,7 @@ fn slow_consumer_skips_to_newer_groups() {
     }
     let stats = producer.stats();
     assert_eq!((stats.groups, stats.latest), (1, Some(9)));
-    common::block_on(async {
+    support::block_on(async {
         // `slow` joined at group 0, which left the cache: it continues at 9.
         let group = slow.next_group().await.unwrap().unwrap();
         assert_eq!(group.sequence(), 9);
@@ -204,7 +204,7 @@ fn slow_consumer_skips_to_newer_groups() {
         producer.append_group().finish();
     }
     producer.finish();
-    common::block_on(async {
+    support::block_on(async {
         let groups = drain(&mut behind).await.unwrap();
         let sequences: Vec<u64> = groups.iter().map(|(s, _)| *s).collect();
         assert_eq!(sequences, vec![7, 8, 9]);
@@ -220,12 +220,12 @@ fn late_created_older_group_reaches_consumers_that_have_not_passed_it() {
     producer.create_group(5).unwrap().finish();
     let mut at_five = producer.consume();
     let mut passed = producer.consume();
-    common::block_on(async {
+    support::block_on(async {
         assert_eq!(at_five.next_group().await.unwrap().unwrap().sequence(), 5);
         assert_eq!(passed.next_group().await.unwrap().unwrap().sequence(), 5);
     });
     producer.create_group(9).unwrap().finish();
-    common::block_on(async {
+    support::block_on(async {
         assert_eq!(passed.next_group().await.unwrap().unwrap().sequence(), 9);
     });
     // Group 7 is created after 9: `at_five` (at 6) gets it before 9; `passed` (at 10) not.
@@ -235,7 +235,7 @@ fn late_created_older_group_reaches_consumers_that_have_not_passed_it() {
     assert_eq!(producer.create_group(7).err(), Some(Error::Duplicate));
     assert_eq!(producer.latest(), Some(9));
     producer.finish();
-    common::block_on(async {
+    support::block_on(async {
         let groups = drain(&mut at_five).await.unwrap();
         assert_eq!(groups[0], (7, vec![Bytes::from("late")]));
         assert_eq!(groups[1].0, 9);
@@ -268,7 +268,7 @@ fn frame_size_is_enforced() {
     assert_eq!(short.finish(), Err(Error::WrongSize));
     group.finish();
 
-    common::block_on(async {
+    support::block_on(async {
         assert_eq!(consumer.read_frame().await.unwrap().unwrap(), "1234");
         assert_eq!(consumer.read_frame().await, Err(Error::WrongSize));
 
@@ -524,7 +524,7 @@ fn long_groups_mix_whole_and_chunked_frames() {
             }
         }
     });
-    common::block_on(async {
+    support::block_on(async {
         let mut i = 0u32;
         while let Some(frame) = whole_reader.read_frame().await.unwrap() {
             assert_eq!(frame, i.to_be_bytes().as_slice());
@@ -582,17 +582,17 @@ fn dropping_a_waiting_future_loses_nothing() {
     let (mut producer, mut consumer) = track("cancel");
     let mut group = producer.append_group();
     let mut reader = consumer.clone();
-    common::block_on(async {
+    support::block_on(async {
         assert_eq!(reader.next_group().await.unwrap().unwrap().sequence(), 0);
     });
-    let mut first = common::block_on(consumer.next_group()).unwrap().unwrap();
+    let mut first = support::block_on(consumer.next_group()).unwrap().unwrap();
 
     // next_group: wait, give up, then the group is still there for the next call.
     let mut waiting = Probe::new(reader.next_group());
     waiting.pending();
     drop(waiting);
     producer.append_group().finish();
-    let group_reader = common::block_on(reader.next_group()).unwrap().unwrap();
+    let group_reader = support::block_on(reader.next_group()).unwrap().unwrap();
     assert_eq!(group_reader.sequence(), 1);
 
     // read_frame and next_frame: the same.
@@ -604,7 +604,7 @@ fn dropping_a_waiting_future_loses_nothing() {
     drop(waiting);
     group.write_frame("kept").unwrap();
     assert_eq!(
-        common::block_on(first.read_frame()).unwrap().unwrap(),
+        support::block_on(first.read_frame()).unwrap().unwrap(),
         "kept"
     );
     assert_eq!(group_reader.frame_index(), 0);
@@ -612,7 +612,7 @@ fn dropping_a_waiting_future_loses_nothing() {
 
 #[test]
 fn a_group_past_its_byte_limit_is_aborted_for_everyone() {
-    common::block_on(async {
+    support::block_on(async {
         let (mut track, mut consumer) = Track::build(["big"]).max_group_bytes(10).produce();
         let mut group = track.append_group();
         group.write_frame(vec![1u8; 6]).unwrap();
@@ -636,7 +636,7 @@ fn a_group_past_its_byte_limit_is_aborted_for_everyone() {
 
 #[test]
 fn a_shared_budget_bounds_many_tracks_and_is_given_back() {
-    common::block_on(async {
+    support::block_on(async {
         let budget = moq_model::MemoryBudget::new(100);
         let (mut a, consumer_a) = Track::build(["a"]).budget(budget.clone()).produce();
         let (mut b, consumer_b) = Track::build(["b"]).budget(budget.clone()).produce();
@@ -678,7 +678,7 @@ fn a_shared_budget_bounds_many_tracks_and_is_given_back() {
 
 #[test]
 fn a_new_consumer_skips_a_latest_group_past_the_cache_limit() {
-    common::block_on(async {
+    support::block_on(async {
         let (mut track, _first) = Track::build(["huge"]).max_bytes(8).produce();
         let mut group = track.append_group();
         group.write_frame(vec![0u8; 9]).unwrap();

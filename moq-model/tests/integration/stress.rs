@@ -1,12 +1,12 @@
 //! A producer on one thread, many consumers on others: no frame lost, duplicated or
 //! reordered within a group, and groups in increasing order.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
 use moq_model::{Track, TrackConsumer};
+
+use crate::support;
 
 const GROUPS: u64 = 300;
 const FRAMES: u32 = 40;
@@ -77,7 +77,7 @@ fn many_threads_no_loss_no_duplicates_no_reordering() {
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|i| {
             let track = consumer.clone();
-            std::thread::spawn(move || common::block_on(consume(track, i % 2 == 1)))
+            std::thread::spawn(move || support::block_on(consume(track, i % 2 == 1)))
         })
         .collect();
     drop(consumer);

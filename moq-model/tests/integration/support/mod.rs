@@ -1,6 +1,5 @@
 //! Test helpers: a minimal executor, a poll-once probe, and a macro running one async test on
 //! both that executor and tokio.
-#![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +19,7 @@ impl Wake for Unpark {
 
 /// Runs a future to completion on the current thread, parking it while the future waits.
 /// No runtime, no timer: the future makes progress only when a waker fires.
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
@@ -34,7 +33,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 /// Counts wake-ups.
 #[derive(Default)]
-pub struct WakeCount(AtomicUsize);
+pub(crate) struct WakeCount(AtomicUsize);
 
 impl Wake for WakeCount {
     fn wake(self: Arc<Self>) {
@@ -43,14 +42,14 @@ impl Wake for WakeCount {
 }
 
 /// Polls a future by hand, to check that it waits and that a state change wakes it.
-pub struct Probe<'a, T> {
+pub(crate) struct Probe<'a, T> {
     future: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
     count: Arc<WakeCount>,
     waker: Waker,
 }
 
 impl<'a, T> Probe<'a, T> {
-    pub fn new(future: impl Future<Output = T> + Send + 'a) -> Self {
+    pub(crate) fn new(future: impl Future<Output = T> + Send + 'a) -> Self {
         let count = Arc::new(WakeCount::default());
         let waker = Waker::from(count.clone());
         Self {
@@ -61,18 +60,18 @@ impl<'a, T> Probe<'a, T> {
     }
 
     /// Polls once.
-    pub fn poll(&mut self) -> Poll<T> {
+    pub(crate) fn poll(&mut self) -> Poll<T> {
         let mut cx = Context::from_waker(&self.waker);
         self.future.as_mut().poll(&mut cx)
     }
 
     /// Polls once and expects the future to wait.
-    pub fn pending(&mut self) {
+    pub(crate) fn pending(&mut self) {
         assert!(self.poll().is_pending(), "expected the future to wait");
     }
 
     /// Expects a wake-up since the last poll, then polls once and expects a result.
-    pub fn woken_ready(&mut self) -> T {
+    pub(crate) fn woken_ready(&mut self) -> T {
         assert!(self.wakes() > 0, "expected a wake-up");
         match self.poll() {
             Poll::Ready(output) => output,
@@ -81,7 +80,7 @@ impl<'a, T> Probe<'a, T> {
     }
 
     /// How many wake-ups so far.
-    pub fn wakes(&self) -> usize {
+    pub(crate) fn wakes(&self) -> usize {
         self.count.0.load(Ordering::SeqCst)
     }
 }
@@ -94,7 +93,7 @@ macro_rules! on_both_executors {
             mod $body {
                 #[test]
                 fn parking_executor() {
-                    $crate::common::block_on(super::$body());
+                    $crate::support::block_on(super::$body());
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
