@@ -11,8 +11,7 @@ use moq_proto::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-#[path = "../fuzz/src/checks.rs"]
-mod checks;
+use crate::checks;
 
 fn varint() -> impl Strategy<Value = u64> {
     prop_oneof![0..64u64, 0..16384u64, 0..(1u64 << 30), 0..=MAX_VARINT]

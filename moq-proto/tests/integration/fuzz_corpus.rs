@@ -6,8 +6,7 @@ use std::path::Path;
 
 use moq_proto::*;
 
-#[path = "../fuzz/src/checks.rs"]
-mod checks;
+use crate::checks;
 
 fn check(target: &str, data: &[u8]) {
     match target {

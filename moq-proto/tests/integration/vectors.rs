@@ -12,13 +12,12 @@ use bytes::{Bytes, BytesMut};
 use moq_proto::*;
 use serde_json::Value;
 
-#[path = "../fuzz/src/checks.rs"]
-mod checks;
+use crate::checks;
 
 const SENTINEL: u8 = 0xa5;
 
 fn vectors() -> Vec<Value> {
-    let text = include_str!("data/vectors.json");
+    let text = include_str!("../data/vectors.json");
     serde_json::from_str::<Value>(text)
         .expect("valid JSON")
         .as_array()
