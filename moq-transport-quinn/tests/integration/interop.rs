@@ -4,17 +4,16 @@
 //! unsubscribe and not-found both ways, then groups and frames byte-exact both ways
 //! (docs/interop.md, "Sessions").
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::loopback;
 use moq_model::{Announced, Path, Track};
 use moq_proto::ErrorCode;
 use moq_session::Session;
 use moq_transport_quinn::{Certificate, Client, ClientConfig, Server, ServerConfig, Trust};
+
+use crate::support::{self, loopback};
 
 /// A 0.5.0 path from parts.
 fn their_path(parts: &[&str]) -> moq_transfork::Path {
@@ -242,7 +241,7 @@ async fn exchange(ours: Session, mut theirs: moq_transfork::Session) {
 async fn raw_quic_with_a_moq_transfork_0_5_server() {
     let cert = Certificate::self_signed(["localhost"]).unwrap();
     let mut server = Server::new(ServerConfig::new(vec![cert]).with_bind(loopback())).unwrap();
-    let client = common::client(&server, Default::default());
+    let client = support::client(&server, Default::default());
     let url = format!("moqf://127.0.0.1:{}/", server.local_addr().unwrap().port());
 
     let theirs = async {
@@ -335,7 +334,7 @@ async fn webtransport_with_a_moq_transfork_0_5_server() {
 /// both transports through one port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moq_transfork_0_5_clients_on_our_server() {
-    let mut server = common::server(Default::default());
+    let mut server = support::server(Default::default());
     let addr = server.local_addr().unwrap();
     let endpoint = quinn::Endpoint::client(loopback()).unwrap();
 
@@ -343,7 +342,7 @@ async fn moq_transfork_0_5_clients_on_our_server() {
         let theirs = async {
             let alpn: &[u8] = if webtransport { b"h3" } else { b"moqf-02" };
             let conn = endpoint
-                .connect_with(common::raw_client_config(alpn), addr, "localhost")
+                .connect_with(support::raw_client_config(alpn), addr, "localhost")
                 .unwrap()
                 .await
                 .unwrap();

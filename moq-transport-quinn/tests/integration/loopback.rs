@@ -1,15 +1,14 @@
 //! The transport trait over real loopback QUIC, on both transports: streams, data, codes,
 //! close, drop semantics, priority and scale.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{KINDS, Pair, pattern};
 use moq_proto::ErrorCode;
 use moq_session::transport::{Connection as _, RecvStream as _, SendStream as _, TransportError};
 use moq_transport_quinn::{RecvStream, TransportKind, TransportSettings};
+
+use crate::support::{self, KINDS, Pair, pattern};
 
 /// Reads a stream to its end.
 async fn read_all(recv: &mut RecvStream) -> Result<Vec<u8>, TransportError> {
@@ -230,12 +229,12 @@ async fn wire_codes_as_a_plain_quinn_peer_sees_them() {
 /// answered by a QUIC close with the mapped one.
 #[tokio::test]
 async fn webtransport_wire_codes_as_a_plain_client_sees_them() {
-    let mut server = common::server(TransportSettings::default());
+    let mut server = support::server(TransportSettings::default());
     let addr = server.local_addr().unwrap();
-    let endpoint = quinn::Endpoint::client(common::loopback()).unwrap();
-    let config = common::raw_client_config(b"h3");
+    let endpoint = quinn::Endpoint::client(support::loopback()).unwrap();
+    let config = support::raw_client_config(b"h3");
     let url =
-        moq_transport_quinn::Url::parse(&common::url(TransportKind::WebTransport, addr, "/wire"))
+        moq_transport_quinn::Url::parse(&support::url(TransportKind::WebTransport, addr, "/wire"))
             .unwrap();
     let open = |url: moq_transport_quinn::Url| {
         let endpoint = endpoint.clone();
@@ -631,9 +630,9 @@ async fn a_thousand_uni_streams_on_one_connection() {
 async fn fifty_concurrent_connections() {
     const CONNECTIONS: usize = 50;
     for kind in KINDS {
-        let mut server = common::server(TransportSettings::default());
-        let client = common::client(&server, TransportSettings::default());
-        let url = common::url(kind, server.local_addr().unwrap(), "/many");
+        let mut server = support::server(TransportSettings::default());
+        let client = support::client(&server, TransportSettings::default());
+        let url = support::url(kind, server.local_addr().unwrap(), "/many");
 
         let echo = tokio::spawn(async move {
             let mut tasks = Vec::new();

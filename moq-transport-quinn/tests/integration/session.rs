@@ -7,19 +7,18 @@
 //! Every step that waits on the network is bounded ([`within`]), so a bug fails the test
 //! instead of hanging it.
 
-mod common;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{KINDS, Pair, pattern};
 use moq_model::{Announced, AnnouncedProducer, Track};
 use moq_proto::{Encode, ErrorCode, Fetch, Frame, GroupOrder, Info, Path};
 use moq_session::transport::TransportError;
 use moq_session::{Error, Session};
 use moq_transport_quinn::{Client, ClientConfig, TransportKind, TransportSettings, Trust};
 use tokio::task::JoinHandle;
+
+use crate::support::{self, KINDS, Pair, pattern};
 
 /// The longest one step may take before the test fails.
 const STEP: Duration = Duration::from_secs(10);
@@ -604,9 +603,9 @@ async fn a_thousand_groups_arrive_in_order() {
 async fn fifty_concurrent_sessions_on_one_server() {
     const SESSIONS: usize = 50;
     over_both_transports(|kind| async move {
-        let mut server = common::server(TransportSettings::default());
-        let client = common::client(&server, TransportSettings::default());
-        let url = common::url(kind, server.local_addr().unwrap(), "/many");
+        let mut server = support::server(TransportSettings::default());
+        let client = support::client(&server, TransportSettings::default());
+        let url = support::url(kind, server.local_addr().unwrap(), "/many");
         let (mut shared, shared_consumer) = Track::new(["shared"]).produce();
         let first = Bytes::from(pattern(64 << 10, 9));
         shared.append_group().write_frame(first.clone()).unwrap();
@@ -871,7 +870,7 @@ async fn a_server_vanishing_mid_group_fails_the_consumer_at_the_idle_timeout() {
         let (ready, ready_rx) = tokio::sync::oneshot::channel();
         let (written, written_rx) = tokio::sync::oneshot::channel();
         server_runtime.spawn(async move {
-            let mut server = common::server(TransportSettings::default());
+            let mut server = support::server(TransportSettings::default());
             let _ = ready.send((server.local_addr().unwrap(), server.fingerprints().to_vec()));
             let request = server.accept().await.expect("a session");
             let conn = request.accept().await.expect("accept the connection");
@@ -895,7 +894,7 @@ async fn a_server_vanishing_mid_group_fails_the_consumer_at_the_idle_timeout() {
         settings.keep_alive = None;
         let client = Client::new(
             ClientConfig::default()
-                .with_bind(common::loopback())
+                .with_bind(support::loopback())
                 .with_trust(Trust::Fingerprints(fingerprints))
                 .with_transport(settings),
         )
@@ -903,7 +902,7 @@ async fn a_server_vanishing_mid_group_fails_the_consumer_at_the_idle_timeout() {
         let conn = within(
             kind,
             "connect",
-            client.connect(&common::url(kind, addr, "/")),
+            client.connect(&support::url(kind, addr, "/")),
         )
         .await
         .unwrap();

@@ -1,19 +1,18 @@
 //! Client and server endpoints over loopback: URLs, TLS trust, certificates, SNI,
 //! accepting and rejecting sessions, timeouts.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{KINDS, loopback, url};
 use moq_proto::ErrorCode;
 use moq_session::transport::{Connection as _, SendStream as _, TransportError};
 use moq_transport_quinn::{
     Certificate, Client, ClientConfig, ConfigError, ConnectError, Fingerprint, Server,
     ServerConfig, TransportKind, Trust,
 };
+
+use crate::support::{self, KINDS, loopback, url};
 
 /// Runs one connection attempt against `server` with `trust`; returns the outcome, after
 /// serving the server side (any accepted session is accepted and kept until the end).
@@ -238,7 +237,7 @@ async fn certificate_is_chosen_by_sni_with_the_last_as_fallback() {
 #[tokio::test]
 async fn the_server_sees_kind_url_and_server_name_and_can_reject() {
     let mut server = self_signed_server();
-    let client = common::client(&server, Default::default());
+    let client = support::client(&server, Default::default());
     let port = server.local_addr().unwrap().port();
     let connect = |url: String| {
         let client = client.clone();
@@ -349,7 +348,7 @@ fn default_connect_timeout_is_ten_seconds() {
 
 #[tokio::test]
 async fn closed_connection_errors_are_connection_level() {
-    let pair = common::Pair::new(TransportKind::Quic).await;
+    let pair = support::Pair::new(TransportKind::Quic).await;
     pair.client_conn.close(ErrorCode::DECODE, "bad");
     let err = pair.server_conn.closed().await;
     assert!(err.is_connection());

@@ -1,8 +1,6 @@
 //! Loopback harness shared by the integration tests: a server and a client on 127.0.0.1
 //! (port 0), a connected pair over either transport, and clean shutdown.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::net::SocketAddr;
 
 use moq_transport_quinn::{
@@ -11,15 +9,15 @@ use moq_transport_quinn::{
 };
 
 /// Both transports, for tests that run over each.
-pub const KINDS: [TransportKind; 2] = [TransportKind::Quic, TransportKind::WebTransport];
+pub(crate) const KINDS: [TransportKind; 2] = [TransportKind::Quic, TransportKind::WebTransport];
 
 /// The loopback address with port 0 (the system picks a free port).
-pub fn loopback() -> SocketAddr {
+pub(crate) fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
 /// The URL of a server on loopback for a transport.
-pub fn url(kind: TransportKind, addr: SocketAddr, path: &str) -> String {
+pub(crate) fn url(kind: TransportKind, addr: SocketAddr, path: &str) -> String {
     match kind {
         TransportKind::Quic => format!("moqf://127.0.0.1:{}{path}", addr.port()),
         TransportKind::WebTransport => format!("https://127.0.0.1:{}{path}", addr.port()),
@@ -27,7 +25,7 @@ pub fn url(kind: TransportKind, addr: SocketAddr, path: &str) -> String {
 }
 
 /// A self-signed server on loopback.
-pub fn server(settings: TransportSettings) -> Server {
+pub(crate) fn server(settings: TransportSettings) -> Server {
     let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
     Server::new(
         ServerConfig::new(vec![cert])
@@ -38,7 +36,7 @@ pub fn server(settings: TransportSettings) -> Server {
 }
 
 /// A client on loopback that pins the server's certificate.
-pub fn client(server: &Server, settings: TransportSettings) -> Client {
+pub(crate) fn client(server: &Server, settings: TransportSettings) -> Client {
     Client::new(
         ClientConfig::default()
             .with_bind(loopback())
@@ -49,24 +47,23 @@ pub fn client(server: &Server, settings: TransportSettings) -> Client {
 }
 
 /// A connected pair of endpoints and connections.
-pub struct Pair {
-    pub kind: TransportKind,
-    pub server: Server,
-    pub client: Client,
+pub(crate) struct Pair {
+    pub(crate) server: Server,
+    pub(crate) client: Client,
     /// The connection as the server sees it.
-    pub server_conn: Connection,
+    pub(crate) server_conn: Connection,
     /// The connection as the client sees it.
-    pub client_conn: Connection,
+    pub(crate) client_conn: Connection,
 }
 
 impl Pair {
     /// Connects a new client to a new server over `kind`.
-    pub async fn new(kind: TransportKind) -> Self {
+    pub(crate) async fn new(kind: TransportKind) -> Self {
         Self::with_settings(kind, TransportSettings::default()).await
     }
 
     /// Connects with these QUIC settings on both sides.
-    pub async fn with_settings(kind: TransportKind, settings: TransportSettings) -> Self {
+    pub(crate) async fn with_settings(kind: TransportKind, settings: TransportSettings) -> Self {
         let mut server = server(settings.clone());
         let client = client(&server, settings);
         let url = url(kind, server.local_addr().unwrap(), "/test");
@@ -81,7 +78,6 @@ impl Pair {
         assert_eq!(client_conn.kind(), kind);
         assert_eq!(server_conn.kind(), kind);
         Self {
-            kind,
             server,
             client,
             server_conn,
@@ -90,7 +86,7 @@ impl Pair {
     }
 
     /// Closes everything and waits until both endpoints are idle.
-    pub async fn finish(self) {
+    pub(crate) async fn finish(self) {
         use moq_session::transport::Connection as _;
         self.client_conn
             .close(moq_proto::ErrorCode::CANCEL, "test done");
@@ -106,7 +102,7 @@ impl Pair {
 }
 
 /// `len` bytes of a pattern that differs at every offset modulo 251.
-pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(31))
         .collect()
@@ -114,7 +110,7 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 /// A bare quinn client configuration for `alpn` that accepts any server certificate, to
 /// look at the wire as a plain QUIC peer would.
-pub fn raw_client_config(alpn: &[u8]) -> quinn::ClientConfig {
+pub(crate) fn raw_client_config(alpn: &[u8]) -> quinn::ClientConfig {
     use std::sync::Arc;
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
