@@ -11,8 +11,7 @@ use moq_relay::{AuthConfig, RelayConfig};
 use moq_session::Error;
 use moq_session::transport::TransportError;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 const BOTH: [Via; 2] = [Via::Quic, Via::WebTransport];
 

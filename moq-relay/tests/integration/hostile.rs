@@ -10,8 +10,7 @@ use moq_session::Error;
 use moq_session::transport::TransportError;
 use moq_transport_quinn::ConnectError;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 const BOTH: [Via; 2] = [Via::Quic, Via::WebTransport];
 

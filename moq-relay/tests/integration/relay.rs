@@ -6,8 +6,8 @@ use moq_model::{
     Announced, Broadcast, Error as ModelError, Path, Track, TrackConsumer, TrackProducer,
 };
 use moq_proto::{GroupOrder, Info};
-mod support;
-use support::*;
+
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_subscribers_get_every_byte_over_both_transports() {

@@ -1,5 +1,4 @@
 //! The relay in-process on 127.0.0.1, and clients for it, shared by the integration tests.
-#![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use moq_transport_quinn::{
 /// Why [`Harness::connect_to`] failed: at the transport (a WebTransport session refused
 /// before its CONNECT was answered) or in the MoQ handshake.
 #[derive(Debug)]
-pub enum ConnectFailure {
+pub(crate) enum ConnectFailure {
     /// The connection or the WebTransport CONNECT failed.
     Connect(ConnectError),
     /// The MoQ handshake failed.
@@ -21,21 +20,21 @@ pub enum ConnectFailure {
 }
 
 /// A relay on 127.0.0.1:0 with a self-signed certificate.
-pub struct Harness {
-    pub relay: Relay,
-    pub port: u16,
+pub(crate) struct Harness {
+    pub(crate) relay: Relay,
+    pub(crate) port: u16,
     fingerprint: Fingerprint,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// A client session and its endpoint.
-pub struct Peer {
-    pub session: Session,
-    pub client: Client,
+pub(crate) struct Peer {
+    pub(crate) session: Session,
+    pub(crate) client: Client,
 }
 
 impl Peer {
-    pub async fn leave(self) {
+    pub(crate) async fn leave(self) {
         self.session.close(moq_proto::ErrorCode::CANCEL);
         drop(self.session);
         self.client.close();
@@ -44,18 +43,18 @@ impl Peer {
 }
 
 #[derive(Clone, Copy)]
-pub enum Via {
+pub(crate) enum Via {
     Quic,
     WebTransport,
 }
 
 impl Harness {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(RelayConfig::default()).await
     }
 
     /// A relay with this configuration.
-    pub async fn start_with(config: RelayConfig) -> Self {
+    pub(crate) async fn start_with(config: RelayConfig) -> Self {
         let cert = Certificate::self_signed(["localhost"]).unwrap();
         let fingerprint = cert.fingerprint();
         let server =
@@ -73,12 +72,12 @@ impl Harness {
         }
     }
 
-    pub async fn connect(&self, via: Via) -> Peer {
+    pub(crate) async fn connect(&self, via: Via) -> Peer {
         self.connect_to(via, "").await.unwrap()
     }
 
     /// The relay's URL for `via`, with `rest` (a path and query) after the port's `/`.
-    pub fn url(&self, via: Via, rest: &str) -> String {
+    pub(crate) fn url(&self, via: Via, rest: &str) -> String {
         match via {
             Via::Quic => format!("moqf://127.0.0.1:{}/{rest}", self.port),
             Via::WebTransport => format!("https://127.0.0.1:{}/{rest}", self.port),
@@ -86,7 +85,7 @@ impl Harness {
     }
 
     /// A client endpoint that trusts the relay's certificate.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(
             ClientConfig::default()
                 .with_bind("127.0.0.1:0".parse().unwrap())
@@ -96,7 +95,7 @@ impl Harness {
     }
 
     /// Connects with `rest` (a path and query) after the port, and runs the handshake.
-    pub async fn connect_to(&self, via: Via, rest: &str) -> Result<Peer, ConnectFailure> {
+    pub(crate) async fn connect_to(&self, via: Via, rest: &str) -> Result<Peer, ConnectFailure> {
         let client = self.client();
         let conn = client
             .connect(&self.url(via, rest))
@@ -109,7 +108,7 @@ impl Harness {
         Ok(Peer { session, client })
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.relay.shutdown(moq_proto::ErrorCode::CANCEL);
         self.task.await.unwrap();
         self.relay.idle().await;
@@ -117,7 +116,7 @@ impl Harness {
 }
 
 /// Waits until `condition` holds; fails the test (rather than hang) after a generous bound.
-pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..2000 {
         if condition() {
             return;
@@ -127,7 +126,7 @@ pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     panic!("never happened: {what}");
 }
 
-pub async fn read_group(track: &mut TrackConsumer) -> (u64, Vec<Vec<u8>>) {
+pub(crate) async fn read_group(track: &mut TrackConsumer) -> (u64, Vec<Vec<u8>>) {
     let mut group = track.next_group().await.unwrap().expect("a group");
     let mut frames = Vec::new();
     while let Some(frame) = group.read_frame().await.unwrap() {
@@ -136,7 +135,7 @@ pub async fn read_group(track: &mut TrackConsumer) -> (u64, Vec<Vec<u8>>) {
     (group.sequence(), frames)
 }
 
-pub async fn next_announced(consumer: &mut AnnouncedConsumer) -> Announced {
+pub(crate) async fn next_announced(consumer: &mut AnnouncedConsumer) -> Announced {
     tokio::time::timeout(Duration::from_secs(20), consumer.next())
         .await
         .expect("an announcement")
