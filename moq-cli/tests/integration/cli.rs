@@ -129,7 +129,7 @@ fn is_clock_line(line: &str) -> bool {
 #[test]
 fn decode_every_vector() {
     let vectors: serde_json::Value =
-        serde_json::from_str(include_str!("../../moq-proto/tests/data/vectors.json")).unwrap();
+        serde_json::from_str(include_str!("../../../moq-proto/tests/data/vectors.json")).unwrap();
     let mut checked = 0;
     for vector in vectors.as_array().unwrap() {
         let name = vector["message"].as_str().unwrap();
