@@ -16,6 +16,8 @@ use moq_session::transport::memory::{self, Config};
 use moq_session::transport::{Connection, RecvStream, SendStream, TransportError};
 use tokio::time::Instant;
 
+use crate::support::read_all;
+
 /// Polls a future once without a real waker: `Pending` proves it cannot complete yet.
 fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(Waker::noop()))
@@ -38,14 +40,6 @@ fn paused<F: Future>(test: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(soon(test))
-}
-
-async fn read_all<R: RecvStream>(recv: &mut R) -> Result<Vec<u8>, TransportError> {
-    let mut all = Vec::new();
-    while let Some(chunk) = recv.read().await? {
-        all.extend_from_slice(&chunk);
-    }
-    Ok(all)
 }
 
 fn bytes(len: usize, seed: u8) -> Bytes {
