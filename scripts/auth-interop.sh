@@ -101,7 +101,7 @@ if [ "$mint" = true ]; then
         "$theirs" sign --key "$fixtures/$name.jwk" --root demo --publish alice --subscribe "" \
             >"$fixtures/$name.jwt"
     done
-    echo "now run: cargo test -p moq-auth --test tokens"
+    echo "now run: cargo test -p moq-auth --test integration tokens::"
 fi
 
 exit $failed

@@ -3,15 +3,19 @@
 //! One test in this binary, on one thread (consumers are polled by hand), so the global
 //! allocation counter sees only the work under test.
 
-mod common;
+// Shared with the integration binary; this one uses only its Probe.
+#[allow(dead_code)]
+#[path = "integration/support/mod.rs"]
+mod support;
 
 use std::alloc::System;
 
 use bytes::Bytes;
-use common::Probe;
 use moq_model::{Error, Track, TrackConsumer};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use support::Probe;
 
+// A binary of its own: the counter is process-wide; tests running beside it would disturb it.
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 

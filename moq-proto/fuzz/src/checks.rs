@@ -1,5 +1,6 @@
-//! The properties every fuzz input must satisfy. Shared by the cargo-fuzz targets and by the
-//! corpus replay test in `moq-proto/tests/fuzz_corpus.rs` (included there with `#[path]`).
+//! The properties every fuzz input must satisfy. Shared by the cargo-fuzz targets and by
+//! moq-proto's integration tests (`moq-proto/tests/integration/main.rs` includes it with
+//! `#[path]`): the corpus replay in `fuzz_corpus.rs`, the round trips and the vectors.
 //!
 //! For a single message: whatever the decoder accepts re-encodes, minimally, to bytes that
 //! decode to the same value; the re-encoding is no longer than what was consumed (only

@@ -1,0 +1,555 @@
+//! The `moq` binary, run as a process against an in-process relay on 127.0.0.1.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use moq_model::Path;
+use moq_relay::{Relay, RelayConfig};
+use moq_transport_quinn::{Certificate, Server, ServerConfig};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const MOQ: &str = env!("CARGO_BIN_EXE_moq");
+
+/// A relay on 127.0.0.1:0; its URL and certificate fingerprint.
+struct TestRelay {
+    relay: Relay,
+    port: u16,
+    fingerprint: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestRelay {
+    fn start() -> Self {
+        Self::start_with(RelayConfig::default())
+    }
+
+    fn start_with(config: RelayConfig) -> Self {
+        let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
+        let fingerprint = cert.fingerprint().to_string();
+        let server =
+            Server::new(ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().unwrap()))
+                .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let relay = Relay::new(config);
+        let serving = relay.clone();
+        let task = tokio::spawn(async move { serving.serve(server).await });
+        Self {
+            relay,
+            port,
+            fingerprint,
+            task,
+        }
+    }
+
+    fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// `moq --fingerprint FP --bind 127.0.0.1:0 ARGS...`
+    fn moq(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(MOQ);
+        command
+            .args(["--bind", "127.0.0.1:0", "--fingerprint", &self.fingerprint])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn stop(self) {
+        self.relay.shutdown(moq_proto::ErrorCode::CANCEL);
+        self.task.await.unwrap();
+        self.relay.idle().await;
+    }
+}
+
+/// Waits until `condition` holds; fails the test (rather than hang) after a generous bound.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// Runs a command to completion (bounded, so a hang fails instead of blocking the suite).
+async fn finish(command: &mut Command) -> std::process::Output {
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the command did not finish")
+        .unwrap()
+}
+
+fn moq() -> Command {
+    let mut command = Command::new(MOQ);
+    command
+        .arg("--bind")
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// A failure: non-zero exit, one line on stderr that starts with `moq:`, no panic.
+fn assert_one_line_error(output: &std::process::Output, expect: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "succeeded: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr:?}"
+    );
+    assert!(stderr.starts_with("moq: "), "{stderr:?}");
+    assert!(!stderr.contains("panicked"), "{stderr:?}");
+    assert!(
+        stderr.to_lowercase().contains(expect),
+        "{stderr:?} does not mention {expect:?}"
+    );
+}
+
+/// `YYYY-MM-DD HH:MM:SS`
+fn is_clock_line(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.len() == 19
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            10 => *b == b' ',
+            13 | 16 => *b == b':',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn decode_every_vector() {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../../moq-proto/tests/data/vectors.json")).unwrap();
+    let mut checked = 0;
+    for vector in vectors.as_array().unwrap() {
+        let name = vector["message"].as_str().unwrap();
+        let hex = vector["hex"].as_str().unwrap();
+        let args: Vec<&str> = match name {
+            "stream_type_bi" => vec!["--message", "StreamBi"],
+            "stream_type_uni" => vec!["--message", "StreamUni"],
+            "stream:group(pub->sub)" => vec!["--as", "group"],
+            n if n.starts_with("stream:") => vec!["--as", "bidi"],
+            n if n.chars().next().unwrap().is_ascii_uppercase() => vec!["--message", n],
+            // Primitives (varint, path, ...) are not messages.
+            _ => continue,
+        };
+        let output = std::process::Command::new(MOQ)
+            .arg("decode")
+            .arg(hex)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // The 0.5.0 encoder's SubscribeUpdate lacks a field: an incomplete message (WIRE.md
+        // §5.7), which the decoder reports as such.
+        let incomplete = name == "SubscribeUpdate";
+        if vector.get("error").is_some() || incomplete {
+            assert!(!output.status.success(), "{name} {hex}: decoded {stdout}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        } else {
+            assert!(output.status.success(), "{name} {hex}: {stderr}");
+            assert!(!stdout.trim().is_empty(), "{name} {hex}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 40, "only {checked} vectors checked");
+
+    // Auto-detection names what it found; stdin takes raw bytes.
+    let output = std::process::Command::new(MOQ)
+        .args(["decode", "00 07 05 05 68656c6c6f 00 01 78"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(stdout.starts_with("# as group stream"), "{stdout}");
+    assert!(stdout.contains("hello"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_through_the_relay_to_sub_is_byte_exact() {
+    let relay = TestRelay::start();
+    let path = Path::from(["test", "lines"]);
+    let mut publisher = relay
+        .moq(&["pub", &relay.url("moqf"), "--path", "test/lines"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+
+    let mut subscriber = relay
+        .moq(&[
+            "sub",
+            &relay.url("https"),
+            "--path",
+            "test/lines",
+            "--groups",
+        ])
+        .spawn()
+        .unwrap();
+    until("routed upstream", || relay.relay.stats().tracks == 1).await;
+
+    // Group by group: each is read back before the next is written, so no subscriber
+    // falls behind (a live subscriber that does skips to the newest group).
+    let mut stdin = publisher.stdin.take().unwrap();
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let groups = [
+        "line one\nline two\n",
+        "h\u{e9}llo w\u{f6}rld\n  spaces  \n\ttab\n",
+    ];
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            stdin.write_all(b"\n").await.unwrap();
+        }
+        stdin.write_all(group.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        let wanted = group.lines().count() + usize::from(i > 0);
+        for _ in 0..wanted {
+            let line = lines.next_line().await.unwrap().expect("a line");
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+    }
+    drop(stdin);
+    assert!(lines.next_line().await.unwrap().is_none());
+    assert_eq!(seen, groups.join("\n"));
+    assert_success("moq sub", &mut subscriber).await;
+    assert_success("moq pub", &mut publisher).await;
+    relay.stop().await;
+}
+
+/// Waits for `child` and fails with its stderr if it did not exit successfully.
+async fn assert_success(name: &str, child: &mut Child) {
+    let status = wait(child).await;
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr).await;
+        }
+        panic!("{name} exited with {status}: {stderr}");
+    }
+}
+
+async fn wait(child: &mut Child) -> std::process::ExitStatus {
+    tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the process did not exit")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_publish_and_subscribe_through_the_relay() {
+    let relay = TestRelay::start();
+    let _publisher = relay
+        .moq(&["clock", "publish", &relay.url("moqf")])
+        .spawn()
+        .unwrap();
+    until("announced", || {
+        relay
+            .relay
+            .origins()
+            .route(&Path::from(["clock"]))
+            .is_some()
+    })
+    .await;
+    let mut subscriber = relay
+        .moq(&["clock", "subscribe", &relay.url("https")])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(subscriber.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let line = lines.next_line().await.unwrap().expect("a clock line");
+        assert!(is_clock_line(&line), "{line:?}");
+    }
+    subscriber.kill().await.unwrap();
+    drop(_publisher);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_one_line_and_non_zero() {
+    // Bad URLs.
+    let output = finish(moq().args(["sub", "ftp://127.0.0.1:1/", "--path", "a"])).await;
+    assert_one_line_error(&output, "scheme");
+    let output = finish(moq().args(["sub", "not a url", "--path", "a"])).await;
+    assert_one_line_error(&output, "url");
+
+    // Nobody answers on this port (the socket is ours and silent).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = format!("moqf://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let output = finish(moq().args(["--timeout", "1", "sub", &url, "--path", "a"])).await;
+    assert_one_line_error(&output, "timed out");
+
+    let relay = TestRelay::start();
+    // The wrong certificate.
+    let wrong = "00".repeat(32);
+    let output = finish(moq().args([
+        "--fingerprint",
+        &wrong,
+        "sub",
+        &relay.url("moqf"),
+        "--path",
+        "a",
+    ]))
+    .await;
+    assert_one_line_error(&output, "tls");
+    // A malformed fingerprint.
+    let output = finish(moq().args([
+        "--fingerprint",
+        "abc",
+        "sub",
+        &relay.url("moqf"),
+        "--path",
+        "a",
+    ]))
+    .await;
+    assert_one_line_error(&output, "fingerprint");
+    // No such track, over both transports.
+    for scheme in ["moqf", "https"] {
+        let output =
+            finish(&mut relay.moq(&["sub", &relay.url(scheme), "--path", "no/such"])).await;
+        assert_one_line_error(&output, "no track");
+        let output = finish(&mut relay.moq(&["clock", "subscribe", &relay.url(scheme)])).await;
+        assert_one_line_error(&output, "no track");
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_clock_lines() {
+    let mut demo = moq().args(["demo"]).spawn().unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        let line = lines.next_line().await.unwrap().expect("a clock line");
+        assert!(is_clock_line(&line), "{line:?}");
+    }
+    demo.kill().await.unwrap();
+    let mut stderr = String::new();
+    demo.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("moqf://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("fingerprint"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_pub_and_raw_sub_are_byte_exact() {
+    let relay = TestRelay::start();
+    let path = Path::from(["test", "binary"]);
+    let mut publisher = relay
+        .moq(&[
+            "pub",
+            &relay.url("https"),
+            "--path",
+            "test/binary",
+            "--frame-size",
+            "1000",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+    let mut subscriber = relay
+        .moq(&["sub", &relay.url("moqf"), "--path", "test/binary", "--raw"])
+        .spawn()
+        .unwrap();
+    until("routed upstream", || relay.relay.stats().tracks == 1).await;
+
+    // Every byte value, newlines included, in frames of 1000 bytes (one group). The first
+    // frame is read back before the rest is written, so the subscription is in place
+    // before the publisher reaches the end of its input and ends the track.
+    let data: Vec<u8> = (0..10_500u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut stdin = publisher.stdin.take().unwrap();
+    let mut stdout = subscriber.stdout.take().unwrap();
+    stdin.write_all(&data[..1000]).await.unwrap();
+    stdin.flush().await.unwrap();
+    let mut received = vec![0u8; 1000];
+    stdout.read_exact(&mut received).await.unwrap();
+    stdin.write_all(&data[1000..]).await.unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut received).await.unwrap();
+    let status = wait(&mut subscriber).await;
+    let mut stderr = String::new();
+    let _ = subscriber
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await;
+    assert_eq!(received.len(), data.len(), "{status} {stderr}");
+    assert!(received == data, "the bytes differ");
+    assert!(status.success());
+    assert!(wait(&mut publisher).await.success());
+    relay.stop().await;
+}
+
+/// `moq token generate | sign | verify`, and clients with a token against a relay that
+/// checks them: allowed over both transports (in the URL and with --jwt / MOQ_JWT), and
+/// refused with one line that says why and a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_moq_token_open_the_relay() {
+    let dir = std::env::temp_dir().join(format!("moq-cli-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key.jwk");
+    let public = dir.join("public.jwk");
+    let text =
+        |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).trim().to_owned();
+
+    let made = finish(
+        moq()
+            .args(["token", "generate", "--algorithm", "ES256", "--id", "k1"])
+            .arg("--out")
+            .arg(&key)
+            .arg("--public")
+            .arg(&public),
+    )
+    .await;
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sign = |root: &str, put: &str, get: &str| {
+        let mut command = moq();
+        command.args(["token", "sign", "--key"]).arg(&key).args([
+            "--root",
+            root,
+            "--expires",
+            "1h",
+        ]);
+        if !put.is_empty() {
+            command.args(["--put", put]);
+        }
+        if !get.is_empty() {
+            command.args(["--get", get]);
+        }
+        command
+    };
+    let publisher_token = text(&finish(&mut sign("room", "alice", "")).await);
+    let viewer_token = text(&finish(&mut sign("room", "", "alice")).await);
+    assert_eq!(publisher_token.split('.').count(), 3, "{publisher_token}");
+
+    // verify prints the claims as JSON.
+    let verified = finish(
+        moq()
+            .args(["token", "verify", "--key"])
+            .arg(&public)
+            .arg(&viewer_token),
+    )
+    .await;
+    assert!(verified.status.success());
+    let claims: serde_json::Value = serde_json::from_str(&text(&verified)).unwrap();
+    assert_eq!(claims["root"], "room");
+    assert_eq!(claims["get"], serde_json::json!(["alice"]));
+    assert!(claims["exp"].as_u64().unwrap() > claims["iat"].as_u64().unwrap());
+    // A public key cannot sign; a tampered token does not verify.
+    let no_sign = finish(
+        moq()
+            .args(["token", "sign", "--key"])
+            .arg(&public)
+            .args(["--get", "x"]),
+    )
+    .await;
+    assert_one_line_error(&no_sign, "private key");
+    let tampered = finish(
+        moq()
+            .args(["token", "verify", "--key"])
+            .arg(&public)
+            .arg(format!("{viewer_token}x")),
+    )
+    .await;
+    assert_one_line_error(&tampered, "invalid token");
+
+    let mut keys = moq_auth::KeySet::new();
+    keys.load(&public).unwrap();
+    let mut auth = moq_relay::AuthConfig::default();
+    auth.keys = Some(keys);
+    let relay = TestRelay::start_with(RelayConfig::default().with_auth(auth));
+
+    for scheme in ["moqf", "https"] {
+        let room = format!("{}room", relay.url(scheme));
+        let mut publisher = relay
+            .moq(&[
+                "pub",
+                &format!("{room}?jwt={publisher_token}"),
+                "--path",
+                "alice/chat",
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = publisher.stdin.take().unwrap();
+        let path = Path::from(["room", "alice", "chat"]);
+        until("announced", || relay.relay.origins().route(&path).is_some()).await;
+
+        let mut viewer = relay.moq(&["sub", &room, "--path", "alice/chat"]);
+        viewer.env("MOQ_JWT", &viewer_token);
+        let mut viewer = viewer.spawn().unwrap();
+        let mut lines = BufReader::new(viewer.stdout.take().unwrap()).lines();
+        // Lines written until the subscriber has one (it joins at the latest group).
+        let mut got = None;
+        for i in 0..200 {
+            stdin
+                .write_all(format!("line {i}\n\n").as_bytes())
+                .await
+                .unwrap();
+            if let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_millis(100), lines.next_line()).await
+            {
+                got = Some(line);
+                break;
+            }
+        }
+        assert!(
+            got.is_some_and(|line| line.starts_with("line ")),
+            "{scheme}: nothing read"
+        );
+        drop(stdin);
+        assert_success("moq pub", &mut publisher).await;
+        let _ = viewer.kill().await;
+
+        // Refused: no token, a token without get on the path, and a publisher outside put.
+        let anonymous = finish(&mut relay.moq(&["sub", &room, "--path", "alice/chat"])).await;
+        assert_one_line_error(&anonymous, "token is needed");
+        let other =
+            finish(&mut relay.moq(&["sub", &room, "--path", "bob/chat", "--jwt", &viewer_token]))
+                .await;
+        assert_one_line_error(&other, "not allowed to subscribe to \"bob/chat\"");
+        let mut hijack = relay
+            .moq(&[
+                "pub",
+                &room,
+                "--path",
+                "bob/chat",
+                "--jwt",
+                &publisher_token,
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = hijack.stdin.take().unwrap();
+        stdin.write_all(b"x\n").await.unwrap();
+        let output = tokio::time::timeout(Duration::from_secs(30), hijack.wait_with_output())
+            .await
+            .expect("the refused publisher exits")
+            .unwrap();
+        drop(stdin);
+        assert_one_line_error(&output, "not allowed to publish \"bob/chat\"");
+    }
+    relay.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
