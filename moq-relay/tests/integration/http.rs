@@ -2,17 +2,15 @@
 //! the files and their path rules, the limits (head size, slow clients, methods), and the
 //! relay's `/metrics` and `/healthz` with a real relay and real sessions.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::{Harness, Via, read_group, until};
 use moq_model::{Path, Track};
 use moq_relay::http::{self, HttpConfig, MAX_FILE, MAX_REQUEST};
 use moq_relay::{AuthConfig, Relay, RelayConfig, RelayLimits};
-use support::{Harness, Via, read_group, until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
