@@ -22,7 +22,7 @@ PUBLISHED_TOKEN=moq-token-cli@0.5.48
 # for the relay there too, so it is built once.
 INTEROP_ROOT="${TMPDIR:-/tmp}/moq-interop"
 
-# Pids that kill_tracked stops; spawn adds to it, stop_pids removes from it.
+# Pids that kill_tracked stops; track and spawn add to it, stop_pids removes from it.
 tracked_pids=()
 
 # free_port: prints a UDP port of 127.0.0.1 that is free now (the OS picks it), for a relay
@@ -68,6 +68,12 @@ install_published() {
     CARGO_TARGET_DIR="$root/target" nice cargo install --locked --root "$root" "${missing[@]}"
 }
 
+# track PID...: adds processes the script started itself (`cmd &`) to those kill_tracked
+# stops, for commands whose output spawn cannot place.
+track() {
+    tracked_pids+=("$@")
+}
+
 # spawn LOG CMD...: runs CMD in the background with its stdout and stderr in LOG, sets
 # last_pid to its pid and tracks it, so that kill_tracked stops it if the script exits.
 spawn() {
@@ -75,7 +81,7 @@ spawn() {
     shift
     "$@" >"$log" 2>&1 &
     last_pid=$!
-    tracked_pids+=("$last_pid")
+    track "$last_pid"
 }
 
 # wait_listening PID PORT [SECONDS]: waits until a UDP socket is bound to PORT (any address)
@@ -130,7 +136,11 @@ start_their_relay() {
 # (the relay's own error is there).
 wait_relay() {
     wait_listening "$relay_pid" "$1" && return 0
-    echo "relay (pid $relay_pid) is not listening on port $1; see $2" >&2
+    if [ "$2" = /dev/null ]; then
+        echo "relay (pid $relay_pid) is not listening on port $1" >&2
+    else
+        echo "relay (pid $relay_pid) is not listening on port $1; see $2" >&2
+    fi
     return 1
 }
 
