@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034  # its variables are read by the scripts that source it
 # Helpers shared by the scripts: free ports, a certificate for the published relay, the
-# published tools, relays started and awaited, processes killed on exit.
+# published tools, relays started and awaited, processes killed on exit, Debian packages.
 #
 # Sourced, not executed, from the repository's root (the scripts cd there first):
 #     # shellcheck source=scripts/lib.sh
@@ -167,4 +167,34 @@ stop_pids() {
 # script leaves none of what it started running, however it ends.
 kill_tracked() {
     stop_pids ${tracked_pids[@]+"${tracked_pids[@]}"}
+}
+
+# install_debian_packages PKG...: installs with apt-get those of the Debian packages PKG
+# that are not installed (non-interactive, no recommends; through `sudo -n` when not root,
+# which fails rather than prompts). Does nothing when all are there.
+install_debian_packages() {
+    local pkg status missing=() sudo=()
+    for pkg in "$@"; do
+        # One line per installed architecture; none (and an error) for an unknown package.
+        status=$(dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null || true)
+        grep -qx 'install ok installed' <<<"$status" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "missing ${missing[*]}, and no apt-get to install them: install them by hand" >&2
+        return 1
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        if ! command -v sudo >/dev/null; then
+            echo "missing ${missing[*]}: install them as root (apt-get install ${missing[*]})" >&2
+            return 1
+        fi
+        sudo=(sudo -n)
+    fi
+    echo "== installing ${missing[*]} (apt-get)"
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
 }
