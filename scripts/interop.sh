@@ -10,7 +10,7 @@
 #                 (default: ${TMPDIR:-/tmp}/moq-interop); installed once, then reused
 #   --seconds N   how long each subscriber runs (default 6)
 #
-# Needs: cargo, openssl (a certificate for the published relay), timeout (coreutils).
+# Needs: cargo, openssl (a certificate for the published relay), timeout (coreutils), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --root) root="$2"; shift 2 ;;
         --seconds) seconds="$2"; shift 2 ;;
+        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done

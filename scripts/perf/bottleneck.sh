@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
         --relay-bin) relay_bin="$2"; shift 2 ;;
         --moq-bin) moq_bin="$2"; shift 2 ;;
         --) shift; break ;;
+        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (bench arguments go after --)" >&2; exit 2 ;;
     esac
 done

@@ -56,6 +56,7 @@ while [ $# -gt 0 ]; do
         --max-udp-payload) udp_payload="$2"; shift 2 ;;
         --churn) churn="$2"; shift 2 ;;
         --relay) churn_relay="$2"; shift 2 ;;
+        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
