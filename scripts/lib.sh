@@ -95,12 +95,16 @@ wait_listening() {
         kill -0 "$pid" 2>/dev/null
         return
     fi
-    # /proc/PID/net/udp{,6} list local addresses as HEXADDR:HEXPORT in the second column.
+    # /proc/PID/net/udp{,6} list local addresses as HEXADDR:HEXPORT in the second column;
+    # udp6 is absent where IPv6 is off, hence each read on its own.
     hex=$(printf '%04X' "$port")
     while [ "$tenths" -gt 0 ]; do
         kill -0 "$pid" 2>/dev/null || return 1
-        if awk -v p=":$hex" 'substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-            "/proc/$pid/net/udp" "/proc/$pid/net/udp6" 2>/dev/null; then
+        if {
+            cat "/proc/$pid/net/udp" 2>/dev/null
+            cat "/proc/$pid/net/udp6" 2>/dev/null
+            true
+        } | awk -v p=":$hex" 'substr($2, length($2) - 4) == p { found = 1 } END { exit !found }'; then
             return 0
         fi
         sleep 0.1
