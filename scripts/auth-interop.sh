@@ -14,6 +14,8 @@
 # build, a few minutes on two cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 root="${TMPDIR:-/tmp}/moq-auth-interop"
 mint=false
@@ -28,10 +30,7 @@ done
 mkdir -p "$root"
 root="$(cd "$root" && pwd)"
 
-if [ ! -x "$root/bin/moq-token" ]; then
-    echo "== installing moq-token-cli@0.5.48 into $root (once)"
-    CARGO_TARGET_DIR="$root/target" nice cargo install --locked --root "$root" moq-token-cli@0.5.48
-fi
+install_published "$root" "$PUBLISHED_TOKEN"
 theirs="$root/bin/moq-token"
 
 echo "== building ours"

@@ -10,16 +10,19 @@
 #                 (default: ${TMPDIR:-/tmp}/moq-interop); installed once, then reused
 #   --seconds N   how long each subscriber runs (default 6)
 #
-# Needs: cargo, openssl (a certificate for the published relay), timeout (coreutils).
+# Needs: cargo, openssl (a certificate for the published relay), timeout (coreutils), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
-root="${TMPDIR:-/tmp}/moq-interop"
+root="$INTEROP_ROOT"
 seconds=6
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) root="$2"; shift 2 ;;
         --seconds) seconds="$2"; shift 2 ;;
+        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -27,11 +30,7 @@ mkdir -p "$root"
 root="$(cd "$root" && pwd)"
 
 # The published tools, built once with their own lock files and target directory.
-if [ ! -x "$root/bin/moq-relay" ] || [ ! -x "$root/bin/moq-clock" ]; then
-    echo "== installing moq-relay@0.6.10 and moq-clock@0.5.14 into $root (once)"
-    CARGO_TARGET_DIR="$root/target" nice cargo install --locked --root "$root" \
-        moq-relay@0.6.10 moq-clock@0.5.14
-fi
+install_published "$root" "$PUBLISHED_RELAY" "$PUBLISHED_CLOCK"
 their_relay="$root/bin/moq-relay"
 their_clock="$root/bin/moq-clock"
 
@@ -42,44 +41,27 @@ our_relay="$target/debug/moq-relay"
 our_moq="$target/debug/moq"
 
 # A certificate for the published relay (it has no self-signing option).
-if [ ! -f "$root/cert.pem" ]; then
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 10 \
-        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -keyout "$root/key.pem" -out "$root/cert.pem" 2>/dev/null
-fi
+make_cert "$root"
 
 logs="$root/logs"
 mkdir -p "$logs"
-pids=()
-cleanup() {
-    for pid in "${pids[@]:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
+trap kill_tracked EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
+# Starts a relay and waits until it listens; one that does not fails its row (and the row
+# is tried again), so this does not stop the script.
 start_relay() { # which port log
     case "$1" in
-        ours) "$our_relay" --bind "127.0.0.1:$2" --tls-self-sign localhost,127.0.0.1 \
-                  --stats-interval 0 >"$3" 2>&1 & ;;
-        theirs) "$their_relay" --bind "127.0.0.1:$2" --tls-cert "$root/cert.pem" \
-                  --tls-key "$root/key.pem" >"$3" 2>&1 & ;;
-    esac
-    relay_pid=$!
-    pids+=("$relay_pid")
+        ours) start_our_relay "$our_relay" "$2" "$3" --stats-interval 0 ;;
+        theirs) start_their_relay "$their_relay" "$2" "$3" "$root" ;;
+    esac || true
 }
 
 start_publisher() { # which url log
     case "$1" in
-        ours) "$our_moq" --tls-disable-verify clock publish "$2" >"$3" 2>&1 & ;;
-        theirs) "$their_clock" --tls-disable-verify --publish "$2" >"$3" 2>&1 & ;;
+        ours) spawn "$3" "$our_moq" --tls-disable-verify clock publish "$2" ;;
+        theirs) spawn "$3" "$their_clock" --tls-disable-verify --publish "$2" ;;
     esac
-    pub_pid=$!
-    pids+=("$pub_pid")
+    pub_pid=$last_pid
 }
 
 run_subscriber() { # which url out
@@ -107,12 +89,10 @@ for relay in ours theirs; do
                     url="$scheme://127.0.0.1:$port/"
                     if [ "$scheme" = https ]; then url="https://localhost:$port/"; fi
                     start_relay "$relay" "$port" "$file.relay.log"
-                    sleep 1
                     start_publisher "$publisher" "$url" "$file.pub.log"
                     sleep 2
                     run_subscriber "$subscriber" "$url" "$file.out"
-                    kill "$pub_pid" "$relay_pid" 2>/dev/null || true
-                    wait "$pub_pid" "$relay_pid" 2>/dev/null || true
+                    stop_pids "$pub_pid" "$relay_pid"
                     good=$(grep -cE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$' "$file.out" || true)
                     bad=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$' "$file.out" || true)
                     detail="$good lines"
@@ -155,19 +135,15 @@ for scheme in moqf https; do
     # Our relay with a key and a public prefix: their clock works under the prefix...
     port=$(free_port)
     file="$logs/auth-public-$scheme"
-    "$our_relay" --bind "127.0.0.1:$port" --tls-self-sign localhost,127.0.0.1 --stats-interval 0 \
-        --auth-key "$auth/pub.jwk" --auth-public anon >"$file.relay.log" 2>&1 &
-    relay_pid=$!
-    pids+=("$relay_pid")
-    sleep 1
-    "$their_clock" --tls-disable-verify --publish --path anon --path clock \
-        "$scheme://$host:$port/" >"$file.pub.log" 2>&1 &
-    pub_pid=$!
-    pids+=("$pub_pid")
+    start_our_relay "$our_relay" "$port" "$file.relay.log" --stats-interval 0 \
+        --auth-key "$auth/pub.jwk" --auth-public anon || true
+    spawn "$file.pub.log" "$their_clock" --tls-disable-verify --publish --path anon --path clock \
+        "$scheme://$host:$port/"
+    pub_pid=$last_pid
     sleep 2
     timeout "$seconds" "$their_clock" --tls-disable-verify --path anon --path clock \
         "$scheme://$host:$port/" >"$file.out" 2>"$file.out.err" || true
-    kill "$pub_pid" 2>/dev/null || true
+    stop_pids "$pub_pid"
     good=$(clock_lines "$file.out")
     verdict=FAIL; [ "$good" -ge 2 ] && verdict=PASS
     auth_row "$verdict" "auth: their clock under a public prefix $scheme" "$good lines"
@@ -181,17 +157,13 @@ for scheme in moqf https; do
     else
         auth_row FAIL "auth: their private publisher refused $scheme" "see $file.private.log"
     fi
-    kill "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
+    stop_pids "$relay_pid"
 
     # A relay with a key and no public prefix: their clock, with no token, exits non-zero.
     port=$(free_port)
     file="$logs/auth-private-$scheme"
-    "$our_relay" --bind "127.0.0.1:$port" --tls-self-sign localhost,127.0.0.1 --stats-interval 0 \
-        --auth-key "$auth/pub.jwk" >"$file.relay.log" 2>&1 &
-    relay_pid=$!
-    pids+=("$relay_pid")
-    sleep 1
+    start_our_relay "$our_relay" "$port" "$file.relay.log" --stats-interval 0 \
+        --auth-key "$auth/pub.jwk" || true
     set +e
     RUST_BACKTRACE=0 timeout 10 "$their_clock" --tls-disable-verify "$scheme://$host:$port/" \
         >"$file.out" 2>"$file.out.err"
@@ -202,23 +174,17 @@ for scheme in moqf https; do
     else
         auth_row FAIL "auth: their clock without a token $scheme" "exit $status"
     fi
-    kill "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
+    stop_pids "$relay_pid"
 
     # Our clock with a token through their relay, which ignores the token (raw QUIC: an
     # unknown setup extension; WebTransport: the URL's query).
     port=$(free_port)
     file="$logs/auth-theirs-$scheme"
     start_relay theirs "$port" "$file.relay.log"
-    sleep 1
-    "$our_moq" --tls-disable-verify clock publish "$scheme://$host:$port/?jwt=$token" \
-        >"$file.pub.log" 2>&1 &
-    pub_pid=$!
-    pids+=("$pub_pid")
+    start_publisher ours "$scheme://$host:$port/?jwt=$token" "$file.pub.log"
     sleep 2
     run_subscriber ours "$scheme://$host:$port/" "$file.out"
-    kill "$pub_pid" "$relay_pid" 2>/dev/null || true
-    wait "$pub_pid" "$relay_pid" 2>/dev/null || true
+    stop_pids "$pub_pid" "$relay_pid"
     good=$(clock_lines "$file.out")
     verdict=FAIL; [ "$good" -ge 2 ] && verdict=PASS
     auth_row "$verdict" "auth: our clock with a token, their relay $scheme" "$good lines"

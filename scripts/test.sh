@@ -7,10 +7,12 @@
 #
 # Usage: scripts/test.sh [--skip-cargo-test]   (--skip-cargo-test: steps 2 and 3 only)
 # Needs: cargo, Node.js 20+ with npm, Chromium (Debian: apt-get install chromium chromium-driver).
-# As root with CI=true, a missing Chromium is installed with apt-get.
+# With CI=true, a missing Chromium is installed with apt-get (as root, or with sudo -n).
 # Respects CARGO_TARGET_DIR; CHROMIUM=/path/to/chromium picks the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 skip_cargo_test=false
 for arg in "$@"; do
@@ -45,11 +47,8 @@ chromium_bin=${CHROMIUM:-}
 if [ -z "$chromium_bin" ]; then
   chromium_bin=$(command -v chromium || command -v chromium-browser || true)
 fi
-if [ -z "$chromium_bin" ] && [ "${CI:-}" = "true" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "== installing Chromium (apt-get install chromium chromium-driver)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+if [ -z "$chromium_bin" ] && [ "${CI:-}" = "true" ] && command -v apt-get >/dev/null; then
+  install_debian_packages chromium chromium-driver
   chromium_bin=$(command -v chromium || true)
 fi
 if [ -z "$chromium_bin" ]; then

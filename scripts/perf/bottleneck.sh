@@ -19,6 +19,8 @@
 # on exit. Builds ours with cargo (CARGO_TARGET_DIR respected).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 rate=50mbit
 buffer_ms=200
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
         --relay-bin) relay_bin="$2"; shift 2 ;;
         --moq-bin) moq_bin="$2"; shift 2 ;;
         --) shift; break ;;
+        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (bench arguments go after --)" >&2; exit 2 ;;
     esac
 done
@@ -43,18 +46,15 @@ cargo build --release --locked -q -p moq-relay -p moq-cli
 target="${CARGO_TARGET_DIR:-target}"
 moq="${moq_bin:-$target/release/moq}"
 relay_bin="${relay_bin:-$target/release/moq-relay}"
-their_relay="${THEIR_RELAY:-${TMPDIR:-/tmp}/moq-interop/bin/moq-relay}"
+their_relay="${THEIR_RELAY:-$INTEROP_ROOT/bin/moq-relay}"
 
 a="moqbn-relay-$$"
 b="moqbn-bench-$$"
 work="$(mktemp -d)"
-relay_pid=""
 cleanup() {
     set +e
-    if [ -n "$relay_pid" ]; then
-        kill "$relay_pid" 2>/dev/null
-        wait "$relay_pid" 2>/dev/null
-    fi
+    # The relay first: the namespaces go once nothing runs in them.
+    kill_tracked
     ip netns del "$a" 2>/dev/null || true
     ip netns del "$b" 2>/dev/null || true
     rm -rf "$work"
@@ -76,21 +76,19 @@ ip netns exec "$b" tc qdisc add dev "vb$$" root tbf rate "$rate" burst 32kbit la
 
 case "$relay" in
     ours)
-        ip netns exec "$a" "$relay_bin" --congestion "$congestion" \
-            --bind 10.77.0.1:4443 --tls-self-sign localhost,10.77.0.1 --stats-interval 0 -q \
-            >"$work/relay.log" 2>&1 &
+        spawn "$work/relay.log" ip netns exec "$a" "$relay_bin" --congestion "$congestion" \
+            --bind 10.77.0.1:4443 --tls-self-sign localhost,10.77.0.1 --stats-interval 0 -q
         ;;
     theirs)
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-            -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 -subj /CN=localhost \
-            -addext subjectAltName=DNS:localhost,IP:10.77.0.1 2>/dev/null
-        ip netns exec "$a" "$their_relay" --bind 10.77.0.1:4443 --tls-cert "$work/cert.pem" \
-            --tls-key "$work/key.pem" -q >"$work/relay.log" 2>&1 &
+        make_cert "$work" 10.77.0.1
+        spawn "$work/relay.log" ip netns exec "$a" "$their_relay" --bind 10.77.0.1:4443 \
+            --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" -q
         ;;
     *) echo "--relay ours or theirs" >&2; exit 2 ;;
 esac
-relay_pid=$!
-sleep 1
+relay_pid=$last_pid
+# `ip netns exec` execs the relay, so this pid is the relay's, and its /proc shows namespace a.
+wait_relay 4443 "$work/relay.log" || { cat "$work/relay.log" >&2; exit 1; }
 ip netns exec "$b" timeout 120 "$moq" --congestion "$congestion" --bind 10.77.0.2:0 \
     --tls-disable-verify bench moqf://10.77.0.1:4443/ "$@" 2>"$work/bench.err" \
     || { cat "$work/bench.err" >&2; exit 1; }

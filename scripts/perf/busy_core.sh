@@ -14,10 +14,12 @@
 # Needs: cargo, openssl, python3. Talks only to 127.0.0.1; kills what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 repeat=3
 duration=5
-their_relay="${TMPDIR:-/tmp}/moq-interop/bin/moq-relay"
+their_relay="$INTEROP_ROOT/bin/moq-relay"
 while [ $# -gt 0 ]; do
     case "$1" in
         --repeat) repeat="$2"; shift 2 ;;
@@ -32,37 +34,20 @@ done
 cargo build --locked --release -p moq-relay -p moq-cli --bin moq-relay --bin moq
 target="${CARGO_TARGET_DIR:-target}/release"
 scratch=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    done
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$scratch/key.pem" -out "$scratch/cert.pem" 2>/dev/null
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+trap 'kill_tracked; rm -rf "$scratch"' EXIT
+make_cert "$scratch"
 
 run() { # which
     local port relay spin
     port=$(free_port)
+    # A relay that does not start makes its bench fail, which prints "WHICH failed".
     case "$1" in
-        ours) "$target/moq-relay" --bind "127.0.0.1:$port" --tls-self-sign localhost,127.0.0.1 \
-                  --stats-interval 0 -q >/dev/null 2>&1 & ;;
-        theirs) "$their_relay" --bind "127.0.0.1:$port" --tls-cert "$scratch/cert.pem" \
-                  --tls-key "$scratch/key.pem" >/dev/null 2>&1 & ;;
-    esac
-    relay=$!
-    pids+=("$relay")
-    sleep 1
-    timeout 120 sh -c 'while :; do :; done' &
-    spin=$!
-    pids+=("$spin")
+        ours) start_our_relay "$target/moq-relay" "$port" /dev/null --stats-interval 0 -q ;;
+        theirs) start_their_relay "$their_relay" "$port" /dev/null "$scratch" ;;
+    esac || true
+    relay=$relay_pid
+    spawn /dev/null timeout 120 sh -c 'while :; do :; done'
+    spin=$last_pid
     "$target/moq" --bind 127.0.0.1:0 --tls-disable-verify bench "moqf://127.0.0.1:$port/" \
         --relay-pid "$relay" --json --subscribers 500 --rate 500 --frame-size 1024 \
         --duration "$duration" 2>/dev/null |
@@ -70,8 +55,7 @@ run() { # which
 r = json.load(sys.stdin); l = r["latency_us"]
 print("%-6s %7.1f k frames/s  p50 %7.1f ms  p99 %7.1f ms  subscribers %d/%d" % (sys.argv[1], r["frames_per_s"] / 1000, l["p50"] / 1000, l["p99"] / 1000, r["subscribers_connected"], r["subscribers"]))' "$1" ||
         echo "$1 failed"
-    kill "$spin" "$relay" 2>/dev/null || true
-    wait "$spin" "$relay" 2>/dev/null || true
+    stop_pids "$spin" "$relay"
 }
 
 for _ in $(seq "$repeat"); do

@@ -31,6 +31,8 @@
 # Needs: cargo, openssl, python3. Talks only to 127.0.0.1; kills what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 out="${TMPDIR:-/tmp}/moq-perf"
 duration=5
@@ -54,6 +56,7 @@ while [ $# -gt 0 ]; do
         --max-udp-payload) udp_payload="$2"; shift 2 ;;
         --churn) churn="$2"; shift 2 ;;
         --relay) churn_relay="$2"; shift 2 ;;
+        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -73,48 +76,29 @@ moq="$target/release/moq"
 
 if [ "$churn" -eq 0 ] && [ -z "$their_relay" ]; then
     their_relay="$root/bin/moq-relay"
-    if [ ! -x "$their_relay" ]; then
-        echo "== installing moq-relay@0.6.10 into $root (once)"
-        CARGO_TARGET_DIR="$root/target" nice cargo install --locked --root "$root" moq-relay@0.6.10
-    fi
+    install_published "$root" "$PUBLISHED_RELAY"
 fi
 # A certificate for the published relay (it has no self-signing option).
-if [ ! -f "$out/cert.pem" ]; then
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 10 \
-        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
-fi
+make_cert "$out"
 
 relay_pid=""
 cleanup() {
     # Our background jobs (churn loops, sampler), then the relay.
     for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done
-    if [ -n "$relay_pid" ]; then kill "$relay_pid" 2>/dev/null || true; fi
+    kill_tracked
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
+# Starts a relay and waits until it listens; the comparison is void without it.
 start_relay() { # which port log
     case "$1" in
-        ours) "$our_relay" "${udp_flag[@]}" --bind "127.0.0.1:$2" --tls-self-sign localhost,127.0.0.1 \
-                  --stats-interval 0 -q >"$3" 2>&1 & ;;
-        theirs) "$their_relay" --bind "127.0.0.1:$2" --tls-cert "$out/cert.pem" \
-                  --tls-key "$out/key.pem" -q >"$3" 2>&1 & ;;
-    esac
-    relay_pid=$!
-    sleep 1
-    if ! kill -0 "$relay_pid" 2>/dev/null; then
-        echo "relay $1 did not start; see $3" >&2
-        exit 1
-    fi
+        ours) start_our_relay "$our_relay" "$2" "$3" "${udp_flag[@]}" --stats-interval 0 -q ;;
+        theirs) start_their_relay "$their_relay" "$2" "$3" "$out" -q ;;
+    esac || exit 1
 }
 
 stop_relay() {
-    kill "$relay_pid" 2>/dev/null || true
-    wait "$relay_pid" 2>/dev/null || true
+    stop_pids "$relay_pid"
     relay_pid=""
 }
 

@@ -22,6 +22,8 @@
 # Needs: cargo, python3. Builds release binaries of ours.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 minutes=10
 quiet=60
@@ -50,21 +52,13 @@ echo "== building release binaries"
 cargo build --locked --release -p moq-relay -p moq-cli --bin moq-relay --bin moq --example attack
 target="${CARGO_TARGET_DIR:-target}/release"
 
-pids=()
-cleanup() {
-    for pid in "${pids[@]:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
+trap kill_tracked EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 url="moqf://127.0.0.1:$port/"
-"$target/moq-relay" --bind "127.0.0.1:$port" --tls-self-sign localhost,127.0.0.1 \
-    --max-memory "$budget" --stats-interval 5 >"$out/relay.log" 2>&1 &
-relay=$!
-pids+=("$relay")
-sleep 1
+start_our_relay "$target/moq-relay" "$port" "$out/relay.log" --max-memory "$budget" \
+    --stats-interval 5
+relay=$relay_pid
 
 sample_rss() { # file: one "seconds rss_kib" line a second until the relay exits
     local start=$SECONDS
@@ -75,7 +69,7 @@ sample_rss() { # file: one "seconds rss_kib" line a second until the relay exits
 }
 : >"$out/rss.txt"
 sample_rss "$out/rss.txt" &
-pids+=("$!")
+track "$!"
 
 echo "== quiet run: ${quiet}s of moq bench $bench_args"
 # shellcheck disable=SC2086
@@ -87,7 +81,7 @@ echo "== attacked run: ${minutes} min"
 "$target/moq" --tls-disable-verify bench "$url" $bench_args --duration "$((minutes * 60))" \
     --json --relay-pid "$relay" >"$out/soak.json" 2>"$out/soak.err" &
 bench=$!
-pids+=("$bench")
+track "$bench"
 sleep 5
 : >"$out/attacks.log"
 IFS=';' read -r -a attack_list <<<"$attacks"
