@@ -9,7 +9,7 @@
 #
 # usage: scripts/perf/compare.sh [--out DIR] [--duration S] [--subs "1 10 100 500"]
 #                                [--their-relay PATH] [--root DIR] [--repeat N]
-#                                [--groups-in-flight K] [--max-udp-payload BYTES]
+#                                [--groups-in-flight K] [--max-udp-payload BYTES] [--rows REGEX]
 #        scripts/perf/compare.sh --churn SECONDS [--out DIR] [--relay ours|theirs]
 #   --out DIR          results and logs (default: ${TMPDIR:-/tmp}/moq-perf)
 #   --duration S       measured seconds per row (default 5)
@@ -23,6 +23,10 @@
 #   --max-udp-payload BYTES  our relay's and the bench's largest UDP datagram (default:
 #                      the flag's own, 6000; 1452 keeps every packet within Ethernet's size, as on
 #                      a 1500-byte path). The published relay keeps its own (MTU discovery off).
+#   --rows REGEX       only the rows whose label matches REGEX (bash extended regular
+#                      expression), e.g. '^paced-' for the paced fan-out rows, which are
+#                      paced-100x500 (1 track, 100 subscribers, 500 frames/s) and
+#                      paced-500x30 (500 subscribers, 30 frames/s), 1 KB frames
 #   --churn SECONDS    instead: one relay, publishers and subscribers connecting and leaving
 #                      for SECONDS (bounded by a count too), VmRSS sampled every 5 s into
 #                      OUT/churn-RELAY.csv
@@ -44,6 +48,7 @@ churn=0
 churn_relay=ours
 in_flight=1
 udp_payload=""
+rows=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out="$2"; shift 2 ;;
@@ -56,7 +61,8 @@ while [ $# -gt 0 ]; do
         --max-udp-payload) udp_payload="$2"; shift 2 ;;
         --churn) churn="$2"; shift 2 ;;
         --relay) churn_relay="$2"; shift 2 ;;
-        -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+        --rows) rows="$2"; shift 2 ;;
+        -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -102,10 +108,16 @@ stop_relay() {
     relay_pid=""
 }
 
+# Whether a row is run: every row, or those --rows matches.
+wanted() {
+    [ -z "$rows" ] || [[ $1 =~ $rows ]]
+}
+
 # One row: `bench_row LABEL RELAY ARGS...` appends {"label":..,"relay":..,"run":..,...}.
 bench_row() {
     local label="$1" which="$2"; shift 2
     local port log json
+    wanted "$label" || return 0
     port=$(free_port)
     log="$out/logs/$label-$which.run$run"
     start_relay "$which" "$port" "$log.relay.log"
@@ -126,6 +138,12 @@ if "frames_per_s" in r:
     print(f"   {label:<16} {which:<7} {r['frames_per_s']:>11.0f} frames/s {r['mb_per_s']:>8.1f} MB/s"
           f"  p50 {l['p50']/1e3:7.2f} ms  p99 {l['p99']/1e3:7.2f} ms  skipped {r['groups_skipped']}"
           f"  dropped {r['groups_dropped']}  subs {r['subscribers_connected']}/{r['subscribers']}")
+    relay = r.get("relay") or {}
+    if relay.get("cpu_us_per_frame") is not None:
+        per_sub = relay.get("kib_per_subscriber")
+        print(f"   {'':<16} {'':<7} relay {relay['cpu_percent']:.0f}% cpu, {relay['cpu_us_per_frame']:.2f} us"
+              f" per delivered frame, {relay['rss_kib'] // 1024} MiB rss"
+              + (f", {per_sub:.0f} KiB per subscriber" if per_sub is not None else ""))
 EOF
 }
 
@@ -189,6 +207,7 @@ for run in $(seq 1 "$repeat"); do
     echo "== run $run of $repeat ($(date -u +%H:%M:%S) UTC, load: $(cut -d' ' -f1-3 /proc/loadavg))"
     # (a) the ceiling: with the relays' congestion control (BBR) and with CUBIC.
     for cc in bbr cubic; do
+        wanted "raw-64k-$cc" || continue
         json=$(timeout 120 "$moq" "${udp_flag[@]}" --congestion "$cc" bench --raw-quic --frame-size 65536 --duration "$duration" --json)
         echo "{\"label\":\"raw-64k-$cc\",\"relay\":\"none\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
         echo "   raw-64k-$cc    quic    $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%11.0f frames/s %8.1f MB/s" % (r["frames_per_s"], r["mb_per_s"]))' "$json")"
@@ -215,6 +234,13 @@ for run in $(seq 1 "$repeat"); do
         fi
         for which in ours theirs; do
             bench_row "fanout-$n-500fps" "$which" --subscribers "$n" --rate 500 --frame-size 1024 --duration "$duration"
+        done
+    done
+    # Paced fan-out: live loads (a 500 frames/s feed to 100, video's 30 frames/s to 500).
+    for shape in "100 500" "500 30"; do
+        read -r n rate <<<"$shape"
+        for which in ours theirs; do
+            bench_row "paced-${n}x$rate" "$which" --subscribers "$n" --rate "$rate" --frame-size 1024 --duration "$duration"
         done
     done
 done

@@ -66,8 +66,8 @@ def main():
         if r["label"] not in labels:
             labels.append(r["label"])
     print(f"runs: {len(runs)} (medians over runs where there are several)\n")
-    print("| row | relay | delivered frames/s | MB/s | p50 ms | p99 ms | max ms | skipped | dropped | subs | bench CPU % | relay CPU % | others CPU % | relay RSS MiB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| row | relay | delivered frames/s | MB/s | p50 ms | p99 ms | max ms | skipped | dropped | subs | bench CPU % | relay CPU % | others CPU % | relay RSS MiB | relay µs/frame | relay KiB/subscriber |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label in labels:
         for relay in ["none", "ours", "theirs"]:
             benches = by.get((label, relay))
@@ -81,12 +81,17 @@ def main():
             rss = max(x.get("relay", {}).get("rss_kib", 0) for x in benches) / 1024
             others = [others_cpu(x) for x in benches if others_cpu(x) is not None]
             others = f"{statistics.median(others):.0f}" if others else ""
+            def relay_med(key, fmt):
+                vals = [x.get("relay", {}).get(key) for x in benches]
+                vals = [v for v in vals if v is not None]
+                return fmt.format(statistics.median(vals)) if vals else ""
             name = {"none": "raw QUIC", "ours": "ours", "theirs": "0.6.10"}[relay]
             print(
                 f"| {label} | {name} | {fmt_rate(fps)} | {mbs:.1f} | {lat('p50'):.2f} | {lat('p99'):.2f} | {lat('max'):.2f} "
                 f"| {sum(x['groups_skipped'] for x in benches)} | {sum(x['groups_dropped'] for x in benches)} "
                 f"| {b['subscribers_connected']}/{b['subscribers']} | {statistics.median([x['cpu_percent'] for x in benches]):.0f} "
-                f"| {relay_cpu:.0f} | {others} | {rss:.1f} |"
+                f"| {relay_cpu:.0f} | {others} | {rss:.1f} "
+                f"| {relay_med('cpu_us_per_frame', '{:.2f}')} | {relay_med('kib_per_subscriber', '{:.0f}')} |"
             )
 
     print("\nPer run (delivered frames/s and MB/s; ours / 0.6.10 where both ran):\n")
