@@ -86,6 +86,8 @@ impl ClientConfig {
 #[derive(Debug, Clone)]
 pub struct Client {
     endpoint: quinn::Endpoint,
+    /// The transport settings, for each connection's stream credit.
+    transport: TransportSettings,
     quic: quinn::ClientConfig,
     webtransport: quinn::ClientConfig,
     timeout: Duration,
@@ -103,7 +105,7 @@ impl Client {
                  (use only for local development)"
             );
         }
-        let transport = Arc::new(config.transport.to_quinn());
+        let transport = Arc::new(config.transport.to_quinn_growing());
         let quinn_config = |alpn: &[u8]| -> Result<quinn::ClientConfig, ConfigError> {
             let tls = tls::client_config(&config.trust, alpn)?;
             let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
@@ -140,6 +142,7 @@ impl Client {
             quic,
             webtransport,
             timeout: config.connect_timeout,
+            transport: config.transport,
         })
     }
 
@@ -202,14 +205,18 @@ impl Client {
             // Raw QUIC has no request: the URL's root and token go in the setup message.
             TransportKind::Quic => Ok(Connection::Quic(
                 quic::Connection::new(conn)
+                    .with_credit(self.transport.stream_credit())
                     .with_setup_extensions(Credentials::from_url(url).to_extensions()),
             )),
             TransportKind::WebTransport => {
                 let request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
                 match web_transport_quinn::Session::connect(conn.clone(), request).await {
-                    Ok(session) => Ok(Connection::WebTransport(webtransport::Connection::new(
-                        session,
-                    ))),
+                    Ok(session) => Ok(Connection::WebTransport(
+                        webtransport::Connection::with_credit(
+                            session,
+                            Some(self.transport.stream_credit()),
+                        ),
+                    )),
                     Err(e) => {
                         let message = match conn.close_reason() {
                             Some(quinn::ConnectionError::ApplicationClosed(close)) => format!(

@@ -101,6 +101,7 @@ mod client;
 mod codes;
 mod connection;
 mod credentials;
+mod credit;
 mod error;
 pub mod quic;
 mod server;

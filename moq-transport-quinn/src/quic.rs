@@ -7,9 +7,12 @@ use bytes::{Buf, Bytes};
 use moq_proto::{ErrorCode, Extensions};
 use moq_session::transport::{self, TransportError};
 
+use std::sync::Arc;
+
 use crate::codes::{
     LocalClose, close_code_to_wire, connection_error, stream_code_from_wire, stream_code_to_wire,
 };
+use crate::credit::{Dir, Held, StreamCredit};
 
 /// A raw QUIC connection (ALPN `moqf-02`) implementing [`transport::Connection`].
 ///
@@ -20,6 +23,8 @@ pub struct Connection {
     conn: quinn::Connection,
     local: LocalClose,
     setup: Extensions,
+    /// Raises the peer's stream limits with use (connections of this crate's endpoints).
+    credit: Option<Arc<StreamCredit>>,
 }
 
 impl Connection {
@@ -32,7 +37,14 @@ impl Connection {
             conn,
             local: LocalClose::default(),
             setup: Extensions::new(),
+            credit: None,
         }
+    }
+
+    /// Raises the peer's stream limits with use (see `credit`).
+    pub(crate) fn with_credit(mut self, credit: Arc<StreamCredit>) -> Self {
+        self.credit = Some(credit);
+        self
     }
 
     /// Sets what [`setup_extensions`](transport::Connection::setup_extensions) returns:
@@ -64,12 +76,20 @@ impl Connection {
         }
     }
 
-    fn recv_stream(&self, stream: quinn::RecvStream) -> RecvStream {
+    fn recv_stream(&self, stream: quinn::RecvStream, held: Option<Held>) -> RecvStream {
         RecvStream {
             stream,
             conn: self.clone(),
             state: RecvState::Open,
+            _held: held,
         }
+    }
+
+    /// Counts a stream the peer opened in the connection's credit, if it has one.
+    fn hold(&self, dir: Dir) -> Option<Held> {
+        self.credit
+            .as_ref()
+            .map(|credit| credit.accepted(&self.conn, dir))
     }
 }
 
@@ -80,7 +100,7 @@ impl transport::Connection for Connection {
     async fn open_bi(&self) -> Result<(SendStream, RecvStream), TransportError> {
         // quinn's open is cancel-safe: the stream exists only once the future resolves.
         let (send, recv) = self.conn.open_bi().await.map_err(|e| self.error(&e))?;
-        Ok((self.send_stream(send), self.recv_stream(recv)))
+        Ok((self.send_stream(send), self.recv_stream(recv, None)))
     }
 
     async fn open_uni(&self) -> Result<SendStream, TransportError> {
@@ -90,12 +110,14 @@ impl transport::Connection for Connection {
 
     async fn accept_bi(&self) -> Result<(SendStream, RecvStream), TransportError> {
         let (send, recv) = self.conn.accept_bi().await.map_err(|e| self.error(&e))?;
-        Ok((self.send_stream(send), self.recv_stream(recv)))
+        let held = self.hold(Dir::Bidi);
+        Ok((self.send_stream(send), self.recv_stream(recv, held)))
     }
 
     async fn accept_uni(&self) -> Result<RecvStream, TransportError> {
         let recv = self.conn.accept_uni().await.map_err(|e| self.error(&e))?;
-        Ok(self.recv_stream(recv))
+        let held = self.hold(Dir::Uni);
+        Ok(self.recv_stream(recv, held))
     }
 
     fn close(&self, code: ErrorCode, reason: &str) {
@@ -244,6 +266,8 @@ pub struct RecvStream {
     stream: quinn::RecvStream,
     conn: Connection,
     state: RecvState,
+    /// Counted in the connection's stream credit while it lives (if the peer opened it).
+    _held: Option<Held>,
 }
 
 impl transport::RecvStream for RecvStream {

@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::codes::close_code_to_wire;
 use crate::connection::{Connection, TransportKind};
+use crate::credit::StreamCredit;
 use crate::error::{AcceptError, ConfigError};
 use crate::settings::TransportSettings;
 use crate::tls::{self, Certificate, Fingerprint};
@@ -82,6 +83,8 @@ pub struct Server {
     fingerprints: Vec<Fingerprint>,
     handshakes: JoinSet<Option<Request>>,
     timeout: Duration,
+    /// The transport settings, for each connection's stream credit.
+    transport: TransportSettings,
 }
 
 impl Server {
@@ -91,7 +94,7 @@ impl Server {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| ConfigError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        server.transport_config(Arc::new(config.transport.to_quinn()));
+        server.transport_config(Arc::new(config.transport.to_quinn_growing()));
         let endpoint =
             crate::socket::endpoint(config.bind, Some(server), config.transport.udp_payload())
                 .map_err(|e| ConfigError::Bind {
@@ -107,6 +110,7 @@ impl Server {
                 .collect(),
             handshakes: JoinSet::new(),
             timeout: config.handshake_timeout,
+            transport: config.transport,
         })
     }
 
@@ -134,8 +138,9 @@ impl Server {
                 incoming = self.endpoint.accept() => {
                     let incoming = incoming?;
                     let timeout = self.timeout;
+                    let credit = self.transport.stream_credit();
                     self.handshakes.spawn(async move {
-                        match tokio::time::timeout(timeout, handshake(incoming)).await {
+                        match tokio::time::timeout(timeout, handshake(incoming, credit)).await {
                             Ok(request) => request,
                             Err(_) => {
                                 tracing::debug!("handshake timed out");
@@ -170,7 +175,7 @@ impl Server {
 
 /// Runs one connection's handshake: QUIC and TLS, then for `h3` the HTTP/3 SETTINGS and
 /// the CONNECT request (not yet answered).
-async fn handshake(incoming: quinn::Incoming) -> Option<Request> {
+async fn handshake(incoming: quinn::Incoming, credit: Arc<StreamCredit>) -> Option<Request> {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -201,7 +206,11 @@ async fn handshake(incoming: quinn::Incoming) -> Option<Request> {
             return None;
         }
     };
-    Some(Request { inner, server_name })
+    Some(Request {
+        inner,
+        server_name,
+        credit,
+    })
 }
 
 /// A connection whose handshake completed, waiting to be accepted or rejected.
@@ -213,6 +222,7 @@ async fn handshake(incoming: quinn::Incoming) -> Option<Request> {
 pub struct Request {
     inner: RequestInner,
     server_name: Option<String>,
+    credit: Arc<StreamCredit>,
 }
 
 enum RequestInner {
@@ -274,13 +284,15 @@ impl Request {
     /// Dropping the future drops the request, which closes the connection.
     pub async fn accept(self) -> Result<Connection, AcceptError> {
         match self.inner {
-            RequestInner::Quic(conn) => Ok(Connection::Quic(quic::Connection::new(conn))),
+            RequestInner::Quic(conn) => Ok(Connection::Quic(
+                quic::Connection::new(conn).with_credit(self.credit),
+            )),
             RequestInner::WebTransport(request) => {
                 let conn = request.conn().clone();
                 match request.ok().await {
-                    Ok(session) => Ok(Connection::WebTransport(webtransport::Connection::new(
-                        session,
-                    ))),
+                    Ok(session) => Ok(Connection::WebTransport(
+                        webtransport::Connection::with_credit(session, Some(self.credit)),
+                    )),
                     Err(e) => {
                         conn.close(close_code_to_wire(ErrorCode::TRANSPORT, true), b"");
                         Err(AcceptError::WebTransport(e.to_string()))

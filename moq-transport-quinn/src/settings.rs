@@ -6,6 +6,8 @@ use std::time::Duration;
 use quinn::VarInt;
 use quinn::congestion::{BbrConfig, CubicConfig};
 
+use crate::credit::{Dir, StreamCredit};
+
 /// The congestion controller of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -53,14 +55,20 @@ impl std::fmt::Display for Congestion {
 /// |---|---|---|
 /// | [`idle_timeout`](Self::idle_timeout) | 10 s | 30 s |
 /// | [`keep_alive`](Self::keep_alive) | 4 s | none |
-/// | [`max_concurrent_uni_streams`](Self::max_concurrent_uni_streams) | 1024 | 100 |
-/// | [`max_concurrent_bidi_streams`](Self::max_concurrent_bidi_streams) | 256 | 100 |
+/// | [`max_concurrent_uni_streams`](Self::max_concurrent_uni_streams) | 1024 (from 64, see below) | 100 |
+/// | [`max_concurrent_bidi_streams`](Self::max_concurrent_bidi_streams) | 256 (from 32) | 100 |
 /// | [`stream_receive_window`](Self::stream_receive_window) | 16 MiB | 1.25 MB |
 /// | [`receive_window`](Self::receive_window) | 64 MiB | unlimited |
 /// | [`send_window`](Self::send_window) | 16 MiB | 10 MB |
 /// | [`congestion`](Self::congestion) | BBR | CUBIC |
 /// | [`mtu_discovery`](Self::mtu_discovery) | on | on |
 /// | [`max_udp_payload`](Self::max_udp_payload) | 6000 | 1452 sent, 1472 accepted |
+///
+/// Connections of this crate's [`Client`](crate::Client) and [`Server`](crate::Server) give
+/// the peer 64 unidirectional and 32 bidirectional streams at first and raise the limits
+/// with use up to the two maximums: quinn keeps state for every stream the peer may open,
+/// and most connections carry a handful. [`to_quinn`](Self::to_quinn) gives the maximums at
+/// once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportSettings {
@@ -71,7 +79,8 @@ pub struct TransportSettings {
     /// well below [`idle_timeout`](Self::idle_timeout); `None` disables it.
     pub keep_alive: Option<Duration>,
     /// How many unidirectional streams the peer may have open at once: one per group in
-    /// flight, across all subscriptions. quinn's 100 stalls a busy session.
+    /// flight, across all subscriptions. quinn's 100 stalls a busy session. The limit the
+    /// peer starts with is lower and grows with use (see the type's docs).
     pub max_concurrent_uni_streams: u32,
     /// How many bidirectional streams the peer may have open at once: one per
     /// subscription, announcement interest, fetch and info request.
@@ -141,6 +150,32 @@ impl TransportSettings {
 
     /// The quinn transport configuration for these settings.
     pub fn to_quinn(&self) -> quinn::TransportConfig {
+        self.quinn_config(
+            self.max_concurrent_uni_streams,
+            self.max_concurrent_bidi_streams,
+        )
+    }
+
+    /// The configuration of this crate's [`Client`](crate::Client) and
+    /// [`Server`](crate::Server): the peer starts with a few streams and its connection
+    /// raises the limit with use, up to the settings' maximum (`credit`).
+    pub(crate) fn to_quinn_growing(&self) -> quinn::TransportConfig {
+        self.quinn_config(
+            StreamCredit::initial(Dir::Uni, self.max_concurrent_uni_streams),
+            StreamCredit::initial(Dir::Bidi, self.max_concurrent_bidi_streams),
+        )
+    }
+
+    /// The credit a connection made with [`to_quinn_growing`](Self::to_quinn_growing)
+    /// raises its limits with.
+    pub(crate) fn stream_credit(&self) -> Arc<StreamCredit> {
+        StreamCredit::new(
+            self.max_concurrent_uni_streams,
+            self.max_concurrent_bidi_streams,
+        )
+    }
+
+    fn quinn_config(&self, uni: u32, bidi: u32) -> quinn::TransportConfig {
         let mut config = quinn::TransportConfig::default();
         // An idle timeout above the QUIC maximum (2^62 ms) is clamped to it.
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
@@ -148,8 +183,8 @@ impl TransportSettings {
         config
             .max_idle_timeout(Some(idle))
             .keep_alive_interval(self.keep_alive)
-            .max_concurrent_uni_streams(self.max_concurrent_uni_streams.into())
-            .max_concurrent_bidi_streams(self.max_concurrent_bidi_streams.into())
+            .max_concurrent_uni_streams(uni.into())
+            .max_concurrent_bidi_streams(bidi.into())
             .stream_receive_window(self.stream_receive_window.into())
             .receive_window(self.receive_window.into())
             .send_window(self.send_window.into());

@@ -43,6 +43,7 @@ use web_transport_quinn::generic::poll::SendStream as _;
 use web_transport_quinn::{SessionError, WebTransportError};
 
 use crate::codes::{LocalClose, close_code_to_wire, connection_error, stream_code_from_wire};
+use crate::credit::{Dir, Held, StreamCredit};
 use crate::quic::{RecvState, stream_id};
 
 /// A WebTransport session implementing [`transport::Connection`].
@@ -63,6 +64,8 @@ struct Inner {
     // closed so that their implicit FIN or STOP_SENDING does not reach the peer before the
     // session close does (see the module docs).
     frozen: Arc<Mutex<Vec<Frozen>>>,
+    /// Raises the peer's stream limits with use (connections of this crate's endpoints).
+    credit: Option<Arc<StreamCredit>>,
 }
 
 /// A stream kept unsent while the session close is in progress.
@@ -103,6 +106,14 @@ impl Connection {
     /// Call it within a tokio runtime: a small task watches for the end of the connection
     /// (see the module docs).
     pub fn new(session: web_transport_quinn::Session) -> Self {
+        Self::with_credit(session, None)
+    }
+
+    /// [`new`](Self::new), raising the peer's stream limits with use (see `credit`).
+    pub(crate) fn with_credit(
+        session: web_transport_quinn::Session,
+        credit: Option<Arc<StreamCredit>>,
+    ) -> Self {
         let quic: quinn::Connection = (*session).clone();
         let remote = Arc::new(OnceLock::new());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -121,6 +132,7 @@ impl Connection {
             local: LocalClose::default(),
             remote,
             frozen: Arc::default(),
+            credit,
         }))
     }
 
@@ -236,13 +248,26 @@ impl Connection {
         }
     }
 
-    fn recv_stream(&self, stream: web_transport_quinn::RecvStream) -> RecvStream {
+    fn recv_stream(
+        &self,
+        stream: web_transport_quinn::RecvStream,
+        held: Option<Held>,
+    ) -> RecvStream {
         RecvStream {
             id: stream_id(stream.quic_id()),
             stream: Some(stream),
             conn: self.clone(),
             state: RecvState::Open,
+            _held: held,
         }
+    }
+
+    /// Counts a stream the peer opened in the connection's credit, if it has one.
+    fn hold(&self, dir: Dir) -> Option<Held> {
+        self.0
+            .credit
+            .as_ref()
+            .map(|credit| credit.accepted(&self.0.quic, dir))
     }
 }
 
@@ -259,7 +284,7 @@ impl transport::Connection for Connection {
             .open_bi()
             .await
             .map_err(|e| self.session_error(&e))?;
-        Ok((self.send_stream(send), self.recv_stream(recv)))
+        Ok((self.send_stream(send), self.recv_stream(recv, None)))
     }
 
     async fn open_uni(&self) -> Result<SendStream, TransportError> {
@@ -279,7 +304,8 @@ impl transport::Connection for Connection {
             .accept_bi()
             .await
             .map_err(|e| self.session_error(&e))?;
-        Ok((self.send_stream(send), self.recv_stream(recv)))
+        let held = self.hold(Dir::Bidi);
+        Ok((self.send_stream(send), self.recv_stream(recv, held)))
     }
 
     async fn accept_uni(&self) -> Result<RecvStream, TransportError> {
@@ -289,7 +315,8 @@ impl transport::Connection for Connection {
             .accept_uni()
             .await
             .map_err(|e| self.session_error(&e))?;
-        Ok(self.recv_stream(recv))
+        let held = self.hold(Dir::Uni);
+        Ok(self.recv_stream(recv, held))
     }
 
     fn close(&self, code: ErrorCode, reason: &str) {
@@ -448,6 +475,8 @@ pub struct RecvStream {
     conn: Connection,
     id: u64,
     state: RecvState,
+    /// Counted in the connection's stream credit while it lives (if the peer opened it).
+    _held: Option<Held>,
 }
 
 impl std::fmt::Debug for RecvStream {

@@ -599,7 +599,8 @@ async fn a_thousand_uni_streams_on_one_connection() {
         let pair = Pair::new(kind).await;
         let conn = pair.client_conn.clone();
         let opener = tokio::spawn(async move {
-            // All open at once (the default limit is 1024), each finished after its payload.
+            // All open at once (the default limit grows to 1024 as the server accepts them),
+            // each finished after its payload.
             let mut streams = Vec::new();
             for i in 0..STREAMS {
                 let mut send = conn.open_uni().await.unwrap();
@@ -613,8 +614,13 @@ async fn a_thousand_uni_streams_on_one_connection() {
             }
         });
         let mut seen = vec![false; STREAMS];
+        // Accepted as they come, as a session does (the credit grows with what is held),
+        // then read.
+        let mut accepted = Vec::new();
         for _ in 0..STREAMS {
-            let mut recv = pair.server_conn.accept_uni().await.unwrap();
+            accepted.push(pair.server_conn.accept_uni().await.unwrap());
+        }
+        for mut recv in accepted {
             let text = String::from_utf8(read_all(&mut recv).await.unwrap()).unwrap();
             let i: usize = text.strip_prefix("stream ").unwrap().parse().unwrap();
             assert!(!seen[i], "{kind}: stream {i} twice");
@@ -831,4 +837,58 @@ async fn loopback_discovers_large_datagrams_up_to_the_setting() {
             );
         }
     }
+}
+
+/// Opens `count` unidirectional streams from the client, each with a byte written and left
+/// open, while the server accepts and holds them; whether all of them got through within
+/// `seconds`.
+async fn open_held_uni_streams(pair: &Pair, count: usize, seconds: u64) -> bool {
+    let opening = async {
+        let mut held = Vec::new();
+        for _ in 0..count {
+            let mut send = pair.client_conn.open_uni().await.unwrap();
+            send.write(Bytes::from_static(b"x")).await.unwrap();
+            held.push(send);
+        }
+        held
+    };
+    let accepting = async {
+        let mut held = Vec::new();
+        for _ in 0..count {
+            held.push(pair.server_conn.accept_uni().await.unwrap());
+        }
+        held
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(seconds), async {
+        tokio::join!(opening, accepting)
+    })
+    .await
+    .is_ok()
+}
+
+fn with_max_uni(max: u32) -> TransportSettings {
+    let mut settings = TransportSettings::default();
+    settings.max_concurrent_uni_streams = max;
+    settings
+}
+
+#[tokio::test]
+async fn stream_credit_grows_with_use_up_to_the_setting() {
+    for kind in KINDS {
+        // The peer starts with a few streams and gets more as they are used: 600 held open
+        // at once get through.
+        let pair = Pair::new(kind).await;
+        assert!(
+            open_held_uni_streams(&pair, 600, 10).await,
+            "{kind}: 600 streams"
+        );
+        pair.finish().await;
+    }
+    // Never past the setting: with 100, 100 held open at once get through, 101 do not.
+    let pair = Pair::with_settings(TransportKind::Quic, with_max_uni(100)).await;
+    assert!(open_held_uni_streams(&pair, 100, 10).await, "100 streams");
+    pair.finish().await;
+    let pair = Pair::with_settings(TransportKind::Quic, with_max_uni(100)).await;
+    assert!(!open_held_uni_streams(&pair, 101, 2).await, "101 streams");
+    pair.finish().await;
 }
