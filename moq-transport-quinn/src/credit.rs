@@ -103,11 +103,6 @@ impl StreamCredit {
         }
     }
 
-    /// The limit the peer has now for streams of `dir`.
-    #[cfg(test)]
-    pub(crate) fn current(&self, dir: Dir) -> u32 {
-        self.limit(dir).limit.load(Ordering::Relaxed)
-    }
 }
 
 /// An accepted stream, counted in its connection's [`StreamCredit`] while it lives.
