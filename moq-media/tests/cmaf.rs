@@ -27,7 +27,7 @@ fn fixtures_import_as_ffprobe_sees_them() {
     let expected = [
         Expect {
             file: "h264_aac.mp4",
-            video: "avc1.64000b",
+            video: "avc1.4d400c",
             audio: Some(("mp4a.40.2", 48_000, 1)),
             video_frames: 45,
             audio_frames: 142,
