@@ -7,35 +7,45 @@ use super::ExportError;
 use super::entry::{audio_entry, video_entry};
 use crate::{AudioCodec, Catalog, Frame};
 
-/// The tracks' timescale: microseconds, the unit of frame timestamps, so that times are
-/// written exactly.
-const TIMESCALE: u32 = 1_000_000;
+/// The video tracks' timescale: microseconds, the unit of frame timestamps, so that times
+/// are written exactly. Audio tracks count samples instead (see [`Muxer`]).
+const VIDEO_TIMESCALE: u32 = 1_000_000;
 
 /// Sample flags (ISO/IEC 14496-12 §8.8.3.1): a sync sample depends on no other...
 const SYNC: u32 = 0x0200_0000;
 /// ...a non-sync sample depends on others and is flagged non-sync.
 const NON_SYNC: u32 = 0x0101_0000;
 
-/// A composition offset beyond this (one second back) is taken as the timestamps jumping
-/// back (a restarted source), not frame reordering: the decode time follows them back.
-const MAX_REORDER_MICROS: u64 = 1_000_000;
-
 #[derive(Debug)]
 struct TrackState {
     id: u32,
+    /// Units per second.
+    timescale: u32,
     /// Audio frames are all sync samples, whatever group they start.
     audio: bool,
-    /// The previous sample's decode time, and the duration written for the first sample.
+    /// The previous sample's decode time, and the duration written for the first sample
+    /// (both in the track's units).
     last_dts: Option<u64>,
     last_duration: u32,
+}
+
+impl TrackState {
+    /// `micros` in the track's units, rounded to the nearest: a time that was rounded down
+    /// to microseconds from a sample count (by the import) gets its exact count back.
+    fn units(&self, micros: u64) -> u64 {
+        let scaled = (u128::from(micros) * u128::from(self.timescale) + 500_000) / 1_000_000;
+        u64::try_from(scaled).unwrap_or(u64::MAX)
+    }
 }
 
 /// Turns a [`Catalog`] into an init segment (`ftyp` + `moov`) and each [`Frame`] into a
 /// fragment (`moof` + `mdat` with one sample) that ffmpeg, browsers' MSE and the
 /// [`Demuxer`](super::Demuxer) read. Pure: no IO.
 ///
-/// Tracks are numbered 1, 2, ... in [`Catalog::tracks`] order, all with a timescale of one
-/// million (microseconds). H.264 tracks are `avc1` and H.265 tracks `hev1`, with the
+/// Tracks are numbered 1, 2, ... in [`Catalog::tracks`] order. Video tracks count time in
+/// microseconds, as frames do; audio tracks in samples (the timescale is the sample rate),
+/// as encoders write them, so that times imported from MP4 and rounded down to microseconds
+/// come back to the exact sample. H.264 tracks are `avc1` and H.265 tracks `hev1`, with the
 /// catalog's `description` as their `avcC` / `hvcC`; VP9, VP8 and AV1 configurations come
 /// from the codec string (AV1's from the `description` when there is one); AAC gets a
 /// two-byte AudioSpecificConfig from the codec string, sample rate and channel count, and
@@ -43,10 +53,11 @@ struct TrackState {
 ///
 /// A frame carries only its presentation time. The decode time written is the
 /// presentation time, or just after the previous sample's decode time when frames are
-/// reordered (B-frames), with the difference as a negative composition offset. A sample's
-/// duration is not known until the next frame arrives, so the duration of the one before
-/// is written (the first: 1/30 s for video, one AAC frame or 20 ms for audio); players
-/// place samples by their decode times, which are exact.
+/// reordered (B-frames) or repeated, with the difference as a negative composition offset
+/// (up to one second; a larger jump back is taken as the source restarting, and the decode
+/// time follows it back). A sample's duration is not known until the next frame arrives, so
+/// the duration of the one before is written (the first: 1/30 s for video, one AAC frame or
+/// 20 ms for audio); players place samples by their decode times, which are exact.
 ///
 /// ```
 /// use moq_media::cmaf::Muxer;
@@ -87,28 +98,36 @@ impl Muxer {
         let mut tracks = Vec::new();
         for (index, video) in catalog.video.iter().enumerate() {
             let id = index as u32 + 1;
-            traks.push(trak(id, video_entry(video)?, Some(video.resolution)));
+            traks.push(trak(
+                id,
+                video_entry(video)?,
+                Some(video.resolution),
+                VIDEO_TIMESCALE,
+            ));
             tracks.push(TrackState {
                 id,
+                timescale: VIDEO_TIMESCALE,
                 audio: false,
                 last_dts: None,
                 // 1/30 s.
-                last_duration: 33_333,
+                last_duration: VIDEO_TIMESCALE / 30,
             });
         }
         for audio in &catalog.audio {
             let id = tracks.len() as u32 + 1;
-            traks.push(trak(id, audio_entry(audio, id)?, None));
-            let frame_micros = match audio.codec {
-                // 1024 samples per AAC frame.
-                AudioCodec::Aac(_) => 1024 * 1_000_000 / u32::from(audio.sample_rate.max(1)),
-                _ => 20_000,
+            let timescale = u32::from(audio.sample_rate.max(1));
+            traks.push(trak(id, audio_entry(audio, id)?, None, timescale));
+            let frame = match audio.codec {
+                AudioCodec::Aac(_) => 1024,
+                // 20 ms, Opus's usual frame.
+                _ => timescale / 50,
             };
             tracks.push(TrackState {
                 id,
+                timescale,
                 audio: true,
                 last_dts: None,
-                last_duration: frame_micros,
+                last_duration: frame,
             });
         }
         let moov = mp4_atom::Moov {
@@ -168,9 +187,11 @@ impl Muxer {
             .ok()
             .filter(|&size| size <= u32::MAX - 16)
             .ok_or(ExportError::FrameTooLarge(frame.payload.len()))?;
-        let pts = frame.timestamp.as_micros();
+        let pts = state.units(frame.timestamp.as_micros());
+        // Up to one second of reordering; further back is a restart.
+        let max_reorder = u64::from(state.timescale);
         let dts = match state.last_dts {
-            Some(last) if pts <= last && last - pts < MAX_REORDER_MICROS => last + 1,
+            Some(last) if pts <= last && last - pts < max_reorder => last + 1,
             _ => pts,
         };
         if let Some(last) = state.last_dts
@@ -184,7 +205,7 @@ impl Muxer {
         } else {
             NON_SYNC
         };
-        // At most MAX_REORDER_MICROS, so it fits.
+        // Zero or down to minus one second (at most 2^32 units), so it fits.
         let cts = pts as i64 - dts as i64;
         self.sequence = self.sequence.wrapping_add(1);
         let mut moof = mp4_atom::Moof {
@@ -232,7 +253,12 @@ impl Muxer {
 }
 
 /// A `trak` with an empty sample table (the samples are in the fragments).
-fn trak(id: u32, entry: mp4_atom::Codec, size: Option<crate::Dimensions>) -> mp4_atom::Trak {
+fn trak(
+    id: u32,
+    entry: mp4_atom::Codec,
+    size: Option<crate::Dimensions>,
+    timescale: u32,
+) -> mp4_atom::Trak {
     let video = size.is_some();
     let size = size.unwrap_or(crate::Dimensions {
         width: 0,
@@ -250,7 +276,7 @@ fn trak(id: u32, entry: mp4_atom::Codec, size: Option<crate::Dimensions>) -> mp4
         },
         mdia: mp4_atom::Mdia {
             mdhd: mp4_atom::Mdhd {
-                timescale: TIMESCALE,
+                timescale,
                 language: "und".into(),
                 ..Default::default()
             },
