@@ -355,7 +355,7 @@ fn truncated_input_is_an_error_at_the_end() {
         .copied()
         .unwrap();
     let err = demux_chunked(&input[..moof_end], 512).unwrap_err();
-    assert_eq!(err, ImportError::Truncated { buffered: 0 });
+    assert_eq!(err, ImportError::MoofWithoutMdat);
 }
 
 /// Offsets and types of the top-level boxes.

@@ -206,7 +206,7 @@ impl Demuxer {
             });
         }
         if self.moof.is_some() {
-            return Err(ImportError::Truncated { buffered: 0 });
+            return Err(ImportError::MoofWithoutMdat);
         }
         Ok(())
     }

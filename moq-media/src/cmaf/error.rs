@@ -88,8 +88,8 @@ pub enum ImportError {
     /// A second `moov`: the stream was restarted or concatenated.
     #[error("a second init segment (moov)")]
     DuplicateInit,
-    /// Two `moof` boxes without the `mdat` of the first in between.
-    #[error("a moof without its mdat before the next moof")]
+    /// A `moof` not followed by its `mdat`: another `moof` came first, or the input ended.
+    #[error("a moof without its mdat")]
     MoofWithoutMdat,
     /// An `mdat` without a `moof` before it.
     #[error("an mdat without a moof")]

@@ -89,7 +89,10 @@ impl Import {
                         .collect();
                 }
                 Event::Frame { track, mut frame } => {
-                    let state = &mut self.tracks[track];
+                    // No track when publishing the catalog failed (and the caller went on).
+                    let Some(state) = self.tracks.get_mut(track) else {
+                        continue;
+                    };
                     if state.audio {
                         frame.keyframe = match state.group_start {
                             None => true,
