@@ -44,3 +44,28 @@ fn replay_fuzz_corpus() {
     assert_eq!(targets, 2, "one corpus directory per fuzz target");
     assert!(files >= targets, "empty corpus");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+    /// The fixtures' seeds, cut short and with some bytes changed, hold the fuzz properties
+    /// (no panic, chunking does not matter, what reads exports and reads back).
+    #[test]
+    fn damaged_streams_hold_the_properties(
+        seed in 0usize..5,
+        changes in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..6),
+        keep in 0.0f64..=1.0,
+    ) {
+        let seeds = ["h264_aac", "h264_bframes", "hevc", "vp9_opus", "av1"];
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/cmaf_import")
+            .join(format!("seed-{}", seeds[seed]));
+        let mut data = fs::read(path).expect("the seed is there");
+        for (at, byte) in changes {
+            let at = at % data.len();
+            data[at] = byte;
+        }
+        data.truncate((data.len() as f64 * keep) as usize);
+        checks::cmaf_import(&data);
+    }
+}

@@ -76,14 +76,15 @@ impl Import {
         while let Some(event) = self.demuxer.next()? {
             match event {
                 Event::Catalog(catalog) => {
-                    let audio = catalog.video.len();
+                    // Tracks come video first, then audio (Catalog::tracks).
+                    let videos = catalog.video.len();
                     let producers = self.broadcast.add_catalog(catalog)?;
                     self.tracks = producers
                         .into_iter()
                         .enumerate()
                         .map(|(index, producer)| ImportTrack {
                             producer,
-                            audio: index >= audio,
+                            audio: index >= videos,
                             group_start: None,
                         })
                         .collect();
