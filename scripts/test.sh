@@ -4,10 +4,12 @@
 #   2. the moq-web unit tests (npm ci && npm test in moq-web)
 #   3. the browser end-to-end test: the page served by the cargo-built moq-relay, in headless
 #      Chromium, against `moq clock publish`, `moq pub` and `moq sub` (moq-web/e2e/relay.test.mjs)
+#   4. moq-media against real ffmpeg (its `ffmpeg::` tests, ignored by a plain cargo test)
 #
 # Usage: scripts/test.sh [--skip-cargo-test]   (--skip-cargo-test: steps 2 and 3 only)
-# Needs: cargo, Node.js 20+ with npm, Chromium (Debian: apt-get install chromium chromium-driver).
-# With CI=true, a missing Chromium is installed with apt-get (as root, or with sudo -n).
+# Needs: cargo, Node.js 20+ with npm, Chromium (Debian: apt-get install chromium chromium-driver),
+# ffmpeg (Debian: apt-get install ffmpeg).
+# With CI=true, a missing Chromium or ffmpeg is installed with apt-get (as root, or sudo -n).
 # Respects CARGO_TARGET_DIR; CHROMIUM=/path/to/chromium picks the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --skip-cargo-test) skip_cargo_test=true ;;
     -h | --help)
-      sed -n '2,12p' "$0"
+      sed -n '2,14p' "$0"
       exit 0
       ;;
     *)
@@ -56,6 +58,13 @@ if [ -z "$chromium_bin" ]; then
 fi
 export CHROMIUM="$chromium_bin"
 
+if ! command -v ffmpeg >/dev/null && [ "${CI:-}" = "true" ] && command -v apt-get >/dev/null; then
+  install_debian_packages ffmpeg
+fi
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  missing "no ffmpeg for the moq-media tests: install it (Debian/Ubuntu: sudo apt-get install ffmpeg)"
+fi
+
 if [ "$skip_cargo_test" = false ]; then
   echo "== cargo test"
   cargo test --workspace --locked
@@ -74,3 +83,7 @@ npm test
 echo "== moq-web end-to-end in headless Chromium ($("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"))"
 npm run build
 node --test --test-concurrency=1 e2e/relay.test.mjs
+cd ..
+
+echo "== moq-media against ffmpeg ($(ffmpeg -version | head -1))"
+cargo test -p moq-media --locked --test integration ffmpeg:: -- --ignored

@@ -102,7 +102,6 @@ impl StreamCredit {
             dir,
         }
     }
-
 }
 
 /// An accepted stream, counted in its connection's [`StreamCredit`] while it lives.

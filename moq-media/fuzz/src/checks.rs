@@ -1,5 +1,5 @@
 //! The properties every fuzz input must satisfy. Shared by the cargo-fuzz targets and by the
-//! corpus replay test in `moq-media/tests/fuzz_corpus.rs` (included there with `#[path]`).
+//! corpus replay test in `moq-media/tests/integration/fuzz_corpus.rs` (included by `main.rs` with `#[path]`).
 
 #![allow(dead_code, unreachable_pub)]
 

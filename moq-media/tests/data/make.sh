@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the fragmented MP4 fixtures in this directory with ffmpeg (5.1 made the
 # committed ones; another version writes other bytes, and the expected values in
-# moq-media/tests/cmaf.rs may then need updating). Run from anywhere: bash make.sh
+# moq-media/tests/integration/cmaf.rs may then need updating). Run from anywhere: bash make.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v ffmpeg >/dev/null || { echo "make.sh: ffmpeg is needed (Debian: apt-get install ffmpeg)" >&2; exit 1; }
@@ -14,7 +14,7 @@ quiet=(-hide_banner -loglevel error -y)
 
 # H.264 Main (no B-frames, a keyframe every second) and mono AAC-LC, 3 s. Main, not High: the
 # avcC of a High profile has extension fields that moq-karp 0.10's box parser (mp4-atom 0.3)
-# refuses, and tests/karp.rs compares our import of this file with what karp's would make.
+# refuses, and tests/integration/karp.rs compares our import of this file with what karp's would make.
 ffmpeg "${quiet[@]}" "${video[@]}" "${tone[@]}" -t 3 \
   -c:v libx264 -preset veryfast -profile:v main -g 15 -bf 0 -pix_fmt yuv420p -b:v 100k \
   -c:a aac -b:a 32k -ac 1 "${cmaf[@]}" h264_aac.mp4

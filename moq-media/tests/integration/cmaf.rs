@@ -1,10 +1,8 @@
 //! CMAF import and export through the public API, on the ffmpeg fixtures in `tests/data`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{FIXTURES, demux, demux_chunked, fixture, now_or_never};
+use crate::support::{FIXTURES, demux, demux_chunked, fixture, now_or_never};
 use moq_media::cmaf::{
     BoxType, Demuxer, Event, ExportError, Import, ImportConfig, ImportError, Muxer,
 };

@@ -5,13 +5,10 @@
 use std::fs;
 use std::path::Path;
 
-#[path = "../fuzz/src/checks.rs"]
-mod checks;
-
 fn check(target: &str, data: &[u8]) {
     match target {
-        "cmaf_import" => checks::cmaf_import(data),
-        "catalog" => checks::catalog(data),
+        "cmaf_import" => crate::checks::cmaf_import(data),
+        "catalog" => crate::checks::catalog(data),
         other => panic!("corpus for unknown target {other}"),
     }
 }
@@ -66,6 +63,6 @@ proptest::proptest! {
             data[at] = byte;
         }
         data.truncate((data.len() as f64 * keep) as usize);
-        checks::cmaf_import(&data);
+        crate::checks::cmaf_import(&data);
     }
 }

@@ -1,14 +1,13 @@
 //! Tests that run ffmpeg and ffprobe (Debian: `apt-get install ffmpeg`). They are
-//! `#[ignore]`d because CI does not install ffmpeg yet; run them with
-//! `cargo test -p moq-media --test ffmpeg -- --ignored`. Each fails, with a message, when
-//! ffmpeg is missing: none is skipped silently.
-
-mod common;
+//! `#[ignore]`d so that a plain `cargo test` needs no ffmpeg; `scripts/test.sh` (and so CI)
+//! installs ffmpeg and runs them with
+//! `cargo test -p moq-media --test integration ffmpeg:: -- --ignored`. Each fails, with a
+//! message, when ffmpeg is missing: none is skipped silently.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{FIXTURES, demux, fixture};
+use crate::support::{FIXTURES, demux, fixture};
 use moq_media::cmaf::{Demuxer, Event, ImportConfig, Muxer};
 
 /// The path of tool `name`, or a panic that says how to install it.
@@ -101,7 +100,7 @@ fn ffmpeg_decodes_what_we_export() {
         );
         assert_eq!(
             packet_counts(&exported.0),
-            packet_counts(&common::data_path(file)),
+            packet_counts(&crate::support::data_path(file)),
             "{file}"
         );
     }

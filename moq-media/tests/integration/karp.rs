@@ -3,10 +3,8 @@
 //! track writer produces read with ours and the reverse; and the catalog our CMAF import
 //! makes is the one its import makes from the same file, except where documented.
 
-mod common;
-
+use crate::support::{FIXTURES, demux, fixture, now_or_never};
 use bytes::Bytes;
-use common::{FIXTURES, demux, fixture, now_or_never};
 use moq_karp as karp;
 use moq_media::{Catalog, Frame, Timestamp, TrackConsumer, TrackProducer};
 use moq_transfork_06 as transfork;

@@ -1,8 +1,6 @@
 //! The media layer's producers and consumers on moq-model, through the public API.
 
-mod common;
-
-use common::{demux, fixture, now_or_never};
+use crate::support::{demux, fixture, now_or_never};
 use moq_media::{
     BroadcastConsumer, BroadcastProducer, Error, Frame, Timestamp, TrackConsumer, TrackProducer,
     TracksConsumer,
