@@ -6,6 +6,7 @@ mod client;
 mod clock;
 mod decode;
 mod demo;
+mod media;
 mod pubsub;
 mod token;
 
@@ -78,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         action: ClockAction,
     },
+    /// Live media (fragmented MP4 in and out) in the format of moq-karp 0.10.
+    Media {
+        #[command(subcommand)]
+        action: MediaAction,
+    },
     /// Decode wire bytes into readable messages.
     Decode {
         /// The bytes as hex (spaces and `|` allowed); without it, raw bytes from --file or
@@ -128,6 +134,46 @@ enum ClockAction {
         /// The track's path.
         #[arg(long, default_value = "clock")]
         path: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MediaAction {
+    /// Publish fragmented MP4 read from stdin as a live broadcast at NAME/<id>, e.g. from
+    /// `ffmpeg ... -f mp4 -movflags cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame -`.
+    Publish {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The broadcast's name, parts separated by `/`; the id (the start time in
+        /// milliseconds) goes below it.
+        #[arg(long, required = true)]
+        path: Vec<String>,
+        /// After end of input, wait at most this many seconds for subscribers to be served.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        linger: f64,
+    },
+    /// Write the live broadcast under NAME to stdout as fragmented MP4 (ffplay and ffprobe
+    /// read it), until it ends.
+    Subscribe {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The broadcast's name (the live id below it is found from the announcements).
+        #[arg(long, required = true)]
+        path: Vec<String>,
+        /// Wait at most this many seconds for a broadcast to be announced.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        wait: f64,
+    },
+    /// Print the catalog of the live broadcast under NAME (JSON).
+    Info {
+        /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
+        url: String,
+        /// The broadcast's name (the live id below it is found from the announcements).
+        #[arg(long, required = true)]
+        path: Vec<String>,
+        /// Wait at most this many seconds for a broadcast to be announced.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        wait: f64,
     },
 }
 
@@ -232,6 +278,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         clock::publish(&conn.session, path).await
                     } else {
                         clock::subscribe(&conn.session, path).await
+                    }
+                } => result,
+                _ = moq_relay::shutdown_signal() => Ok(()),
+            };
+            conn.finish().await;
+            result
+        }
+        Command::Media { action } => {
+            let (url, path) = match &action {
+                MediaAction::Publish { url, path, .. }
+                | MediaAction::Subscribe { url, path, .. }
+                | MediaAction::Info { url, path, .. } => (url.clone(), parse_path(path)),
+            };
+            let conn = client.connect(&url).await?;
+            let seconds = |s: f64| Duration::from_secs_f64(s.clamp(0.0, 3600.0));
+            let result = tokio::select! {
+                result = async {
+                    match action {
+                        MediaAction::Publish { linger, .. } => {
+                            let stdin = tokio::io::stdin();
+                            media::publish(&conn.session, path, stdin, seconds(linger), conn.round_trips())
+                                .await
+                                .map(drop)
+                        }
+                        MediaAction::Subscribe { wait, .. } => {
+                            let live = media::find(&conn.session, &path, seconds(wait)).await?;
+                            media::subscribe(&conn.session, live, tokio::io::stdout()).await
+                        }
+                        MediaAction::Info { wait, .. } => {
+                            let live = media::find(&conn.session, &path, seconds(wait)).await?;
+                            println!("{}", media::info(&conn.session, live).await?);
+                            Ok(())
+                        }
                     }
                 } => result,
                 _ = moq_relay::shutdown_signal() => Ok(()),

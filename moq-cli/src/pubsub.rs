@@ -26,7 +26,7 @@ pub(crate) async fn publish(
     path: Path,
     input: impl AsyncRead + Unpin,
     framing: Framing,
-    linger: Duration,
+    linger_for: Duration,
     settle: Duration,
 ) -> anyhow::Result<()> {
     let (mut track, consumer) = Track::new(path).produce();
@@ -70,9 +70,18 @@ pub(crate) async fn publish(
     }
     track.finish();
     tracing::info!(frames, "end of input");
-    // Let the subscriptions we serve deliver what is cached and end (§4.4: FIN after the
-    // track ended and its group streams are done). Wait at least `settle` too: a relay that
-    // refuses our announcement closes the session about a round trip after it hears it.
+    linger(session, linger_for, settle).await
+}
+
+/// Lets the subscriptions we serve deliver what is cached and end (§4.4: FIN after the
+/// track ended and its group streams are done), for at most `linger`. Waits at least
+/// `settle` too: a relay that refuses our announcement closes the session about a round
+/// trip after it hears it.
+pub(crate) async fn linger(
+    session: &Session,
+    linger: Duration,
+    settle: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + linger.max(settle);
     while Instant::now() < deadline {

@@ -553,3 +553,104 @@ async fn tokens_from_moq_token_open_the_relay() {
     relay.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One of moq-media's fixtures: 3 s of H.264 and AAC as ffmpeg writes fragmented MP4.
+const MEDIA_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../moq-media/tests/data/h264_aac.mp4"
+);
+
+/// The catalog and every frame (track, timestamp, payload) of fragmented MP4.
+fn demux(bytes: &[u8]) -> (moq_media::Catalog, Vec<(usize, u64, bytes::Bytes)>) {
+    use moq_media::cmaf::{Demuxer, Event, ImportConfig};
+    let mut demuxer = Demuxer::new(ImportConfig::default());
+    demuxer.push(bytes);
+    let mut catalog = None;
+    let mut frames = Vec::new();
+    while let Some(event) = demuxer.next().unwrap() {
+        match event {
+            Event::Catalog(c) => catalog = Some(c),
+            Event::Frame { track, frame } => {
+                frames.push((track, frame.timestamp.as_micros(), frame.payload))
+            }
+        }
+    }
+    (catalog.expect("a catalog"), frames)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_publish_through_the_relay_to_subscribe_and_info() {
+    let relay = TestRelay::start();
+    let url = relay.url("moqf");
+    let input = std::fs::read(MEDIA_FIXTURE).unwrap();
+    let (catalog, frames) = demux(&input);
+
+    // The viewer first: it waits for a broadcast under the name.
+    let mut viewer = relay
+        .moq(&["media", "subscribe", &url, "--path", "live/cam"])
+        .spawn()
+        .unwrap();
+    // Read as it comes: a full pipe would hold the viewer up.
+    let mut viewer_out = viewer.stdout.take().unwrap();
+    let reading = tokio::spawn(async move {
+        let mut output = Vec::new();
+        viewer_out.read_to_end(&mut output).await.unwrap();
+        output
+    });
+    let mut publisher = relay.moq(&[
+        "media", "publish", &url, "--path", "live/cam", "--linger", "5",
+    ]);
+    let mut publisher = publisher.stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    // The init segment and the first fragments; the rest once the viewer follows the
+    // catalog and both renditions (a viewer joins a live track at its latest group).
+    let split = input.len() / 5;
+    stdin.write_all(&input[..split]).await.unwrap();
+    until(
+        "the viewer subscribes to the catalog and both tracks",
+        || relay.relay.stats().subscribers >= 3,
+    )
+    .await;
+
+    // `moq media info` finds the same broadcast and prints its catalog.
+    let info = finish(&mut relay.moq(&["media", "info", &url, "--path", "live/cam"])).await;
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&catalog.to_json()).unwrap();
+    assert_eq!(printed, expected);
+
+    stdin.write_all(&input[split..]).await.unwrap();
+    drop(stdin);
+    assert_success("moq media publish", &mut publisher).await;
+    assert_success("moq media subscribe", &mut viewer).await;
+    let output = reading.await.unwrap();
+
+    // The viewer's fragmented MP4: the same catalog, and frames of the input.
+    let (got_catalog, got) = demux(&output);
+    assert_eq!(got_catalog, catalog);
+    for track in 0..catalog.tracks().count() {
+        let sent: Vec<_> = frames.iter().filter(|f| f.0 == track).collect();
+        let received: Vec<_> = got.iter().filter(|f| f.0 == track).collect();
+        assert!(!received.is_empty(), "track {track}: nothing received");
+        // A live viewer may skip ahead to the newest group when it falls behind: what it
+        // gets is frames of the input, in order, byte for byte, ending with the last.
+        let mut rest = sent.iter();
+        for frame in &received {
+            assert!(
+                rest.any(|sent| sent == frame),
+                "track {track}: the frame at {} µs is not the input's next",
+                frame.1
+            );
+        }
+        assert_eq!(
+            received.last(),
+            sent.last(),
+            "track {track}: the last frame"
+        );
+    }
+    relay.stop().await;
+}

@@ -1,0 +1,128 @@
+//! `moq media publish` (fragmented MP4 on stdin to a live broadcast), `moq media subscribe`
+//! (the live broadcast to fragmented MP4 on stdout) and `moq media info` (its catalog), in
+//! the format of moq-karp 0.10 (`docs/media.md`).
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, anyhow};
+use moq_media::cmaf::{Import, Muxer};
+use moq_media::{
+    BroadcastConsumer, BroadcastProducer, LiveBroadcast, broadcast_id, broadcast_path,
+};
+use moq_model::{Broadcast, Path};
+use moq_session::Session;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::client::session_error;
+use crate::pubsub::linger;
+
+/// Publishes the fragmented MP4 read from `input` as a live broadcast under `name` (at
+/// `name/<id>`, the id the start time in milliseconds), until the input ends; then waits as
+/// `moq pub` does for the subscribers to be served. Returns the broadcast's path.
+pub(crate) async fn publish(
+    session: &Session,
+    name: Path,
+    mut input: impl AsyncRead + Unpin,
+    wait: Duration,
+    settle: Duration,
+) -> anyhow::Result<Path> {
+    let path = broadcast_path(&name, &broadcast_id(SystemTime::now()));
+    let (producer, consumer) = Broadcast::new(path.clone()).produce();
+    let producer = BroadcastProducer::new(producer).map_err(|e| anyhow!("{e}"))?;
+    session
+        .publish_broadcast(consumer)
+        .map_err(|e| anyhow!("cannot publish: {e}"))?;
+    tracing::info!(%path, "publishing");
+    let mut import = Import::new(producer);
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = input.read(&mut buf) => read.context("reading stdin")?,
+            err = session.closed() => return Err(anyhow!("the session ended: {}", session_error(&err))),
+        };
+        if read == 0 {
+            break;
+        }
+        import
+            .push(&buf[..read])
+            .map_err(|e| anyhow!("the input is not fragmented MP4 we can read: {e}"))?;
+    }
+    // The tracks end here; the broadcast stays announced until we return.
+    let producer = import
+        .finish()
+        .map_err(|e| anyhow!("the input ended badly: {e}"))?;
+    linger(session, wait, settle).await?;
+    drop(producer);
+    Ok(path)
+}
+
+/// The live broadcast under `name`: the one with the largest id among those announced,
+/// waiting at most `timeout` for one.
+pub(crate) async fn find(
+    session: &Session,
+    name: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Path> {
+    let mut announced = session.announced(name.clone());
+    let mut live = LiveBroadcast::new(name.clone());
+    let first = async {
+        while let Some(event) = announced.next().await? {
+            live.update(&event);
+            if live.live().is_some() {
+                return Ok(());
+            }
+        }
+        Err(anyhow!("the announcements under {name} ended"))
+    };
+    tokio::time::timeout(timeout, first)
+        .await
+        .map_err(|_| anyhow!("no broadcast announced under {name} within {timeout:?}"))??;
+    // The rest of what is announced now (a newer id may follow an older one at once).
+    while let Ok(Ok(Some(event))) =
+        tokio::time::timeout(Duration::from_millis(50), announced.next()).await
+    {
+        live.update(&event);
+    }
+    live.live()
+        .ok_or_else(|| anyhow!("no broadcast announced under {name}"))
+}
+
+/// Writes the broadcast at `path` to `output` as fragmented MP4: the init segment from its
+/// catalog, then a fragment per frame, until its tracks end.
+pub(crate) async fn subscribe(
+    session: &Session,
+    path: Path,
+    mut output: impl AsyncWrite + Unpin,
+) -> anyhow::Result<()> {
+    let subscriber = session.clone();
+    let mut broadcast =
+        BroadcastConsumer::new(path.clone(), move |track| subscriber.subscribe(track));
+    let catalog = broadcast
+        .catalog()
+        .await
+        .map_err(|e| anyhow!("reading the catalog of {path}: {e}"))?
+        .ok_or_else(|| anyhow!("{path} ended before its catalog"))?;
+    let mut muxer = Muxer::new(&catalog).map_err(|e| anyhow!("{e}"))?;
+    output.write_all(&muxer.init_segment()).await?;
+    let mut tracks = broadcast.tracks(&catalog);
+    while let Some((track, frame)) = tracks.read().await.map_err(|e| anyhow!("{e}"))? {
+        let fragment = muxer.fragment(track, &frame).map_err(|e| anyhow!("{e}"))?;
+        output.write_all(&fragment).await?;
+    }
+    output.flush().await?;
+    Ok(())
+}
+
+/// The catalog of the broadcast at `path`, as JSON.
+pub(crate) async fn info(session: &Session, path: Path) -> anyhow::Result<String> {
+    let subscriber = session.clone();
+    let mut broadcast =
+        BroadcastConsumer::new(path.clone(), move |track| subscriber.subscribe(track));
+    let catalog = broadcast
+        .catalog()
+        .await
+        .map_err(|e| anyhow!("reading the catalog of {path}: {e}"))?
+        .ok_or_else(|| anyhow!("{path} ended before its catalog"))?;
+    let value: serde_json::Value = serde_json::from_str(&catalog.to_json())?;
+    Ok(serde_json::to_string_pretty(&value)?)
+}
