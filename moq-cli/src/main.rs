@@ -139,7 +139,7 @@ enum ClockAction {
 
 #[derive(Subcommand, Debug)]
 enum MediaAction {
-    /// Publish fragmented MP4 read from stdin as a live broadcast at NAME/<id>, e.g. from
+    /// Publish fragmented MP4 read from stdin as a live broadcast at NAME/ID, e.g. from
     /// `ffmpeg ... -f mp4 -movflags cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame -`.
     Publish {
         /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport).
