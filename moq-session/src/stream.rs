@@ -170,10 +170,41 @@ impl<S: SendStream> Sender<S> {
         self.flush().await
     }
 
-    /// Writes a payload chunk as it is.
+    /// Writes a payload chunk as it is, after what [`encode`](Self::encode) buffered (in one
+    /// transport write where it takes both).
     pub(crate) async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        self.flush().await?;
-        self.write_bytes(chunk).await
+        if self.buf.is_empty() {
+            return self.write_bytes(chunk).await;
+        }
+        let header = self.buf.split().freeze();
+        self.write_pair(header, chunk).await
+    }
+
+    /// Writes all of `first` then `second`, applying priority changes while it waits.
+    async fn write_pair(&mut self, mut first: Bytes, mut second: Bytes) -> Result<(), Error> {
+        let Self {
+            stream, priority, ..
+        } = self;
+        while !first.is_empty() || !second.is_empty() {
+            let Some(priority) = priority.as_deref() else {
+                stream.write_some_pair(&mut first, &mut second).await?;
+                continue;
+            };
+            let changed = {
+                let write = std::pin::pin!(stream.write_some_pair(&mut first, &mut second));
+                let change = std::pin::pin!(priority.changed());
+                match select(write, change).await {
+                    Either::Left((written, _)) => {
+                        written?;
+                        continue;
+                    }
+                    // `write_some_pair` is cancel-safe: dropped, it wrote nothing.
+                    Either::Right((value, _)) => value,
+                }
+            };
+            stream.set_priority(changed);
+        }
+        Ok(())
     }
 
     /// Writes all of `bytes`, applying priority changes while it waits for room.

@@ -336,6 +336,28 @@ pub trait SendStream: Send + 'static {
         buf: &mut Bytes,
     ) -> impl Future<Output = Result<usize, TransportError>> + Send;
 
+    /// Writes as much of `first` and then `second` as the stream takes now, advancing them;
+    /// the bytes written. A frame header and its payload go in one call, which a transport
+    /// may take as one write instead of two. The default writes from the first non-empty one.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`write_some`](Self::write_some): if dropped before it resolves, nothing was
+    /// written.
+    fn write_some_pair(
+        &mut self,
+        first: &mut Bytes,
+        second: &mut Bytes,
+    ) -> impl Future<Output = Result<usize, TransportError>> + Send {
+        async move {
+            if first.is_empty() {
+                self.write_some(second).await
+            } else {
+                self.write_some(first).await
+            }
+        }
+    }
+
     /// Writes all of `chunk`.
     ///
     /// Errors as for [`write_some`](Self::write_some).

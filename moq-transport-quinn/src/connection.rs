@@ -175,6 +175,17 @@ impl transport::SendStream for SendStream {
         }
     }
 
+    async fn write_some_pair(
+        &mut self,
+        first: &mut Bytes,
+        second: &mut Bytes,
+    ) -> Result<usize, TransportError> {
+        match self {
+            Self::Quic(s) => s.write_some_pair(first, second).await,
+            Self::WebTransport(s) => s.write_some_pair(first, second).await,
+        }
+    }
+
     fn set_priority(&self, priority: i32) {
         match self {
             Self::Quic(s) => s.set_priority(priority),

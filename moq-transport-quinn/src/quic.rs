@@ -216,6 +216,28 @@ impl transport::SendStream for SendStream {
         Ok(written.bytes)
     }
 
+    async fn write_some_pair(
+        &mut self,
+        first: &mut Bytes,
+        second: &mut Bytes,
+    ) -> Result<usize, TransportError> {
+        if first.is_empty() && second.is_empty() {
+            return Ok(0);
+        }
+        // One write (one lock of the connection, one wake-up of its driver) for both, as in
+        // `write_some`: clones taken, the originals advanced by what was written.
+        let mut chunks = [first.clone(), second.clone()];
+        let written = self
+            .stream
+            .write_chunks(&mut chunks)
+            .await
+            .map_err(|e| self.write_error(e))?;
+        let from_first = written.bytes.min(first.len());
+        first.advance(from_first);
+        second.advance(written.bytes - from_first);
+        Ok(written.bytes)
+    }
+
     fn set_priority(&self, priority: i32) {
         // Same sign as quinn: higher is sent first.
         let _ = self.stream.set_priority(priority);

@@ -892,3 +892,25 @@ async fn stream_credit_grows_with_use_up_to_the_setting() {
     assert!(!open_held_uni_streams(&pair, 101, 2).await, "101 streams");
     pair.finish().await;
 }
+
+#[tokio::test]
+async fn a_pair_of_buffers_is_written_in_order() {
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+        let mut send = pair.client_conn.open_uni().await.unwrap();
+        let mut first = Bytes::from(pattern(3000, 1));
+        let mut second = Bytes::from(pattern(70_000, 2));
+        while !first.is_empty() || !second.is_empty() {
+            let before = first.len() + second.len();
+            let written = send.write_some_pair(&mut first, &mut second).await.unwrap();
+            assert_eq!(before - written, first.len() + second.len(), "{kind}");
+            assert!(written > 0, "{kind}");
+        }
+        send.finish().unwrap();
+        let mut recv = pair.server_conn.accept_uni().await.unwrap();
+        let mut want = pattern(3000, 1);
+        want.extend(pattern(70_000, 2));
+        assert_eq!(read_all(&mut recv).await.unwrap(), want, "{kind}");
+        pair.finish().await;
+    }
+}
