@@ -302,16 +302,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
             SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
         }
     };
-    println!("moq-relay listening on {local} (UDP)");
-    println!("  raw QUIC:     moqf://{host}:{}/", local.port());
-    println!("  WebTransport: https://{host}:{}/", local.port());
-    println!("  certificate fingerprint (SHA-256): {fingerprint}");
+    say(format_args!("moq-relay listening on {local} (UDP)"));
+    say(format_args!(
+        "  raw QUIC:     moqf://{host}:{}/",
+        local.port()
+    ));
+    say(format_args!(
+        "  WebTransport: https://{host}:{}/",
+        local.port()
+    ));
+    say(format_args!(
+        "  certificate fingerprint (SHA-256): {fingerprint}"
+    ));
 
     let http_task = if args.dev || args.web.is_some() {
         let listener = http::bind(local)
             .await
             .with_context(|| format!("binding TCP {local} for HTTP"))?;
-        println!("  HTTP:         http://{host}:{}/fingerprint", local.port());
+        say(format_args!(
+            "  HTTP:         http://{host}:{}/fingerprint",
+            local.port()
+        ));
         // Metrics go where the operator asked for them: with --metrics-bind, off this
         // public listener (which keeps /healthz, for load balancers).
         let config = http::HttpConfig::new(fingerprint.clone(), local.port())
@@ -331,7 +342,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let bound = listener
                 .local_addr()
                 .context("reading the metrics address")?;
-            println!("  metrics:      http://{bound}/metrics");
+            say(format_args!("  metrics:      http://{bound}/metrics"));
             Some(tokio::spawn(http::serve(
                 listener,
                 http::HttpConfig::for_metrics(relay.clone()),
@@ -387,4 +398,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         task.abort();
     }
     Ok(())
+}
+
+/// Prints a line of the start banner. A closed stdout (`moq-relay | head -1`) is not an
+/// error worth dying for: the relay goes on serving, and the line is dropped.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

@@ -208,3 +208,45 @@ fn metrics_bind_serves_metrics_and_health_apart_from_the_public_port() {
     let status = relay.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// A relay whose stdout is closed before it prints its banner (`moq-relay | head -1`) goes
+/// on serving.
+#[test]
+fn a_closed_stdout_does_not_stop_the_relay() {
+    // A port that was free a moment ago: the banner that would name it is not readable.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut relay = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_moq-relay"))
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--dev", "-q"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    drop(relay.0.stdout.take());
+    let mut healthy = false;
+    for _ in 0..300 {
+        if let Some(status) = relay.0.try_wait().unwrap() {
+            panic!("the relay exited with {status} when its stdout closed");
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            healthy = http(
+                port,
+                "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .starts_with("HTTP/1.1 200");
+            if healthy {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(healthy, "the relay never answered /healthz");
+    // Still there after it printed (or failed to print) everything.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(relay.0.try_wait().unwrap().is_none(), "the relay exited");
+}
