@@ -16,7 +16,8 @@
 #   --subs LIST        subscriber counts of the fan-out sweep (default "1 10 100 500")
 #   --their-relay PATH the published relay's binary; default: DIR/bin/moq-relay, installed
 #                      there with `cargo install --locked --root DIR moq-relay@0.6.10` if
-#                      missing (DIR from --root, default ${TMPDIR:-/tmp}/moq-published)
+#                      missing (DIR from --root, default ${TMPDIR:-/tmp}/moq-interop, shared
+#                      with scripts/interop.sh)
 #   --repeat N         run the whole comparison N times (default 1)
 #   --groups-in-flight K  also run every `--max` row with `moq bench --groups-in-flight K`
 #                      (rows labelled ...-max-kK, right after the row with the default 1)
@@ -42,7 +43,7 @@ out="${TMPDIR:-/tmp}/moq-perf"
 duration=5
 subs="1 10 100 500"
 their_relay=""
-root="${TMPDIR:-/tmp}/moq-published"
+root="$INTEROP_ROOT"
 repeat=1
 churn=0
 churn_relay=ours
@@ -62,7 +63,7 @@ while [ $# -gt 0 ]; do
         --churn) churn="$2"; shift 2 ;;
         --relay) churn_relay="$2"; shift 2 ;;
         --rows) rows="$2"; shift 2 ;;
-        -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -80,7 +81,9 @@ target="${CARGO_TARGET_DIR:-target}"
 our_relay="$target/release/moq-relay"
 moq="$target/release/moq"
 
-if [ "$churn" -eq 0 ] && [ -z "$their_relay" ]; then
+# The published relay, where scripts/interop.sh installs it too (built once for both); only
+# when a row or the churn runs it.
+if [ -z "$their_relay" ] && { [ "$churn" -eq 0 ] || [ "$churn_relay" = theirs ]; }; then
     their_relay="$root/bin/moq-relay"
     install_published "$root" "$PUBLISHED_RELAY"
 fi
