@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, anyhow};
 use moq_media::cmaf::{Import, Muxer};
 use moq_media::{
-    BroadcastConsumer, BroadcastProducer, LiveBroadcast, broadcast_id, broadcast_path,
+    BroadcastConsumer, BroadcastProducer, Catalog, LiveBroadcast, broadcast_id, broadcast_path,
 };
 use moq_model::{Broadcast, Path};
 use moq_session::Session;
@@ -87,13 +87,8 @@ pub(crate) async fn find(
         .ok_or_else(|| anyhow!("no broadcast announced under {name}"))
 }
 
-/// Writes the broadcast at `path` to `output` as fragmented MP4: the init segment from its
-/// catalog, then a fragment per frame, until its tracks end.
-pub(crate) async fn subscribe(
-    session: &Session,
-    path: Path,
-    mut output: impl AsyncWrite + Unpin,
-) -> anyhow::Result<()> {
+/// The broadcast at `path`, subscribed through `session`, and its first catalog.
+async fn open(session: &Session, path: Path) -> anyhow::Result<(BroadcastConsumer, Catalog)> {
     let subscriber = session.clone();
     let mut broadcast =
         BroadcastConsumer::new(path.clone(), move |track| subscriber.subscribe(track));
@@ -102,6 +97,17 @@ pub(crate) async fn subscribe(
         .await
         .map_err(|e| anyhow!("reading the catalog of {path}: {e}"))?
         .ok_or_else(|| anyhow!("{path} ended before its catalog"))?;
+    Ok((broadcast, catalog))
+}
+
+/// Writes the broadcast at `path` to `output` as fragmented MP4: the init segment from its
+/// catalog, then a fragment per frame, until its tracks end.
+pub(crate) async fn subscribe(
+    session: &Session,
+    path: Path,
+    mut output: impl AsyncWrite + Unpin,
+) -> anyhow::Result<()> {
+    let (broadcast, catalog) = open(session, path).await?;
     let mut muxer = Muxer::new(&catalog).map_err(|e| anyhow!("{e}"))?;
     output.write_all(&muxer.init_segment()).await?;
     let mut tracks = broadcast.tracks(&catalog);
@@ -113,16 +119,9 @@ pub(crate) async fn subscribe(
     Ok(())
 }
 
-/// The catalog of the broadcast at `path`, as JSON.
+/// The catalog of the broadcast at `path`, as indented JSON.
 pub(crate) async fn info(session: &Session, path: Path) -> anyhow::Result<String> {
-    let subscriber = session.clone();
-    let mut broadcast =
-        BroadcastConsumer::new(path.clone(), move |track| subscriber.subscribe(track));
-    let catalog = broadcast
-        .catalog()
-        .await
-        .map_err(|e| anyhow!("reading the catalog of {path}: {e}"))?
-        .ok_or_else(|| anyhow!("{path} ended before its catalog"))?;
+    let (_, catalog) = open(session, path).await?;
     let value: serde_json::Value = serde_json::from_str(&catalog.to_json())?;
     Ok(serde_json::to_string_pretty(&value)?)
 }

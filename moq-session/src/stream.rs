@@ -180,16 +180,27 @@ impl<S: SendStream> Sender<S> {
         self.write_pair(header, chunk).await
     }
 
-    /// Writes all of `first` then `second`, applying priority changes while it waits.
+    /// Writes all of `bytes`, applying priority changes while it waits for room.
+    async fn write_bytes(&mut self, bytes: Bytes) -> Result<(), Error> {
+        self.write_pair(Bytes::new(), bytes).await
+    }
+
+    /// Writes all of `first` then `second` (in one transport write where it takes both),
+    /// applying priority changes while it waits for room.
     async fn write_pair(&mut self, mut first: Bytes, mut second: Bytes) -> Result<(), Error> {
+        // Borrowed apart from the stream, not cloned: this runs for every chunk of every
+        // group stream, and a clone would be an atomic increment and decrement each time.
         let Self {
             stream, priority, ..
         } = self;
-        while !first.is_empty() || !second.is_empty() {
-            let Some(priority) = priority.as_deref() else {
+        let Some(priority) = priority.as_deref() else {
+            while !first.is_empty() {
                 stream.write_some_pair(&mut first, &mut second).await?;
-                continue;
-            };
+            }
+            stream.write(second).await?;
+            return Ok(());
+        };
+        while !first.is_empty() || !second.is_empty() {
             let changed = {
                 let write = std::pin::pin!(stream.write_some_pair(&mut first, &mut second));
                 let change = std::pin::pin!(priority.changed());
@@ -199,35 +210,6 @@ impl<S: SendStream> Sender<S> {
                         continue;
                     }
                     // `write_some_pair` is cancel-safe: dropped, it wrote nothing.
-                    Either::Right((value, _)) => value,
-                }
-            };
-            stream.set_priority(changed);
-        }
-        Ok(())
-    }
-
-    /// Writes all of `bytes`, applying priority changes while it waits for room.
-    async fn write_bytes(&mut self, mut bytes: Bytes) -> Result<(), Error> {
-        // Borrowed apart from the stream, not cloned: this runs for every chunk of every
-        // group stream, and a clone would be an atomic increment and decrement each time.
-        let Self {
-            stream, priority, ..
-        } = self;
-        let Some(priority) = priority.as_deref() else {
-            stream.write(bytes).await?;
-            return Ok(());
-        };
-        while !bytes.is_empty() {
-            let changed = {
-                let write = std::pin::pin!(stream.write_some(&mut bytes));
-                let change = std::pin::pin!(priority.changed());
-                match select(write, change).await {
-                    Either::Left((written, _)) => {
-                        written?;
-                        continue;
-                    }
-                    // `write_some` is cancel-safe: dropped, it wrote nothing.
                     Either::Right((value, _)) => value,
                 }
             };
