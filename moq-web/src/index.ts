@@ -9,6 +9,7 @@ export * from "./message.js";
 export * from "./stream.js";
 export * from "./transport.js";
 export * from "./url.js";
+export * from "./media.js";
 export { Session, connect, type ConnectOptions } from "./session.js";
 export { GroupWriter, TrackWriter, sendOrder, type PublishOptions } from "./publish.js";
 export {
