@@ -151,6 +151,11 @@ enum MediaAction {
         /// After end of input, wait at most this many seconds for subscribers to be served.
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         linger: f64,
+        /// Write a line per frame to FILE: its track, timestamp (µs) and the wall clock (µs
+        /// since the Unix epoch) when its last byte was read from stdin (for latency
+        /// measurements, docs/benchmarks.md).
+        #[arg(long, value_name = "FILE")]
+        latency_log: Option<PathBuf>,
     },
     /// Write the live broadcast under NAME to stdout as fragmented MP4 (ffplay and ffprobe
     /// read it), until it ends.
@@ -296,9 +301,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = tokio::select! {
                 result = async {
                     match action {
-                        MediaAction::Publish { linger, .. } => {
+                        MediaAction::Publish { linger, latency_log, .. } => {
                             let stdin = tokio::io::stdin();
-                            media::publish(&conn.session, path, stdin, seconds(linger), conn.round_trips())
+                            let log = latency_log.map(|file| media::LatencyLog::create(&file)).transpose()?;
+                            media::publish(&conn.session, path, stdin, seconds(linger), conn.round_trips(), log)
                                 .await
                                 .map(drop)
                         }

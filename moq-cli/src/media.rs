@@ -2,10 +2,13 @@
 //! (the live broadcast to fragmented MP4 on stdout) and `moq media info` (its catalog), in
 //! the format of moq-karp 0.10 (`docs/media.md`).
 
-use std::time::{Duration, SystemTime};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path as FsPath;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
-use moq_media::cmaf::{Import, Muxer};
+use moq_media::cmaf::{Demuxer, Event, Import, ImportConfig, Muxer};
 use moq_media::{
     BroadcastConsumer, BroadcastProducer, Catalog, LiveBroadcast, broadcast_id, broadcast_path,
 };
@@ -16,15 +19,65 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::client::session_error;
 use crate::pubsub::linger;
 
+/// `--latency-log FILE`: a line per frame read from stdin, `TRACK TIMESTAMP_US WALL_US`
+/// (space-separated; WALL_US the wall clock when the read that completed the frame
+/// returned, in microseconds since the Unix epoch), after a `#` header line.
+///
+/// It parses the input a second time with its own [`Demuxer`] (the import does not say
+/// which frames a chunk completed), so that the import itself is measured unchanged.
+pub(crate) struct LatencyLog {
+    demuxer: Demuxer,
+    out: BufWriter<File>,
+}
+
+impl LatencyLog {
+    /// Creates (or truncates) `file` and writes the header line.
+    pub(crate) fn create(file: &FsPath) -> anyhow::Result<Self> {
+        let mut out = BufWriter::new(
+            File::create(file).with_context(|| format!("creating {}", file.display()))?,
+        );
+        writeln!(out, "# track timestamp_us wall_us")?;
+        Ok(Self {
+            demuxer: Demuxer::new(ImportConfig::default()),
+            out,
+        })
+    }
+
+    /// Logs the frames that `data`, read at `wall`, completes.
+    fn push(&mut self, data: &[u8], wall: SystemTime) -> anyhow::Result<()> {
+        let wall = wall
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        self.demuxer.push(data);
+        while let Some(event) = self.demuxer.next()? {
+            if let Event::Frame { track, frame } = event {
+                // The demuxer's catalog exists before any frame; `track` indexes its tracks.
+                let name = self
+                    .demuxer
+                    .catalog()
+                    .and_then(|catalog| catalog.tracks().nth(track))
+                    .map_or("?", |info| info.name.as_str());
+                writeln!(self.out, "{name} {} {wall}", frame.timestamp.as_micros())?;
+            }
+        }
+        // Flushed per read, so that a publisher that is killed leaves a usable log.
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
 /// Publishes the fragmented MP4 read from `input` as a live broadcast under `name` (at
 /// `name/<id>`, the id the start time in milliseconds), until the input ends; then waits as
-/// `moq pub` does for the subscribers to be served. Returns the broadcast's path.
+/// `moq pub` does for the subscribers to be served. Returns the broadcast's path. With a
+/// `log`, every frame's read time is written to it ([`LatencyLog`]).
 pub(crate) async fn publish(
     session: &Session,
     name: Path,
     mut input: impl AsyncRead + Unpin,
     wait: Duration,
     settle: Duration,
+    mut log: Option<LatencyLog>,
 ) -> anyhow::Result<Path> {
     let path = broadcast_path(&name, &broadcast_id(SystemTime::now()));
     let (producer, consumer) = Broadcast::new(path.clone()).produce();
@@ -43,9 +96,15 @@ pub(crate) async fn publish(
         if read == 0 {
             break;
         }
+        // The wall clock as soon as the bytes are ours, before the import publishes them.
+        let wall = SystemTime::now();
         import
             .push(&buf[..read])
             .map_err(|e| anyhow!("the input is not fragmented MP4 we can read: {e}"))?;
+        if let Some(log) = &mut log {
+            log.push(&buf[..read], wall)
+                .context("writing the latency log")?;
+        }
     }
     // The tracks end here; the broadcast stays announced until we return.
     let producer = import
