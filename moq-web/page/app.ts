@@ -14,6 +14,7 @@ import {
   type Subscription,
   type TrackWriter,
 } from "../src/index.js";
+import { Player, type PlayerStats } from "./player.js";
 import { closedStatus, connectFailedStatus, describeError as describe, subscriptionFailure, type Status } from "./status.js";
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -49,6 +50,15 @@ const ui = {
   send: $<HTMLButtonElement>("send"),
   clock: $<HTMLInputElement>("clock"),
   pubLog: $<HTMLDivElement>("pub-log"),
+  playName: $<HTMLInputElement>("play-name"),
+  play: $<HTMLButtonElement>("play"),
+  stop: $<HTMLButtonElement>("stop"),
+  audioOn: $<HTMLButtonElement>("audio-on"),
+  broadcasts: $<HTMLUListElement>("broadcasts"),
+  broadcastsEmpty: $<HTMLParagraphElement>("broadcasts-empty"),
+  video: $<HTMLCanvasElement>("video"),
+  playerStatus: $<HTMLDivElement>("player-status"),
+  playerStats: $<HTMLDivElement>("player-stats"),
 };
 
 interface PageState {
@@ -59,6 +69,8 @@ interface PageState {
   clockTimer: ReturnType<typeof setInterval> | undefined;
   /** The group typed lines go into when several lines make a group. */
   lineGroup: { group: GroupWriter; lines: number } | undefined;
+  /** The media player, while one plays. */
+  player: Player | undefined;
   /** Where the relay URL and fingerprint came from: "query", "info.json" or "default". */
   source: string;
 }
@@ -70,6 +82,7 @@ const state: PageState = {
   track: undefined,
   clockTimer: undefined,
   lineGroup: undefined,
+  player: undefined,
   source: "default",
 };
 // For scripted end-to-end tests.
@@ -122,7 +135,9 @@ function setConnected(connected: boolean): void {
   ui.watch.disabled = !connected;
   ui.subscribe.disabled = !connected;
   ui.publish.disabled = !connected;
+  ui.play.disabled = !connected;
   if (!connected) {
+    stopPlayer();
     ui.unsubscribe.disabled = true;
     ui.unpublish.disabled = true;
     ui.send.disabled = true;
@@ -206,6 +221,7 @@ async function initFields(): Promise<boolean> {
   if (fingerprint !== null) ui.fingerprint.value = fingerprint;
   ui.prefix.value = params.get("prefix") ?? "";
   ui.subPath.value = params.get("track") ?? "";
+  ui.playName.value = params.get("play") ?? "";
   ui.pubPath.value = params.get("publish") ?? `web/${Math.random().toString(36).slice(2, 8)}`;
   const lines = Number(params.get("lines") ?? "1");
   ui.pubLines.value = String(Number.isSafeInteger(lines) && lines >= 1 ? lines : 1);
@@ -236,6 +252,7 @@ async function doConnect(): Promise<void> {
     // clock at once (handy for links and scripted tests).
     const params = new URLSearchParams(location.search);
     if (params.has("track") && ui.subPath.value !== "") void doSubscribe();
+    if (params.has("play") && ui.playName.value !== "") startPlayer();
     if (params.has("publish") && params.has("clock")) {
       doPublish();
       ui.clock.checked = true;
@@ -263,6 +280,80 @@ function renderTracks(): void {
     ui.tracks.appendChild(li);
   }
   ui.tracksEmpty.hidden = sorted.length > 0;
+  renderBroadcasts(paths);
+}
+
+/**
+ * The media broadcasts among the announced paths: a broadcast is `name/<id>` with a numeric
+ * id (docs/media.md), so a path's parts before its first all-digit part name one.
+ */
+function broadcastNames(paths: string[][]): string[] {
+  const names = new Set<string>();
+  for (const p of paths) {
+    const i = p.findIndex((part, index) => index > 0 && /^\d+$/.test(part));
+    if (i > 0) names.add(p.slice(0, i).join("/"));
+  }
+  return [...names].sort();
+}
+
+function renderBroadcasts(paths: string[][]): void {
+  ui.broadcasts.replaceChildren();
+  const names = broadcastNames(paths);
+  for (const name of names) {
+    const li = document.createElement("li");
+    li.textContent = name;
+    li.dataset.name = name;
+    li.setAttribute("aria-selected", String(state.player !== undefined && state.player.name.join("/") === name));
+    li.addEventListener("click", () => {
+      ui.playName.value = name;
+      startPlayer();
+    });
+    ui.broadcasts.appendChild(li);
+  }
+  ui.broadcastsEmpty.hidden = names.length > 0;
+}
+
+const ms = (v: number | undefined): string => (v === undefined ? "–" : `${v.toFixed(0)} ms`);
+
+/** The player's numbers as a few lines of text. */
+function describePlayer(s: PlayerStats): string {
+  const v = s.video;
+  const a = s.audio;
+  const latency =
+    s.latencyMs !== undefined
+      ? `end-to-end latency ${ms(s.latencyMs)}`
+      : "end-to-end latency unknown (media timestamps carry no wall clock; see docs/benchmarks.md)";
+  return [
+    `broadcast ${s.broadcast || "–"}${s.broadcasts > 1 ? ` (${s.broadcasts - 1} restart${s.broadcasts > 2 ? "s" : ""} followed)` : ""}`,
+    `video ${v.codec || "–"} ${v.width}×${v.height}, decoded ${v.decodedWidth}×${v.decodedHeight}: ${v.decoded} decoded, ${v.drawn} drawn, ${v.dropped} dropped; ${v.groups} groups (${v.skippedGroups} left early)${v.errors ? `, ${v.errors} errors` : ""}`,
+    `audio ${a.codec || "–"} ${a.sampleRate} Hz × ${a.channels}: ${a.decoded} decoded, ${a.scheduled} played, ${a.late} late; audio ${a.context}${a.errors ? `, ${a.errors} errors` : ""}`,
+    `${latency}; drawn ${ms(s.behindMs)} after the fastest frames`,
+  ].join("\n");
+}
+
+function startPlayer(): void {
+  const session = state.session;
+  const name = parsePath(ui.playName.value);
+  if (!session || name.length === 0) return;
+  stopPlayer();
+  const player = new Player(session, name, {
+    canvas: ui.video,
+    render: (stats) => {
+      if (state.player !== player) return;
+      ui.playerStatus.textContent = stats.status;
+      ui.playerStats.textContent = describePlayer(stats);
+      ui.audioOn.hidden = stats.audio.context !== "suspended";
+    },
+  });
+  state.player = player;
+  ui.stop.disabled = false;
+  renderBroadcasts(state.announced?.active ?? []);
+}
+
+function stopPlayer(): void {
+  state.player?.close();
+  state.player = undefined;
+  ui.stop.disabled = true;
 }
 
 function watchTracks(): void {
@@ -439,12 +530,16 @@ function stopClock(): void {
 
 ui.connect.addEventListener("click", () => void doConnect());
 ui.disconnect.addEventListener("click", () => {
+  stopPlayer();
   doUnsubscribe();
   doUnpublish();
   state.announced?.close();
   state.session?.close(0, "closed by the user");
 });
 ui.watch.addEventListener("click", () => watchTracks());
+ui.play.addEventListener("click", () => startPlayer());
+ui.stop.addEventListener("click", () => stopPlayer());
+ui.audioOn.addEventListener("click", () => void state.player?.resumeAudio());
 ui.subscribe.addEventListener("click", () => void doSubscribe());
 ui.unsubscribe.addEventListener("click", () => doUnsubscribe());
 ui.publish.addEventListener("click", () => doPublish());

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import * as moq from "../src/index.js";
-import { Announced, GroupWriter, Session, Subscription, TrackWriter } from "../src/index.js";
+import { Announced, GroupWriter, LiveBroadcast, Session, Subscription, TrackWriter } from "../src/index.js";
 import { fakePair } from "./fake.js";
 
 /** Every property name reachable on `value` (own and inherited, up to Object.prototype). */
@@ -76,6 +76,7 @@ describe("public API", () => {
       "skipped",
     ]);
     assert.deepEqual(members(announced), ["Symbol(Symbol.asyncIterator)", "active", "close", "live", "next", "prefix"]);
+    assert.deepEqual(members(new LiveBroadcast(["live"])), ["live", "name", "update"]);
 
     await sub.info;
     sub.close();
