@@ -62,7 +62,11 @@ export interface PlayerStats {
     decoded: number;
     drawn: number;
     dropped: number;
-    /** Groups started, and groups left before their end for a newer one. */
+    /**
+     * Groups started, and groups left for a newer one before their end was read: frames
+     * still in flight are dropped then, though often only the stream's FIN was left (a new
+     * group's stream can arrive before the old one's end).
+     */
     groups: number;
     skippedGroups: number;
     errors: number;
