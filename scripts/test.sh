@@ -2,8 +2,10 @@
 # The test command for everything:
 #   1. cargo test --workspace --locked
 #   2. the moq-web unit tests (npm ci && npm test in moq-web)
-#   3. the browser end-to-end test: the page served by the cargo-built moq-relay, in headless
-#      Chromium, against `moq clock publish`, `moq pub` and `moq sub` (moq-web/e2e/relay.test.mjs)
+#   3. the browser end-to-end tests: the page served by the cargo-built moq-relay, in headless
+#      Chromium, against `moq clock publish`, `moq pub` and `moq sub` (moq-web/e2e/relay.test.mjs),
+#      and its media player against ffmpeg | `moq media publish` (moq-web/e2e/player.test.mjs);
+#      first, that the committed moq-web/www is what `npm run build` makes
 #   4. moq-media against real ffmpeg (its `ffmpeg::` tests, ignored by a plain cargo test)
 #
 # Usage: scripts/test.sh [--skip-cargo-test]   (--skip-cargo-test: steps 2 and 3 only)
@@ -21,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --skip-cargo-test) skip_cargo_test=true ;;
     -h | --help)
-      sed -n '2,14p' "$0"
+      sed -n '2,15p' "$0"
       exit 0
       ;;
     *)
@@ -82,7 +84,12 @@ npm test
 
 echo "== moq-web end-to-end in headless Chromium ($("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM"))"
 npm run build
-node --test --test-concurrency=1 e2e/relay.test.mjs
+# www/ is committed (moq demo serves it with no build step): a fresh build must match it.
+if [ -n "$(git status --porcelain -- www)" ]; then
+  git status --short -- www >&2
+  missing "moq-web/www is stale: commit what \`npm run build\` wrote there"
+fi
+node --test --test-concurrency=1 e2e/relay.test.mjs e2e/player.test.mjs
 cd ..
 
 echo "== moq-media against ffmpeg ($(ffmpeg -version | head -1))"

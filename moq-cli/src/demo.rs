@@ -22,17 +22,15 @@ const WEB_DEFAULTS: [&str; 2] = [
     concat!(env!("CARGO_MANIFEST_DIR"), "/../moq-web/www"),
 ];
 
-/// How the page is built.
-const WEB_BUILD: &str = "(cd moq-web && npm ci && npm run build)";
+/// Where the page is: it is committed, built, in the repository (`npm run build` in moq-web
+/// remakes it, and scripts/test.sh checks that the committed files are what it makes).
+const WEB_WHERE: &str = "the page is moq-web/www in the repository; pass --web DIR";
 
 /// The page's directory: `web`, or the first default that holds an `index.html`.
 fn web_root(web: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
     if let Some(dir) = web {
         if !dir.join("index.html").is_file() {
-            bail!(
-                "--web {}: no index.html there (build the page: {WEB_BUILD})",
-                dir.display()
-            );
+            bail!("--web {}: no index.html there ({WEB_WHERE})", dir.display());
         }
         return Ok(Some(dir));
     }
@@ -105,14 +103,18 @@ pub(crate) async fn run(
     if http_task.is_some() {
         let page = format!("http://{host}:{}/", local.port());
         match &web {
-            Some(dir) => eprintln!(
-                "  web page:     open {page} in Chromium ({})",
-                dir.display()
-            ),
-            None => eprintln!(
-                "  web page:     not built; build it with {WEB_BUILD} and start again \
-                 ({page}info.json is served)"
-            ),
+            Some(dir) => {
+                eprintln!(
+                    "  web page:     open {page} in Chromium ({})",
+                    dir.display()
+                );
+                // The page plays a broadcast given as ?play=NAME (README.md has a whole command).
+                eprintln!(
+                    "  media:        ffmpeg ... | moq --fingerprint {fingerprint} media publish \
+                     {quic_url} --path live/test  then  {page}?play=live/test"
+                );
+            }
+            None => eprintln!("  web page:     not found ({WEB_WHERE}; {page}info.json is served)"),
         }
     }
     eprintln!("  Ctrl-C stops it.");
