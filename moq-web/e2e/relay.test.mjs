@@ -24,175 +24,27 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const webRoot = path.resolve(here, "..");
-const repoRoot = path.resolve(webRoot, "..");
-const www = path.join(webRoot, "www");
+import { Harness, binaries, chromiumBinary, describe, stop, www } from "./harness.mjs";
+
+const h = new Harness({ timeoutSeconds: Number(process.env.MOQ_WEB_E2E_TIMEOUT ?? 240) });
 const run = randomBytes(4).toString("hex");
 const clockPath = `e2e-${run}/clock`;
 const webPath = `e2e-${run}/web`;
 const cliPath = `e2e-${run}/cli`;
 
-/** Every process this file started, so that none outlives it. */
-const children = new Set();
-let context; // the Chromium browser context
-let profile; // its fresh --user-data-dir
 let keysDir; // the access-control keys of the second relay
 let page;
-let relay;
 let url; // https://127.0.0.1:PORT/
 let fingerprint;
 let authRelay; // the relay that checks tokens: { proc, port, url, fingerprint }
-const consoleLines = [];
-
-// ---------------------------------------------------------------- processes
-
-function executable(file) {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findOnPath(name) {
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    if (dir !== "" && executable(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
-}
-
-/** The cargo-built binaries: $MOQ_RELAY / $MOQ, else $CARGO_TARGET_DIR (or target/)/debug. */
-function binaries() {
-  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(repoRoot, process.env.CARGO_TARGET_DIR) : path.join(repoRoot, "target");
-  const relayBin = process.env.MOQ_RELAY ?? path.join(targetDir, "debug", "moq-relay");
-  const moqBin = process.env.MOQ ?? path.join(targetDir, "debug", "moq");
-  if (!executable(relayBin) || !executable(moqBin)) {
-    if (process.env.MOQ_RELAY || process.env.MOQ) {
-      throw new Error(`MOQ_RELAY=${relayBin} / MOQ=${moqBin}: not executable`);
-    }
-    console.log("# building moq-relay and moq (cargo build --locked --bin moq-relay --bin moq)");
-    const built = spawnSync("cargo", ["build", "--locked", "--bin", "moq-relay", "--bin", "moq"], {
-      cwd: repoRoot,
-      stdio: "inherit",
-      timeout: 30 * 60 * 1000,
-    });
-    if (built.status !== 0) throw new Error(`cargo build failed (${built.error?.message ?? `exit ${built.status}`})`);
-  }
-  return { relayBin, moqBin };
-}
-
-function chromiumBinary() {
-  const found = process.env.CHROMIUM ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(executable) ?? findOnPath("chromium");
-  if (!found || !executable(found)) {
-    throw new Error("no Chromium: install it (Debian: apt-get install chromium chromium-driver) or set CHROMIUM=/path/to/chromium");
-  }
-  return found;
-}
-
-/** Starts a process whose output is kept (the last 64 KiB of each stream) and which is ended in `after`. */
-function start(name, file, args, { stdin = "ignore" } = {}) {
-  const child = spawn(file, args, { stdio: [stdin, "pipe", "pipe"], env: { ...process.env, RUST_BACKTRACE: "1" } });
-  const proc = { name, child, stdout: Buffer.alloc(0), stderr: "", exit: undefined };
-  proc.exited = new Promise((resolve) => {
-    child.on("exit", (code, signal) => {
-      proc.exit = { code, signal };
-      children.delete(child);
-      resolve(proc.exit);
-    });
-    child.on("error", (err) => {
-      proc.exit = { code: null, signal: null, error: err.message };
-      children.delete(child);
-      resolve(proc.exit);
-    });
-  });
-  child.stdout.on("data", (chunk) => (proc.stdout = Buffer.concat([proc.stdout, chunk]).subarray(-65536)));
-  child.stderr.on("data", (chunk) => (proc.stderr = (proc.stderr + chunk).slice(-65536)));
-  children.add(child);
-  return proc;
-}
-
-function describe(proc) {
-  const exit = proc.exit ? ` (exited: ${JSON.stringify(proc.exit)})` : " (running)";
-  return `${proc.name}${exit}\n  stdout: ${proc.stdout.toString().slice(-1500)}\n  stderr: ${proc.stderr.slice(-1500)}`;
-}
-
-async function stop(child, grace = 3000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = new Promise((resolve) => setTimeout(() => resolve("timeout"), grace));
-  if ((await Promise.race([gone, timer])) === "timeout") {
-    child.kill("SIGKILL");
-    await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 2000))]);
-  }
-}
-
-async function cleanup() {
-  if (context) {
-    const closing = context.close().catch(() => {});
-    context = undefined;
-    await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5000))]);
-  }
-  await Promise.all([...children].map((child) => stop(child)));
-  if (profile) {
-    try {
-      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-    } catch {
-      // a leftover temporary profile is harmless
-    }
-    profile = undefined;
-  }
-  if (keysDir) {
-    rmSync(keysDir, { recursive: true, force: true });
-    keysDir = undefined;
-  }
-}
-
-// Whatever happens (an exception, a signal, the watchdog), no child survives this process.
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-const limit = Number(process.env.MOQ_WEB_E2E_TIMEOUT ?? 240) * 1000;
-const watchdog = setTimeout(() => {
-  console.error(`# e2e: still running after ${limit / 1000} s; giving up`);
-  for (const proc of [relay, authRelay?.proc].filter(Boolean)) console.error(describe(proc));
-  void cleanup().finally(() => process.exit(1));
-}, limit);
-watchdog.unref();
-
-/** Polls `probe` until it returns a truthy value, or fails saying what it waited for. */
-async function waitFor(what, probe, { timeout = 20000, every = 100, procs = [] } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const details = [last ? `last error: ${last.message ?? last}` : "", ...[relay, authRelay?.proc, ...procs].filter(Boolean).map(describe)];
-      if (consoleLines.length) details.push(`page console:\n  ${consoleLines.slice(-20).join("\n  ")}`);
-      throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}\n${details.filter(Boolean).join("\n")}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, every));
-  }
-}
+const consoleLines = h.consoleLines;
+const start = (...args) => h.start(...args);
+const waitFor = (...args) => h.waitFor(...args);
 
 // ---------------------------------------------------------------- the page
 
@@ -204,33 +56,14 @@ const subLog = () => page.$$eval("#sub-log div", (lines) => lines.map((line) => 
 let moqBin;
 const clientArgs = () => ["--fingerprint", fingerprint];
 
-/**
- * Starts `moq-relay` on port 0 serving the page, with `extra` arguments; waits for its port
- * (the UDP port it prints, HTTP on the same TCP port) and checks /info.json.
- */
+/** Starts `moq-relay` on port 0 serving the page; checks /info.json against what it printed. */
 async function startRelay(name, relayBin, extra = []) {
-  const proc = start(name, relayBin, ["--bind", "127.0.0.1:0", "--tls-self-sign", "127.0.0.1,localhost", "--web", www, "--stats-interval", "0", ...extra]);
-  const port = await waitFor(
-    `${name} to listen (its \`listening on 127.0.0.1:PORT\` and \`HTTP:\` lines)`,
-    () => {
-      if (proc.exit) throw new Error(`${name} exited`);
-      const out = proc.stdout.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-      return m && /HTTP:/.test(out) ? Number(m[1]) : undefined;
-    },
-    { timeout: 15000, procs: [proc] },
-  );
-  const printed = /fingerprint \(SHA-256\): ([0-9a-f]{64})/.exec(proc.stdout.toString());
-  assert.ok(printed, `${name} prints its certificate fingerprint`);
-
-  // What the page reads: /info.json on the same port.
-  const info = await waitFor(`GET /info.json of ${name}`, async () => (await fetch(`http://127.0.0.1:${port}/info.json`)).json(), {
-    timeout: 10000,
-    procs: [proc],
-  });
-  assert.equal(info.url, `https://127.0.0.1:${port}/`);
-  assert.equal(info.fingerprint, printed[1]);
-  return { proc, port, url: info.url, fingerprint: info.fingerprint };
+  const relay = await h.startRelay(name, relayBin, extra);
+  h.watched.push(relay.proc);
+  assert.ok(relay.printed, `${name} prints its certificate fingerprint`);
+  assert.equal(relay.url, `https://127.0.0.1:${relay.port}/`);
+  assert.equal(relay.fingerprint, relay.printed);
+  return relay;
 }
 
 /** Runs `moq` to completion (a `moq token` command) and returns its stdout, trimmed. */
@@ -250,13 +83,12 @@ before(
     moqBin = bins.moqBin;
 
     // An open relay, and one that checks tokens signed with a key made here.
-    keysDir = mkdtempSync(path.join(tmpdir(), "moq-web-e2e-keys-"));
+    keysDir = h.tempDir("moq-web-e2e-keys-");
     moqOutput(["token", "generate", "--algorithm", "ES256", "--out", path.join(keysDir, "key.jwk"), "--public", path.join(keysDir, "pub.jwk")]);
     const relays = await Promise.all([
       startRelay("moq-relay", bins.relayBin),
       startRelay("moq-relay (tokens)", bins.relayBin, ["--auth-key", path.join(keysDir, "pub.jwk"), "--auth-public-subscribe", "demo"]),
     ]);
-    relay = relays[0].proc;
     const port = relays[0].port;
     url = relays[0].url;
     fingerprint = relays[0].fingerprint;
@@ -264,24 +96,14 @@ before(
 
     start("moq clock publish", moqBin, [...clientArgs(), "clock", "publish", url, "--path", clockPath]);
 
-    const { chromium } = await import("playwright-core");
-    profile = mkdtempSync(path.join(tmpdir(), "moq-web-e2e-profile-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: browserBin,
-      headless: true,
-      timeout: 30000,
-      viewport: { width: 1100, height: 900 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
-    page.on("pageerror", (err) => consoleLines.push(`pageerror: ${err.message}`));
+    await h.launch(browserBin);
+    page = await h.newPage();
     await page.goto(`http://127.0.0.1:${port}/`, { timeout: 15000 });
   },
   { timeout: 120000 },
 );
 
-after(cleanup, { timeout: 30000 });
+after(() => h.cleanup(), { timeout: 30000 });
 
 // ---------------------------------------------------------------- the checks
 
@@ -386,7 +208,7 @@ test("a track of `moq pub` appears in the page's list and goes when the publishe
 });
 
 test("a page given the wrong certificate fingerprint cannot connect", { timeout: 30000 }, async () => {
-  const other = await context.newPage();
+  const other = await h.context.newPage();
   try {
     const port = new URL(url).port;
     await other.goto(`http://127.0.0.1:${port}/?fingerprint=${"00".repeat(32)}`, { timeout: 15000 });
@@ -404,7 +226,7 @@ test("a page given the wrong certificate fingerprint cannot connect", { timeout:
 
 /** Opens the page of the relay that checks tokens, with `query`; its console goes to `consoleLines`. */
 async function openAuthPage(query) {
-  const other = await context.newPage();
+  const other = await h.context.newPage();
   other.on("console", (msg) => consoleLines.push(`(tokens) ${msg.type()}: ${msg.text()}`));
   other.on("pageerror", (err) => consoleLines.push(`(tokens) pageerror: ${err.message}`));
   await other.goto(`http://127.0.0.1:${authRelay.port}/${query}`, { timeout: 15000 });
