@@ -84,9 +84,19 @@ try {
     }
   }
   if (total.length === 0) throw new Error("no decoded frame matched the publisher's log");
+  // Frames the publisher read within the measured span of timestamps that never came out.
+  const measured = outputs.filter((o) => o.wall >= start).map((o) => o.timestamp);
+  const [lo, hi] = [Math.min(...measured), Math.max(...measured)];
+  const decoded = new Set(measured);
+  let lost = 0;
+  for (const key of log.keys()) {
+    const [track, ts] = key.split(" ");
+    if (track === "video1" && Number(ts) >= lo && Number(ts) <= hi && !decoded.has(Number(ts))) lost++;
+  }
   const result = {
     frames: total.length,
     missing,
+    lost,
     dropped: stats.video.dropped,
     skippedGroups: stats.video.skippedGroups,
     total: summary(total),
@@ -95,7 +105,7 @@ try {
   };
   if (opts.json) console.log(JSON.stringify(result));
   else {
-    console.log(`frames measured: ${result.frames} (${seconds} s after ${warmup} s warm-up; ${missing} not in the log, ${result.skippedGroups} groups overtaken by a newer one)`);
+    console.log(`frames measured: ${result.frames} (${seconds} s after ${warmup} s warm-up; ${lost} published but not decoded, ${missing} not in the log, ${result.skippedGroups} groups overtaken by a newer one)`);
     console.log("                      p50     p90     p99     max   (ms)");
     for (const [label, s] of [
       ["publish read -> decoded", result.total],
