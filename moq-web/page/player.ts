@@ -179,8 +179,16 @@ async function readTrack(sub: Subscription, onFrame: (f: TrackFrame) => void, on
         break;
       }
       if ("error" in r || r.frame === undefined) break; // a failed group is skipped; an ended one is done
-      const { timestamp, payload } = decodeMediaFrame(r.frame);
-      onFrame({ timestamp, payload, keyframe: index++ === 0 });
+      let media: { timestamp: number; payload: Uint8Array };
+      try {
+        media = decodeMediaFrame(r.frame);
+      } catch {
+        // A frame shorter than its timestamp: the rest of this group cannot be trusted.
+        void group.cancel();
+        onGroup(true);
+        break;
+      }
+      onFrame({ timestamp: media.timestamp, payload: media.payload, keyframe: index++ === 0 });
     }
     group = newer === null ? await next : newer;
   }

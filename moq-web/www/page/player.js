@@ -90,8 +90,17 @@ async function readTrack(sub, onFrame, onGroup, stopped) {
             }
             if ("error" in r || r.frame === undefined)
                 break; // a failed group is skipped; an ended one is done
-            const { timestamp, payload } = decodeMediaFrame(r.frame);
-            onFrame({ timestamp, payload, keyframe: index++ === 0 });
+            let media;
+            try {
+                media = decodeMediaFrame(r.frame);
+            }
+            catch {
+                // A frame shorter than its timestamp: the rest of this group cannot be trusted.
+                void group.cancel();
+                onGroup(true);
+                break;
+            }
+            onFrame({ timestamp: media.timestamp, payload: media.payload, keyframe: index++ === 0 });
         }
         group = newer === null ? await next : newer;
     }
