@@ -72,7 +72,7 @@ test("H.264 720p + AAC: at least 5 s of video decoded at 1280x720 and drawn, aud
     url: relay.url,
     name,
     latencyLog,
-    ffmpeg: { seconds: 14, video: H264, audio: AAC },
+    ffmpeg: { seconds: 20, video: H264, audio: AAC },
   });
   await page.goto(`http://127.0.0.1:${relay.port}/?play=${encodeURIComponent(name)}`, { timeout: 15000 });
   const s = await decodes("the H.264 broadcast", { broadcasts: 1, frames: 150, procs: [pub.ffmpeg, pub.publish] });
@@ -124,7 +124,7 @@ test("a restarted publisher (VP9 + Opus, a new id) is followed: new decoders, 5 
     fingerprint: relay.fingerprint,
     url: relay.url,
     name,
-    ffmpeg: { size: "640x360", seconds: 14, video: VP9, audio: OPUS },
+    ffmpeg: { size: "640x360", seconds: 20, video: VP9, audio: OPUS },
   });
   const s = await decodes("the VP9 broadcast", { broadcasts: 2, frames: 150, procs: [pub.ffmpeg, pub.publish] });
   assert.notEqual(s.broadcast, before.broadcast);

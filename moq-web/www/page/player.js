@@ -364,7 +364,19 @@ export class Player {
      * end-to-end latency. Media timestamps carry no wall clock, so it comes from outside
      * (e.g. `moq media publish --latency-log`, read by the latency script).
      */
-    reference;
+    get reference() {
+        return this.#reference;
+    }
+    set reference(ref) {
+        this.#reference = ref;
+        this.#latencies.length = 0;
+        this.stats.latencyMs = undefined;
+        // The frames already out of the decoder count at once.
+        for (const o of this.outputs.slice(-30))
+            this.#addLatency(o);
+        this.#changed();
+    }
+    #reference;
     audioContext;
     #session;
     #name;
@@ -461,23 +473,28 @@ export class Player {
         const wall = wallMicros();
         const received = playback.received.get(frame.timestamp) ?? NaN;
         playback.received.delete(frame.timestamp);
-        this.outputs.push({ timestamp: frame.timestamp, received, wall });
+        const output = { timestamp: frame.timestamp, received, wall };
+        this.outputs.push(output);
         if (this.outputs.length > MAX_OUTPUTS)
             this.outputs.splice(0, this.outputs.length - MAX_OUTPUTS);
-        const ref = this.reference;
-        if (ref) {
-            this.#latencies.push((wall - (ref.wall + frame.timestamp - ref.timestamp)) / 1000);
-            if (this.#latencies.length > 30)
-                this.#latencies.shift();
-            const sorted = [...this.#latencies].sort((a, b) => a - b);
-            this.stats.latencyMs = sorted[Math.floor(sorted.length / 2)];
-        }
+        this.#addLatency(output);
         this.#queue.push({ frame, playback });
         while (this.#queue.length > MAX_QUEUED_FRAMES) {
             this.#queue.shift().frame.close();
             this.stats.video.dropped++;
         }
         this.#changed();
+    }
+    /** With the publisher's clock known: `output`'s end-to-end latency joins the median shown. */
+    #addLatency(output) {
+        const ref = this.#reference;
+        if (!ref)
+            return;
+        this.#latencies.push((output.wall - (ref.wall + output.timestamp - ref.timestamp)) / 1000);
+        if (this.#latencies.length > 30)
+            this.#latencies.shift();
+        const sorted = [...this.#latencies].sort((a, b) => a - b);
+        this.stats.latencyMs = sorted[Math.floor(sorted.length / 2)];
     }
     /** Draws the newest frame whose time has come; frames it passes over are dropped. */
     #draw() {
