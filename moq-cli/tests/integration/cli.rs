@@ -654,3 +654,69 @@ async fn media_publish_through_the_relay_to_subscribe_and_info() {
     }
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_publish_writes_a_latency_log_line_per_frame() {
+    let relay = TestRelay::start();
+    let url = relay.url("moqf");
+    let input = std::fs::read(MEDIA_FIXTURE).unwrap();
+    let (catalog, frames) = demux(&input);
+    let log = std::env::temp_dir().join(format!("moq-cli-latency-{}.log", std::process::id()));
+    let log_arg = log.to_str().unwrap().to_string();
+    let before = std::time::SystemTime::now();
+    let mut publisher = relay.moq(&[
+        "media",
+        "publish",
+        &url,
+        "--path",
+        "live/log",
+        "--linger",
+        "0",
+        "--latency-log",
+        &log_arg,
+    ]);
+    let mut publisher = publisher.stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    // In two pieces: each frame's time is that of the read that completed it.
+    let split = input.len() / 2;
+    stdin.write_all(&input[..split]).await.unwrap();
+    stdin.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stdin.write_all(&input[split..]).await.unwrap();
+    drop(stdin);
+    assert_success("moq media publish --latency-log", &mut publisher).await;
+    let after = std::time::SystemTime::now();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# track timestamp_us wall_us"));
+    let micros = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+    };
+    let names: Vec<&str> = catalog.tracks().map(|t| t.name.as_str()).collect();
+    let logged: Vec<(String, u64, u64)> = lines
+        .map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            assert_eq!(parts.len(), 3, "{line}");
+            (
+                parts[0].to_string(),
+                parts[1].parse().unwrap(),
+                parts[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    // Every frame of the input, in order, under its track's name.
+    let expected: Vec<(String, u64)> = frames
+        .iter()
+        .map(|(track, ts, _)| (names[*track].to_string(), *ts))
+        .collect();
+    let got: Vec<(String, u64)> = logged.iter().map(|(n, ts, _)| (n.clone(), *ts)).collect();
+    assert_eq!(got, expected);
+    // Wall clocks within the run, never going back, and two reads 300 ms apart.
+    let walls: Vec<u64> = logged.iter().map(|l| l.2).collect();
+    assert!(walls.windows(2).all(|w| w[0] <= w[1]));
+    assert!(walls[0] >= micros(before) && *walls.last().unwrap() <= micros(after));
+    assert!(walls.last().unwrap() - walls[0] >= 250_000, "{walls:?}");
+    relay.stop().await;
+}

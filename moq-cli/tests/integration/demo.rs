@@ -128,5 +128,5 @@ async fn a_web_dir_without_a_page_is_an_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("moq: --web "), "{stderr}");
-    assert!(stderr.contains("npm run build"), "{stderr}");
+    assert!(stderr.contains("moq-web/www"), "{stderr}");
 }
