@@ -4,8 +4,9 @@
 //
 // 1. H.264 720p30 + AAC: the page plays the broadcast it is given (`?play=NAME`), decodes
 //    at least 5 s of video at 1280×720 with WebCodecs, draws it (the canvas is not blank),
-//    and decodes and plays audio. With MOQ_WEB_PLAYER_SCREENSHOT=FILE it saves a PNG of the
-//    player, showing the end-to-end latency from the publisher's --latency-log.
+//    and decodes and plays audio in sync with it (the audio playing when a frame is drawn is
+//    within 50 ms of the frame's time). With MOQ_WEB_PLAYER_SCREENSHOT=FILE it saves a PNG of
+//    the player, showing the end-to-end latency from the publisher's --latency-log.
 // 2. The publisher restarts under the same name with VP9 + Opus: the page switches to the
 //    new broadcast id (new subscriptions, new decoders) and decodes 5 s of it too.
 //
@@ -86,6 +87,16 @@ test("H.264 720p + AAC: at least 5 s of video decoded at 1280x720 and drawn, aud
   assert.equal(s.audio.context, "running");
   assert.ok(s.audio.scheduled > 0, `audio played: ${JSON.stringify(s.audio)}`);
   assert.equal(s.audio.errors, 0);
+  // Audio and video in sync: the audio playing when a frame is drawn is that frame's time,
+  // give or take a frame interval (33 ms) and an animation frame (16 ms).
+  const sync = [];
+  for (let i = 0; i < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    sync.push((await stats()).avSyncMs);
+  }
+  assert.ok(sync.every((v) => typeof v === "number"), `audio ahead of video: ${sync}`);
+  const median = [...sync].sort((a, b) => a - b)[2];
+  assert.ok(Math.abs(median) < 50, `audio ahead of video by ${median} ms (samples ${sync.map((v) => v.toFixed(1))})`);
   // The canvas shows the test pattern: not one flat colour.
   const colours = await page.evaluate(() => {
     const c = document.getElementById("video");

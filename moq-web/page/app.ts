@@ -327,7 +327,7 @@ function describePlayer(s: PlayerStats): string {
     `broadcast ${s.broadcast || "–"}${s.broadcasts > 1 ? ` (${s.broadcasts - 1} restart${s.broadcasts > 2 ? "s" : ""} followed)` : ""}`,
     `video ${v.codec || "–"} ${v.width}×${v.height}, decoded ${v.decodedWidth}×${v.decodedHeight}: ${v.decoded} decoded, ${v.drawn} drawn, ${v.dropped} dropped; ${v.groups} groups (${v.skippedGroups} overtaken by a newer one)${v.errors ? `, ${v.errors} errors` : ""}`,
     `audio ${a.codec || "–"} ${a.sampleRate} Hz × ${a.channels}: ${a.decoded} decoded, ${a.scheduled} played, ${a.late} late; audio ${a.context}${a.errors ? `, ${a.errors} errors` : ""}`,
-    `${latency}; drawn ${ms(s.behindMs)} after the fastest frames`,
+    `${latency}; drawn ${ms(s.behindMs)} after the fastest frames; audio ahead of video ${ms(s.avSyncMs)}`,
   ].join("\n");
 }
 

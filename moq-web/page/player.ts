@@ -90,6 +90,11 @@ export interface PlayerStats {
   latencyMs: number | undefined;
   /** How long after the clock's fastest frames the latest video frame was drawn, in ms (the buffer included). */
   behindMs: number | undefined;
+  /**
+   * Audio ahead of video, in ms, when a frame was last drawn: the media time of the audio
+   * playing then minus the frame's timestamp (0 to one frame interval when in sync).
+   */
+  avSyncMs: number | undefined;
 }
 
 /** One video frame out of the decoder: its timestamp (µs), and wall clocks (µs since the Unix epoch). */
@@ -203,7 +208,7 @@ class Playback {
   readonly clock = new PlayoutClock();
   /** The audio renditions' next contiguous start on the AudioContext, and the sources scheduled. */
   #audioNext = 0;
-  readonly #sources = new Set<AudioBufferSourceNode>();
+  readonly #sources = new Map<AudioBufferSourceNode, { when: number; timestamp: number; duration: number }>();
   /** The selected renditions, as JSON, to tell whether a new catalog changes them. */
   #selected = "";
   /** When each video frame still in the decoder was read (timestamp → wall µs). */
@@ -355,6 +360,7 @@ class Playback {
       data.copyTo(buffer.getChannelData(ch), { planeIndex: ch, format: "f32-planar" });
     }
     data.close();
+    const timestamp = data.timestamp;
     let when = ctx.currentTime + (at - performance.now()) / 1000;
     // Within 10 ms of the end of the previous buffer: play it right after, without a gap or a click.
     if (Math.abs(when - this.#audioNext) < 0.01) when = this.#audioNext;
@@ -367,14 +373,25 @@ class Playback {
     source.connect(ctx.destination);
     source.onended = () => this.#sources.delete(source);
     source.start(when);
-    this.#sources.add(source);
+    this.#sources.set(source, { when, timestamp, duration: buffer.duration });
     this.#audioNext = when + buffer.duration;
     stats.scheduled++;
   }
 
+  /** The media time (µs) of the audio playing now, if any: the buffer under the AudioContext's clock. */
+  audioPlaying(): number | undefined {
+    const ctx = this.player.audioContext;
+    if (!ctx || ctx.state !== "running") return undefined;
+    const now = ctx.currentTime;
+    for (const b of this.#sources.values()) {
+      if (b.when <= now && now < b.when + b.duration) return b.timestamp + (now - b.when) * 1e6;
+    }
+    return undefined;
+  }
+
   /** Stops the scheduled audio (the clock moved earlier: those buffers would overlap the next ones). */
   #flushAudio(): void {
-    for (const s of this.#sources) {
+    for (const s of this.#sources.keys()) {
       try {
         s.stop();
       } catch {
@@ -438,6 +455,7 @@ function newStats(): PlayerStats {
     audio: { codec: "", sampleRate: 0, channels: 0, received: 0, decoded: 0, samples: 0, scheduled: 0, late: 0, errors: 0, context: "none" },
     latencyMs: undefined,
     behindMs: undefined,
+    avSyncMs: undefined,
   };
 }
 
@@ -610,6 +628,8 @@ export class Player {
       canvas.getContext("2d")?.drawImage(frame, 0, 0);
       const offset = due.playback.clock.offset;
       if (offset !== undefined) this.stats.behindMs = now - (frame.timestamp / 1000 + offset);
+      const audio = due.playback.audioPlaying();
+      if (audio !== undefined) this.stats.avSyncMs = (audio - frame.timestamp) / 1000;
       frame.close();
       this.stats.video.drawn++;
       this.#changed();
