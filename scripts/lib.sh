@@ -18,6 +18,7 @@ fi
 PUBLISHED_RELAY=moq-relay@0.6.10
 PUBLISHED_CLOCK=moq-clock@0.5.14
 PUBLISHED_TOKEN=moq-token-cli@0.5.48
+PUBLISHED_KARP=moq-karp@0.10.0
 # Where scripts/interop.sh installs the published relay and clock; the perf scripts look
 # for the relay there too, so it is built once.
 INTEROP_ROOT="${TMPDIR:-/tmp}/moq-interop"

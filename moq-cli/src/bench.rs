@@ -33,8 +33,8 @@ use stats::{Histogram, MachineSample, ProcessSample, ReceiverStats, STAMP_LEN, S
 #[derive(Args, Debug, Clone)]
 pub(crate) struct BenchArgs {
     /// The relay: moqf://HOST:PORT/ (raw QUIC) or https://HOST:PORT/ (WebTransport). Not
-    /// used with --raw-quic.
-    #[arg(required_unless_present = "raw_quic")]
+    /// used with --raw-quic or --floor.
+    #[arg(required_unless_present_any = ["raw_quic", "floor"])]
     url: Option<String>,
     /// Publishers, one track each.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -107,6 +107,13 @@ pub(crate) struct BenchArgs {
     /// The network's ceiling for the same frames.
     #[arg(long, hide = true)]
     raw_quic: bool,
+    /// No relay: the floor under a relay's fan-out. One sender thread writes each frame
+    /// straight to every subscriber over its own raw QUIC connection (quinn, the relay's
+    /// settings), at --rate, --group-frames per stream; its CPU per delivered frame is
+    /// reported as the relay's. What any relay on quinn pays at the least for the same
+    /// packets. Takes --subscribers, --rate, --frame-size, --group-frames.
+    #[arg(long, conflicts_with_all = ["raw_quic", "max", "relay_pid"])]
+    floor: bool,
 }
 
 /// Shared by every task of a run.
@@ -220,7 +227,7 @@ struct Report {
 /// rates are rounded to the precision shown (seconds to ms, latencies to 0.1 µs).
 #[derive(Serialize)]
 struct JsonReport<'a> {
-    /// `relay` or `raw-quic`.
+    /// `relay`, `raw-quic` or `floor` (whose `relay` is the sender's thread).
     mode: &'a str,
     url: &'a str,
     tracks: u32,
@@ -309,6 +316,8 @@ pub(crate) async fn run(client: &ClientArgs, args: BenchArgs) -> anyhow::Result<
     let progress = args.progress || std::io::stderr().is_terminal();
     let report = if args.raw_quic {
         raw::run(&args, client.transport(), progress).await?
+    } else if args.floor {
+        raw::run_floor(&args, client.transport(), progress).await?
     } else {
         run_relay(client, &args, progress).await?
     };
@@ -924,6 +933,8 @@ impl Report {
         };
         let target = if self.mode == "raw-quic" {
             "raw QUIC, two endpoints in this process".to_string()
+        } else if self.mode == "floor" {
+            "the floor: no relay, one sender thread to every subscriber over raw QUIC".to_string()
         } else {
             self.url.clone()
         };
@@ -976,15 +987,21 @@ impl Report {
             ));
         }
         if let Some(relay) = &self.relay {
+            // With --floor the "relay" is the sender's thread.
+            let who = if self.mode == "floor" {
+                "sender thread"
+            } else {
+                "relay"
+            };
             out.push_str(&format!(
-                "  relay {}  cpu {:.2} s ({:.0}%), rss {} KiB\n",
+                "  {who} {}  cpu {:.2} s ({:.0}%), rss {} KiB\n",
                 relay.pid,
                 relay.cpu.as_secs_f64(),
                 100.0 * relay.cpu.as_secs_f64() / self.seconds.max(1e-9),
                 relay.after.rss_kib
             ));
             if let Some(us) = self.relay_cpu_per_frame() {
-                out.push_str(&format!("  relay cpu   {us:.2} µs per delivered frame\n"));
+                out.push_str(&format!("  {who} cpu   {us:.2} µs per delivered frame\n"));
             }
             if let (Some(kib), Some(idle)) = (self.relay_kib_per_subscriber(), relay.rss_idle_kib) {
                 out.push_str(&format!(

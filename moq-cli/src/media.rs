@@ -12,7 +12,7 @@ use moq_media::cmaf::{Demuxer, Event, Import, ImportConfig, Muxer};
 use moq_media::{
     BroadcastConsumer, BroadcastProducer, Catalog, LiveBroadcast, broadcast_id, broadcast_path,
 };
-use moq_model::{Broadcast, Path};
+use moq_model::{AnnouncedProducer, Broadcast, Path};
 use moq_session::Session;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -86,6 +86,11 @@ pub(crate) async fn publish(
         .publish_broadcast(consumer)
         .map_err(|e| anyhow!("cannot publish: {e}"))?;
     tracing::info!(%path, "publishing");
+    // Each rendition's path is announced too, as moq-karp's publisher does: relays that
+    // route by exact path (the published moq-relay 0.6) find a track only if its own path
+    // was announced. The paths end with `tracks` (dropped on return).
+    let mut tracks = AnnouncedProducer::new();
+    session.announce(tracks.source());
     let mut import = Import::new(producer);
     let mut buf = vec![0; 64 * 1024];
     loop {
@@ -101,6 +106,10 @@ pub(crate) async fn publish(
         import
             .push(&buf[..read])
             .map_err(|e| anyhow!("the input is not fragmented MP4 we can read: {e}"))?;
+        for info in import.catalog().into_iter().flat_map(Catalog::tracks) {
+            // False (nothing sent) for a path announced already.
+            tracks.announce(path.push(info.name.as_str()));
+        }
         if let Some(log) = &mut log {
             log.push(&buf[..read], wall)
                 .context("writing the latency log")?;

@@ -27,7 +27,9 @@
 #   --rows REGEX       only the rows whose label matches REGEX (bash extended regular
 #                      expression), e.g. '^paced-' for the paced fan-out rows, which are
 #                      paced-100x500 (1 track, 100 subscribers, 500 frames/s) and
-#                      paced-500x30 (500 subscribers, 30 frames/s), 1 KB frames
+#                      paced-500x30 (500 subscribers, 30 frames/s), 1 KB frames;
+#                      media-3mbit-100 is a 3 Mbit/s video-like feed to 100 subscribers;
+#                      floor-100x500 and floor-500x30 are `moq bench --floor`, no relay
 #   --churn SECONDS    instead: one relay, publishers and subscribers connecting and leaving
 #                      for SECONDS (bounded by a count too), VmRSS sampled every 5 s into
 #                      OUT/churn-RELAY.csv
@@ -150,6 +152,19 @@ if "frames_per_s" in r:
 EOF
 }
 
+# floor_row LABEL FLAG...: `moq bench --floor` (no relay) with FLAGs, recorded as relay
+# "floor" (report.py: "floor (no relay)").
+floor_row() {
+    local label="$1" json
+    shift
+    wanted "$label" || return 0
+    json=$(timeout 180 "$moq" "${udp_flag[@]}" --bind 127.0.0.1:0 bench --floor --json "$@" \
+        2>"$out/logs/$label.run$run.err" || true)
+    [ -n "$json" ] || json='{"error":"no result"}'
+    echo "{\"label\":\"$label\",\"relay\":\"floor\",\"run\":$run,\"bench\":$json}" >>"$out/results.jsonl"
+    echo "   $label floor: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); s=r.get("relay") or {}; print("%.0f frames/s, p99 %.2f ms, sender %.2f us per delivered frame" % (r["frames_per_s"], r["latency_us"]["p99"]/1e3, s.get("cpu_us_per_frame") or 0)) if "frames_per_s" in r else print("no result")' "$json")"
+}
+
 if [ "$churn" -gt 0 ]; then
     run=0
     port=$(free_port)
@@ -245,6 +260,19 @@ for run in $(seq 1 "$repeat"); do
         for which in ours theirs; do
             bench_row "paced-${n}x$rate" "$which" --subscribers "$n" --rate "$rate" --frame-size 1024 --duration "$duration"
         done
+    done
+    # The floor under the paced rows: the same packets sent straight from one thread to
+    # every subscriber (`moq bench --floor`), no relay; its CPU per delivered frame is the
+    # least any relay on quinn can pay.
+    for shape in "100 500" "500 30"; do
+        read -r n rate <<<"$shape"
+        floor_row "floor-${n}x$rate" --subscribers "$n" --rate "$rate" --frame-size 1024 --duration "$duration"
+    done
+    # A live video feed: about 3 Mbit/s (30 frames/s of 12,500 bytes, a group a second) to
+    # 100 subscribers; the relay's CPU per delivered megabit is 10x its µs per frame.
+    for which in ours theirs; do
+        bench_row "media-3mbit-100" "$which" --subscribers 100 --rate 30 --frame-size 12500 \
+            --group-frames 30 --duration "$duration"
     done
 done
 

@@ -28,7 +28,9 @@ def others_cpu(b):
     the measured window, when the bench reported the machine's total."""
     if "machine_cpu_percent" not in b:
         return None
-    return max(0.0, b["machine_cpu_percent"] - b["cpu_percent"] - b.get("relay", {}).get("cpu_percent", 0))
+    # With --floor the "relay" is a thread of the bench, counted in its cpu_percent already.
+    relay = 0 if b.get("mode") == "floor" else b.get("relay", {}).get("cpu_percent", 0)
+    return max(0.0, b["machine_cpu_percent"] - b["cpu_percent"] - relay)
 
 
 def fmt_rate(v):
@@ -69,7 +71,7 @@ def main():
     print("| row | relay | delivered frames/s | MB/s | p50 ms | p99 ms | max ms | skipped | dropped | subs | bench CPU % | relay CPU % | others CPU % | relay RSS MiB | relay µs/frame | relay KiB/subscriber |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label in labels:
-        for relay in ["none", "ours", "theirs"]:
+        for relay in ["none", "floor", "ours", "theirs"]:
             benches = by.get((label, relay))
             if not benches:
                 continue
@@ -85,7 +87,7 @@ def main():
                 vals = [x.get("relay", {}).get(key) for x in benches]
                 vals = [v for v in vals if v is not None]
                 return fmt.format(statistics.median(vals)) if vals else ""
-            name = {"none": "raw QUIC", "ours": "ours", "theirs": "0.6.10"}[relay]
+            name = {"none": "raw QUIC", "floor": "floor (no relay)", "ours": "ours", "theirs": "0.6.10"}[relay]
             print(
                 f"| {label} | {name} | {fmt_rate(fps)} | {mbs:.1f} | {lat('p50'):.2f} | {lat('p99'):.2f} | {lat('max'):.2f} "
                 f"| {sum(x['groups_skipped'] for x in benches)} | {sum(x['groups_dropped'] for x in benches)} "
@@ -105,6 +107,11 @@ def main():
                 busy = others_cpu(got["none"])
                 busy = f", others {busy:.0f}%" if busy is not None else ""
                 cells.append(f"{got['none']['mb_per_s']:.0f} MB/s{busy}")
+            elif "frames_per_s" in got.get("floor", {}):
+                f = got["floor"]
+                busy = others_cpu(f)
+                busy = f", others {busy:.0f}%" if busy is not None else ""
+                cells.append(f"sender {f['relay']['cpu_us_per_frame']:.2f} µs/frame{busy}")
             elif "mb_per_s" in got.get("ours", {}) and "mb_per_s" in got.get("theirs", {}):
                 o, t = got["ours"], got["theirs"]
                 unit = "MB/s" if "64k" in label else "frames/s"

@@ -147,10 +147,15 @@ const USER_HZ: u64 = 100;
 impl ProcessSample {
     /// This process (`pid` = `None`) or another one.
     pub(crate) fn read(pid: Option<u32>) -> Option<Self> {
-        let dir = match pid {
-            Some(pid) => format!("/proc/{pid}"),
-            None => "/proc/self".to_string(),
-        };
+        match pid {
+            Some(pid) => Self::read_dir(&format!("/proc/{pid}")),
+            None => Self::read_dir("/proc/self"),
+        }
+    }
+
+    /// The process or thread whose `/proc` directory is `dir` (a thread's is
+    /// `/proc/PID/task/TID`: its own CPU time, and its process's memory).
+    pub(crate) fn read_dir(dir: &str) -> Option<Self> {
         let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
         // The command name (field 2) is in parentheses and may contain spaces.
         let rest = &stat[stat.rfind(')')? + 2..];

@@ -198,6 +198,39 @@ async fn raw_quic_mode_reports_sane_json() {
 }
 
 #[tokio::test]
+async fn floor_mode_reports_the_sender_threads_cpu() {
+    let report = bench(
+        None,
+        &[
+            "--floor",
+            "--subscribers",
+            "5",
+            "--rate",
+            "200",
+            "--group-frames",
+            "10",
+            "--duration",
+            "2",
+        ],
+    )
+    .await;
+    check_sane(&report);
+    assert_eq!(report["mode"], Value::String("floor".into()));
+    assert_eq!(number(&report, "subscribers_connected"), 5.0, "{report}");
+    // Every subscriber gets every frame sent in the window, give or take those in flight
+    // at its edges (up to 200 ms of them, for a loaded machine).
+    let sent = number(&report, "frames_sent");
+    let delivered = number(&report, "frames_delivered");
+    assert!(sent >= 200.0, "{report}");
+    assert!((delivered - 5.0 * sent).abs() <= 5.0 * 40.0, "{report}");
+    // The sender's thread is reported as the relay: its own id, its CPU time, per frame.
+    let sender = &report["relay"];
+    assert_ne!(sender["pid"].as_u64(), Some(std::process::id() as u64));
+    assert!(number(sender, "cpu_s") > 0.0, "{report}");
+    assert!(number(sender, "cpu_us_per_frame") > 0.0, "{report}");
+}
+
+#[tokio::test]
 async fn nothing_listening_is_a_one_line_error() {
     let mut command = Command::new(MOQ);
     command

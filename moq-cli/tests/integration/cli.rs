@@ -623,6 +623,25 @@ async fn media_publish_through_the_relay_to_subscribe_and_info() {
     let expected: serde_json::Value = serde_json::from_str(&catalog.to_json()).unwrap();
     assert_eq!(printed, expected);
 
+    // Each rendition's path is announced besides the broadcast's, as moq-karp's publisher
+    // does, for relays that route by exact path (docs/media.md).
+    let names: Vec<String> = catalog.tracks().map(|t| t.name.clone()).collect();
+    until("the broadcast and each rendition announced", || {
+        let paths = relay.relay.origins().paths();
+        let under: Vec<&[String]> = paths
+            .iter()
+            .map(|p| p.parts())
+            .filter(|parts| parts.starts_with(&["live".to_string(), "cam".to_string()]))
+            .collect();
+        under.iter().filter(|parts| parts.len() == 3).count() == 1
+            && names.iter().all(|name| {
+                under
+                    .iter()
+                    .any(|parts| parts.len() == 4 && parts[3] == *name)
+            })
+    })
+    .await;
+
     stdin.write_all(&input[split..]).await.unwrap();
     drop(stdin);
     assert_success("moq media publish", &mut publisher).await;
