@@ -166,7 +166,7 @@ export function compareBroadcastIds(a, b) {
 /**
  * Follows the announcements under a broadcast name and says which broadcast is
  * live: the largest id with an announced path. A path `name/<id>/...` counts for
- * `<id>` (moq-karp announces each track, our session the broadcast path once), so
+ * `<id>` (a publisher may announce the broadcast path, each track path, or both), so
  * a restarted publisher (a larger id) takes over, and when it goes the older one
  * is live again. The same rule as moq-media's `LiveBroadcast`.
  */
