@@ -2,7 +2,7 @@
 //
 //   ffmpeg (test pattern + tone, live) | moq media publish ─ moq-relay ─ the page's player
 //
-// 1. H.264 720p30 + AAC: the page plays the broadcast it is given (`?play=NAME`), decodes
+// 1. H.264 720p30 + AAC: the page lists the broadcast by name; clicked, it plays it: decodes
 //    at least 5 s of video at 1280×720 with WebCodecs, draws it (the canvas is not blank),
 //    and decodes and plays audio in sync with it (the audio playing when a frame is drawn is
 //    within 50 ms of the frame's time). With MOQ_WEB_PLAYER_SCREENSHOT=FILE it saves a PNG of
@@ -75,7 +75,11 @@ test("H.264 720p + AAC: at least 5 s of video decoded at 1280x720 and drawn, aud
     latencyLog,
     ffmpeg: { seconds: 20, video: H264, audio: AAC },
   });
-  await page.goto(`http://127.0.0.1:${relay.port}/?play=${encodeURIComponent(name)}`, { timeout: 15000 });
+  // The broadcast appears by its name in the player's list (from the announcements); a click plays it.
+  await page.goto(`http://127.0.0.1:${relay.port}/`, { timeout: 15000 });
+  const item = `#broadcasts li[data-name="${name}"]`;
+  await h.waitFor(`${name} in the player's list of broadcasts`, async () => (await page.$(item)) !== null, { procs: [pub.ffmpeg, pub.publish] });
+  await page.click(item);
   const s = await decodes("the H.264 broadcast", { broadcasts: 1, frames: 150, procs: [pub.ffmpeg, pub.publish] });
   assert.match(s.broadcast, new RegExp(`^${name}/\\d+$`));
   assert.match(s.video.codec, /^avc1\./);
