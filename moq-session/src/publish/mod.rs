@@ -3,6 +3,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures_util::future::{Either, select};
 use moq_model::{Announced, Track, TrackConsumer};
@@ -240,7 +241,13 @@ async fn unless_stopped<S: SendStream, T>(
     send: &mut Sender<S>,
     wait: impl Future<Output = T>,
 ) -> Result<T, ErrorCode> {
-    let wait = std::pin::pin!(wait);
+    let mut wait = std::pin::pin!(wait);
+    // Most waits are over at once (the frame's bytes are there): then no stop watch, which
+    // costs the connection's lock and a waiter registration (quinn) for each one.
+    let ready = poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await;
+    if let Poll::Ready(value) = ready {
+        return Ok(value);
+    }
     let stop = std::pin::pin!(send.stop_code());
     match select(wait, stop).await {
         Either::Left((value, _)) => Ok(value),

@@ -4,10 +4,12 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 use moq_model::{FrameConsumer, GroupConsumer, Track, TrackConsumer};
 use moq_proto::{ErrorCode, Frame, Group, StreamUni, Subscribe, SubscribeUpdate};
 
@@ -117,6 +119,9 @@ impl<C: Connection> Serving<C> {
             Some((next, track))
         }));
         let mut track_done = false;
+        // The subscribe stream is polled only once it has woken us (see `Gate`).
+        let updates = Arc::new(Gate::default());
+        let updates_waker = Waker::from(updates.clone());
         // With a timer (`SessionConfig::timer`), expiry also happens when nothing else does.
         let mut timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let mut armed = None;
@@ -141,9 +146,16 @@ impl<C: Connection> Serving<C> {
                     return Poll::Ready(Event::Timer);
                 }
                 // `Reader::next` is cancel-safe, so a fresh future per poll loses nothing.
-                let update = std::pin::pin!(reader.next::<SubscribeUpdate>());
-                if let Poll::Ready(update) = update.poll(cx) {
-                    return Poll::Ready(Event::Update(update));
+                updates.parent.register(cx.waker());
+                if updates.woken.swap(false, Ordering::AcqRel) {
+                    let update = std::pin::pin!(reader.next::<SubscribeUpdate>());
+                    if let Poll::Ready(update) =
+                        update.poll(&mut Context::from_waker(&updates_waker))
+                    {
+                        // The reader may hold another message already: poll it next time too.
+                        updates.woken.store(true, Ordering::Release);
+                        return Poll::Ready(Event::Update(update));
+                    }
                 }
                 if let Poll::Ready(Some(sent)) = self.sends.poll_next_unpin(cx) {
                     return Poll::Ready(Event::Sent(sent));
@@ -279,6 +291,35 @@ impl<C: Connection> Serving<C> {
         for stream in &self.streams {
             stream.cancel.cancel(code);
         }
+    }
+}
+
+/// Whether a future polled under this waker has woken since it was last polled, and the
+/// task to wake when it does. Every frame of every group wakes the serving loop, and polling
+/// the subscribe stream takes the connection's lock (quinn): the loop polls that stream only
+/// after it woke (and first of all), as `FuturesUnordered` does for its futures.
+struct Gate {
+    woken: AtomicBool,
+    parent: AtomicWaker,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            woken: AtomicBool::new(true),
+            parent: AtomicWaker::new(),
+        }
+    }
+}
+
+impl Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.parent.wake();
     }
 }
 
