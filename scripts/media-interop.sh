@@ -6,6 +6,8 @@
 #                `moq media info` and `moq media subscribe` > out.mp4, checked with ffprobe
 #   ours->karp   ffmpeg | `moq media publish`  ->  relay  ->  karp-read (moq-karp 0.10's
 #                library subscribes; scripts/karp-read) > out.mp4, checked with ffprobe
+#   karp->page   ffmpeg | moq-karp publish  ->  our relay  ->  our page's player in headless
+#                Chromium (moq-web/e2e/watch.mjs), its decoded frames and audio counted
 #
 # Prints a PASS/FAIL table; exits non-zero if any row fails. See docs/interop.md.
 #
@@ -14,7 +16,8 @@
 #                 (default: ${TMPDIR:-/tmp}/moq-interop); installed once, then reused
 #   --seconds N   how long ffmpeg encodes for each row (default 8)
 #
-# Needs: cargo, ffmpeg and ffprobe (Debian: apt-get install ffmpeg), openssl, python3.
+# Needs: cargo, ffmpeg and ffprobe (Debian: apt-get install ffmpeg), openssl, python3; for
+# the page row Node.js 20+ and Chromium (CHROMIUM=/path, else chromium on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -30,7 +33,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-for tool in ffmpeg ffprobe python3 openssl; do
+for tool in ffmpeg ffprobe python3 openssl node npm; do
     command -v "$tool" >/dev/null || { echo "media-interop: $tool is missing" >&2; exit 1; }
 done
 mkdir -p "$root"
@@ -48,6 +51,9 @@ our_moq="$target/debug/moq"
 CARGO_TARGET_DIR="$root/karp-read-target" nice cargo build --locked --release \
     --manifest-path scripts/karp-read/Cargo.toml
 karp_read="$root/karp-read-target/release/karp-read"
+
+# The page's player is driven by playwright-core (moq-web's dev dependency).
+[ -d moq-web/node_modules/playwright-core ] || (cd moq-web && npm ci --no-audit --no-fund)
 
 make_cert "$root"
 logs="$root/logs/media"
@@ -166,7 +172,7 @@ for relay in ours theirs; do
         pub_pid=$!
         track "$pub_pid"
         timeout $((seconds + 15)) "$karp_read" --tls-disable-verify --seconds $((seconds - 3)) \
-            "https://localhost:$port/" media/ours "$file.mp4" 2>"$file.read.err" || true
+            "https://localhost:$port/" media/ours "$file.mp4" >"$file.read.out" 2>"$file.read.err" || true
         stop_pids "$encoder_pid" "$pub_pid" "$relay_pid"
         check_mp4 "$file.mp4"
         row "$verdict" "$name" "$detail"
@@ -174,6 +180,37 @@ for relay in ours theirs; do
         row FAIL "$name" "relay did not start; see $file.relay.log"
     fi
 done
+
+# moq-karp's CLI publishes; our page plays it (served by our relay).
+name="karp->page relay=ours"
+file="$logs/karp-page"
+port=$(free_port)
+rm -f "$file.fifo"
+mkfifo "$file.fifo"
+if start_our_relay "$our_relay" "$port" "$file.relay.log" --stats-interval 0 --web moq-web/www; then
+    start_encoder "$file.fifo" "$file.ffmpeg.log"
+    "$karp" --tls-disable-verify --server "https://localhost:$port/" \
+        --room media --broadcast karp publish <"$file.fifo" >"$file.pub.log" 2>&1 &
+    pub_pid=$!
+    track "$pub_pid"
+    stats=$(node moq-web/e2e/watch.mjs --page "http://127.0.0.1:$port/" --play media/karp \
+        --seconds $((seconds - 4)) 2>"$file.watch.err" || true)
+    stop_pids "$encoder_pid" "$pub_pid" "$relay_pid"
+    # PASS: at least 3 s of 1280x720 video decoded (90 frames) and AAC decoded.
+    verdict=FAIL
+    detail=$(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1]); v, a = s["video"], s["audio"]
+print("video %s %dx%d %d decoded, %d drawn; audio %s %d decoded" % (v["codec"], v["decodedWidth"],
+      v["decodedHeight"], v["decoded"], v["drawn"], a["codec"], a["decoded"]))
+ok = v["decodedWidth"] == 1280 and v["decodedHeight"] == 720 and v["decoded"] >= 90 and a["decoded"] > 0
+sys.exit(0 if ok else 3)
+' "$stats" 2>/dev/null) && verdict=PASS
+    [ -n "$detail" ] || detail="no stats; see $file.watch.err"
+    row "$verdict" "$name" "$detail"
+else
+    row FAIL "$name" "relay did not start; see $file.relay.log"
+fi
 
 echo
 printf '%s\n' "${results[@]}"
