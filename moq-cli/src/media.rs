@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, anyhow};
 use moq_media::cmaf::{Demuxer, Event, Import, ImportConfig, Muxer};
 use moq_media::{
-    BroadcastConsumer, BroadcastProducer, Catalog, LiveBroadcast, broadcast_id, broadcast_path,
+    BroadcastConsumer, BroadcastProducer, CLOCK_TRACK, Catalog, LiveBroadcast, broadcast_id,
+    broadcast_path, clock_track,
 };
 use moq_model::{AnnouncedProducer, Broadcast, Path};
 use moq_session::Session;
@@ -22,11 +23,7 @@ use crate::pubsub::linger;
 /// `--latency-log FILE`: a line per frame read from stdin, `TRACK TIMESTAMP_US WALL_US`
 /// (space-separated; WALL_US the wall clock when the read that completed the frame
 /// returned, in microseconds since the Unix epoch), after a `#` header line.
-///
-/// It parses the input a second time with its own [`Demuxer`] (the import does not say
-/// which frames a chunk completed), so that the import itself is measured unchanged.
 pub(crate) struct LatencyLog {
-    demuxer: Demuxer,
     out: BufWriter<File>,
 }
 
@@ -37,13 +34,33 @@ impl LatencyLog {
             File::create(file).with_context(|| format!("creating {}", file.display()))?,
         );
         writeln!(out, "# track timestamp_us wall_us")?;
-        Ok(Self {
+        Ok(Self { out })
+    }
+}
+
+/// When the publisher read each frame, for the clock track and the `--latency-log`.
+///
+/// It parses the input a second time with its own [`Demuxer`] (the import does not say
+/// which frames a chunk completed), so that the import itself is unchanged.
+struct FrameTimes {
+    demuxer: Demuxer,
+    log: Option<LatencyLog>,
+    clock: moq_model::TrackProducer,
+    /// The smallest wall clock minus media time of the clock's rendition so far (µs).
+    best: Option<i128>,
+}
+
+impl FrameTimes {
+    fn new(clock: moq_model::TrackProducer, log: Option<LatencyLog>) -> Self {
+        Self {
             demuxer: Demuxer::new(ImportConfig::default()),
-            out,
-        })
+            log,
+            clock,
+            best: None,
+        }
     }
 
-    /// Logs the frames that `data`, read at `wall`, completes.
+    /// Takes the frames that `data`, read at `wall`, completes.
     fn push(&mut self, data: &[u8], wall: SystemTime) -> anyhow::Result<()> {
         let wall = wall
             .duration_since(UNIX_EPOCH)
@@ -51,18 +68,35 @@ impl LatencyLog {
             .as_micros();
         self.demuxer.push(data);
         while let Some(event) = self.demuxer.next()? {
-            if let Event::Frame { track, frame } = event {
+            let Event::Frame { track, frame } = event else {
+                continue;
+            };
+            let micros = frame.timestamp.as_micros();
+            // The clock follows the catalog's first rendition (video first): the one a
+            // player shows the latency of. A frame read late only adds to the latency, so
+            // the reference is the frame read earliest for its timestamp; a new one is
+            // published when it is earlier by a millisecond or more.
+            let offset = wall as i128 - micros as i128;
+            if track == 0 && self.best.is_none_or(|best| offset <= best - 1000) {
+                self.best = Some(offset);
+                let mut group = self.clock.append_group();
+                group.write_frame(format!(r#"{{"timestamp":{micros},"wall":{wall}}}"#))?;
+                group.finish();
+            }
+            if let Some(log) = &mut self.log {
                 // The demuxer's catalog exists before any frame; `track` indexes its tracks.
                 let name = self
                     .demuxer
                     .catalog()
                     .and_then(|catalog| catalog.tracks().nth(track))
                     .map_or("?", |info| info.name.as_str());
-                writeln!(self.out, "{name} {} {wall}", frame.timestamp.as_micros())?;
+                writeln!(log.out, "{name} {micros} {wall}")?;
             }
         }
-        // Flushed per read, so that a publisher that is killed leaves a usable log.
-        self.out.flush()?;
+        if let Some(log) = &mut self.log {
+            // Flushed per read, so that a publisher that is killed leaves a usable log.
+            log.out.flush().context("writing the latency log")?;
+        }
         Ok(())
     }
 }
@@ -77,7 +111,7 @@ pub(crate) async fn publish(
     mut input: impl AsyncRead + Unpin,
     wait: Duration,
     settle: Duration,
-    mut log: Option<LatencyLog>,
+    log: Option<LatencyLog>,
 ) -> anyhow::Result<Path> {
     let path = broadcast_path(&name, &broadcast_id(SystemTime::now()));
     let (producer, consumer) = Broadcast::new(path.clone()).produce();
@@ -91,6 +125,13 @@ pub(crate) async fn publish(
     // was announced. The paths end with `tracks` (dropped on return).
     let mut tracks = AnnouncedProducer::new();
     session.announce(tracks.source());
+    // The clock track (moq_media::CLOCK_TRACK): when frames were read, for the viewers.
+    let (clock, clock_consumer) = clock_track(&path).produce();
+    session
+        .publish(clock_consumer)
+        .map_err(|e| anyhow!("cannot publish the clock track: {e}"))?;
+    tracks.announce(path.push(CLOCK_TRACK));
+    let mut times = FrameTimes::new(clock, log);
     let mut import = Import::new(producer);
     let mut buf = vec![0; 64 * 1024];
     loop {
@@ -110,10 +151,9 @@ pub(crate) async fn publish(
             // False (nothing sent) for a path announced already.
             tracks.announce(path.push(info.name.as_str()));
         }
-        if let Some(log) = &mut log {
-            log.push(&buf[..read], wall)
-                .context("writing the latency log")?;
-        }
+        times
+            .push(&buf[..read], wall)
+            .context("timing the frames read")?;
     }
     // The tracks end here; the broadcast stays announced until we return.
     let producer = import

@@ -20,6 +20,19 @@ pub fn catalog_track(broadcast: &Path) -> Track {
     template(broadcast.clone(), CATALOG_PRIORITY)
 }
 
+/// The name of the clock track below a broadcast: our extension to moq-karp 0.10's layout
+/// (its viewers never ask for it). Each group is one frame of JSON,
+/// `{"timestamp":T,"wall":W}`: the publisher read media time `T` (µs) of the catalog's first
+/// rendition at wall clock `W` (µs since the Unix epoch), the frame read earliest for its
+/// timestamp so far. A viewer with the same wall clock tells its end-to-end latency from it.
+pub const CLOCK_TRACK: &str = "clock";
+
+/// The clock track ([`CLOCK_TRACK`]) of the broadcast at `broadcast`: priority
+/// [`CATALOG_PRIORITY`], newest group first.
+pub fn clock_track(broadcast: &Path) -> Track {
+    template(broadcast.push(CLOCK_TRACK), CATALOG_PRIORITY)
+}
+
 /// The track of rendition `info` in the broadcast at `broadcast`: the broadcast's path and
 /// the track's name as one more part, the rendition's priority, newest group first.
 ///

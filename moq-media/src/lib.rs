@@ -127,7 +127,8 @@ mod live;
 mod track;
 
 pub use broadcast::{
-    BroadcastConsumer, BroadcastProducer, CATALOG_PRIORITY, catalog_track, media_track,
+    BroadcastConsumer, BroadcastProducer, CATALOG_PRIORITY, CLOCK_TRACK, catalog_track,
+    clock_track, media_track,
 };
 pub use catalog::{Audio, Catalog, Dimensions, TrackInfo, Video};
 pub use codec::{Aac, AudioCodec, Av1, CodecStringError, H264, H265, VideoCodec, Vp9};

@@ -118,15 +118,12 @@ test("H.264 720p + AAC: at least 5 s of video decoded at 1280x720 and drawn, aud
   const joined = outputs.filter((o) => log.has(`video1 ${o.timestamp}`));
   assert.ok(joined.length >= 150 && joined.length === outputs.length, `${joined.length} of ${outputs.length} outputs in the publisher's log`);
 
-  // With the publisher's clock (from its log), the page shows the end-to-end latency. The
-  // reference is the frame read earliest for its timestamp (ffmpeg's first frames come late),
-  // so no frame's latency is underestimated.
-  let best;
-  for (const [key, wall] of log) {
-    const [track, ts] = key.split(" ");
-    if (track === "video1" && (best === undefined || wall - Number(ts) < best.wall - best.timestamp)) best = { timestamp: Number(ts), wall };
-  }
-  await page.evaluate((ref) => (globalThis.moqPage.player.reference = ref), best);
+  // The publisher's clock track gives the page its reference: a frame of the first video
+  // rendition and the wall clock when the publisher read it, which its log has too; with it
+  // the page shows the end-to-end latency by itself.
+  const reference = await h.waitFor("the clock track's reference on the page", () => page.evaluate(() => globalThis.moqPage.player.reference));
+  const logNow = readLatencyLog(readFileSync(latencyLog, "utf8"));
+  assert.equal(reference.wall, logNow.get(`video1 ${reference.timestamp}`), `${JSON.stringify(reference)} is not in the publisher's log`);
   await h.waitFor("the latency on the page", async () => /end-to-end latency \d+ ms/.test((await page.textContent("#player-stats")) ?? ""));
   if (process.env.MOQ_WEB_PLAYER_SCREENSHOT) {
     await page.setViewportSize({ width: 900, height: 1000 });

@@ -9,6 +9,8 @@
  * - Reads the catalog track (the broadcast's own path), subscribes to the first
  *   video and the first audio rendition the browser can decode, starting at their
  *   latest group (low latency) and moving to a newer group whenever one arrives.
+ * - Reads the publisher's clock track (`clock`, our extension: docs/media.md), when
+ *   the broadcast has one, for the end-to-end latency it shows.
  * - The playout clock maps a media timestamp to a time on `performance.now()`:
  *   per track, the smallest "arrival − timestamp" seen (the fastest frame), the
  *   largest of those over the tracks (so every track can keep up), plus a small
@@ -16,6 +18,7 @@
  *   scheduled on the AudioContext at the same times.
  */
 
+import { CLOCK_TRACK, parseClock } from "./clock.js";
 import {
   LiveBroadcast,
   aacDescription,
@@ -202,6 +205,7 @@ async function readTrack(sub: Subscription, onFrame: (f: TrackFrame) => void, on
 /** The playback of one broadcast (one id): its subscriptions and decoders. */
 class Playback {
   readonly #subs: Subscription[] = [];
+  #clockSub: Subscription | undefined;
   #video: VideoDecoder | undefined;
   #audio: AudioDecoder | undefined;
   #closed = false;
@@ -228,6 +232,7 @@ class Playback {
 
   /** Reads catalogs until the broadcast ends; each one that changes the renditions restarts them. */
   async run(): Promise<void> {
+    void this.#readClock();
     const catalogSub = this.session.subscribe(this.path, { priority: -1, order: "desc", latestOnly: true });
     this.#subs.push(catalogSub);
     for (let group = await catalogSub.nextGroup(); group !== undefined && !this.#closed; group = await catalogSub.nextGroup()) {
@@ -236,6 +241,25 @@ class Playback {
       if (json === undefined || this.#closed) continue;
       const catalog = parseCatalog(json);
       await this.#start(catalog);
+    }
+  }
+
+  /**
+   * Reads the publisher's clock track, if the broadcast has one (moq-karp's publishers do
+   * not): each update becomes the player's `reference`, for the latency it shows.
+   */
+  async #readClock(): Promise<void> {
+    const sub = this.session.subscribe([...this.path, CLOCK_TRACK], { priority: -1, order: "desc", latestOnly: true });
+    this.#clockSub = sub;
+    try {
+      for (let group = await sub.nextGroup(); group !== undefined && !this.#closed; group = await sub.nextGroup()) {
+        const bytes = await group.readFrame();
+        void group.cancel();
+        const reference = bytes === undefined ? undefined : parseClock(bytes);
+        if (reference !== undefined && !this.#closed) this.player.reference = reference;
+      }
+    } catch {
+      // No clock track (refused as not found) or the broadcast ended: the latency stays unknown.
     }
   }
 
@@ -416,6 +440,7 @@ class Playback {
     this.#closed = true;
     this.#stopMedia();
     for (const sub of this.#subs.splice(0)) sub.close();
+    this.#clockSub?.close();
   }
 }
 
@@ -565,7 +590,8 @@ export class Player {
   #switchTo(path: Path): void {
     this.#playback?.close();
     for (const q of this.#queue.splice(0)) q.frame.close();
-    this.#latencies.length = 0;
+    // A new broadcast has a timeline of its own: its clock track tells it anew.
+    this.reference = undefined;
     const playback = new Playback(this.#session, path, this);
     this.#playback = playback;
     this.stats.broadcast = path.join("/");

@@ -634,13 +634,53 @@ async fn media_publish_through_the_relay_to_subscribe_and_info() {
             .filter(|parts| parts.starts_with(&["live".to_string(), "cam".to_string()]))
             .collect();
         under.iter().filter(|parts| parts.len() == 3).count() == 1
-            && names.iter().all(|name| {
-                under
-                    .iter()
-                    .any(|parts| parts.len() == 4 && parts[3] == *name)
-            })
+            && names
+                .iter()
+                .chain(["clock".to_string()].iter())
+                .all(|name| {
+                    under
+                        .iter()
+                        .any(|parts| parts.len() == 4 && parts[3] == *name)
+                })
     })
     .await;
+
+    // The clock track (moq_media::CLOCK_TRACK): a frame of the first rendition and when the
+    // publisher read it.
+    let broadcast = relay
+        .relay
+        .origins()
+        .paths()
+        .into_iter()
+        .find(|p| p.parts().len() == 3 && p.parts()[..2] == ["live", "cam"])
+        .unwrap();
+    let clock_path = format!("{broadcast}/clock");
+    let mut clock = relay
+        .moq(&["sub", &url, "--path", &clock_path])
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut clock_out = BufReader::new(clock.stdout.take().unwrap());
+    tokio::time::timeout(Duration::from_secs(20), clock_out.read_line(&mut line))
+        .await
+        .expect("no clock frame")
+        .unwrap();
+    let _ = clock.kill().await;
+    let reference: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let timestamp = reference["timestamp"].as_u64().unwrap();
+    assert!(
+        frames.iter().any(|f| f.0 == 0 && f.1 == timestamp),
+        "the clock's timestamp {timestamp} is no frame of the first rendition"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let wall = reference["wall"].as_u64().unwrap();
+    assert!(
+        wall <= now && now - wall < 120_000_000,
+        "the clock's wall clock {wall} is not within the test's run (now {now})"
+    );
 
     stdin.write_all(&input[split..]).await.unwrap();
     drop(stdin);
@@ -700,6 +740,12 @@ async fn media_publish_writes_a_latency_log_line_per_frame() {
     let split = input.len() / 2;
     stdin.write_all(&input[..split]).await.unwrap();
     stdin.flush().await.unwrap();
+    // The pause starts once a frame was read (the publisher connects first, which may take
+    // longer than the pause on a loaded machine).
+    until("the publisher logs a frame of the first piece", || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.lines().count() > 1)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stdin.write_all(&input[split..]).await.unwrap();
     drop(stdin);

@@ -9,12 +9,15 @@
  * - Reads the catalog track (the broadcast's own path), subscribes to the first
  *   video and the first audio rendition the browser can decode, starting at their
  *   latest group (low latency) and moving to a newer group whenever one arrives.
+ * - Reads the publisher's clock track (`clock`, our extension: docs/media.md), when
+ *   the broadcast has one, for the end-to-end latency it shows.
  * - The playout clock maps a media timestamp to a time on `performance.now()`:
  *   per track, the smallest "arrival − timestamp" seen (the fastest frame), the
  *   largest of those over the tracks (so every track can keep up), plus a small
  *   buffer. Video frames are drawn when their time comes; audio buffers are
  *   scheduled on the AudioContext at the same times.
  */
+import { CLOCK_TRACK, parseClock } from "./clock.js";
 import { LiveBroadcast, aacDescription, decodeMediaFrame, parseCatalog, pathKey, } from "../src/index.js";
 /** How far after its track's fastest frame a frame is played: room for jitter and audio scheduling. */
 const BUFFER_MS = 50;
@@ -111,6 +114,7 @@ class Playback {
     path;
     player;
     #subs = [];
+    #clockSub;
     #video;
     #audio;
     #closed = false;
@@ -133,6 +137,7 @@ class Playback {
     }
     /** Reads catalogs until the broadcast ends; each one that changes the renditions restarts them. */
     async run() {
+        void this.#readClock();
         const catalogSub = this.session.subscribe(this.path, { priority: -1, order: "desc", latestOnly: true });
         this.#subs.push(catalogSub);
         for (let group = await catalogSub.nextGroup(); group !== undefined && !this.#closed; group = await catalogSub.nextGroup()) {
@@ -142,6 +147,26 @@ class Playback {
                 continue;
             const catalog = parseCatalog(json);
             await this.#start(catalog);
+        }
+    }
+    /**
+     * Reads the publisher's clock track, if the broadcast has one (moq-karp's publishers do
+     * not): each update becomes the player's `reference`, for the latency it shows.
+     */
+    async #readClock() {
+        const sub = this.session.subscribe([...this.path, CLOCK_TRACK], { priority: -1, order: "desc", latestOnly: true });
+        this.#clockSub = sub;
+        try {
+            for (let group = await sub.nextGroup(); group !== undefined && !this.#closed; group = await sub.nextGroup()) {
+                const bytes = await group.readFrame();
+                void group.cancel();
+                const reference = bytes === undefined ? undefined : parseClock(bytes);
+                if (reference !== undefined && !this.#closed)
+                    this.player.reference = reference;
+            }
+        }
+        catch {
+            // No clock track (refused as not found) or the broadcast ended: the latency stays unknown.
         }
     }
     /** Subscribes to the first decodable video and audio renditions of `catalog`, and sets up their decoders. */
@@ -322,6 +347,7 @@ class Playback {
         this.#stopMedia();
         for (const sub of this.#subs.splice(0))
             sub.close();
+        this.#clockSub?.close();
     }
 }
 function videoConfig(r) {
@@ -471,7 +497,8 @@ export class Player {
         this.#playback?.close();
         for (const q of this.#queue.splice(0))
             q.frame.close();
-        this.#latencies.length = 0;
+        // A new broadcast has a timeline of its own: its clock track tells it anew.
+        this.reference = undefined;
         const playback = new Playback(this.#session, path, this);
         this.#playback = playback;
         this.stats.broadcast = path.join("/");
