@@ -23,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --skip-cargo-test) skip_cargo_test=true ;;
     -h | --help)
-      sed -n '2,16p' "$0"
+      sed -n '2,15p' "$0"
       exit 0
       ;;
     *)
