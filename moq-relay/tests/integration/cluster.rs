@@ -746,3 +746,71 @@ fn a_bad_cluster_configuration_is_an_error() {
         assert!(EtcdCluster::join(&relay, ClusterConfig::new(node), no_scheme).is_err());
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_present_a_token_signed_with_the_cluster_key() {
+    use moq_auth::{Algorithm, Key, KeySet};
+
+    let etcd = Etcd::start();
+    let key = Key::generate(Algorithm::ES256, Some("cluster".into())).unwrap();
+    let key_for_publisher = key.clone();
+    // A requires tokens; B signs its links' tokens with the cluster key, C has no key.
+    let mut auth = moq_relay::AuthConfig::default();
+    auth.keys = Some(KeySet::from_keys([key.public().unwrap()]).unwrap());
+    let a = Harness::start_with(moq_relay::RelayConfig::default().with_auth(auth)).await;
+    let b = Harness::start().await;
+    let c = Harness::start().await;
+    let pins = vec![a.fingerprint(), b.fingerprint(), c.fingerprint()];
+    let config = |harness: &Harness, key: Option<Key>| {
+        ClusterConfig::new(Url::parse(&node_url(0, harness.port)).unwrap())
+            .with_lease(LEASE)
+            .with_trust(Trust::Fingerprints(pins.clone()))
+            .with_bind("127.0.0.1:0".parse().unwrap())
+            .with_key(key)
+    };
+    let etcd_config = EtcdConfig::new(vec![etcd.url()]);
+    let members: Vec<Member> = [(a, None), (b, Some(key)), (c, None)]
+        .into_iter()
+        .map(|(harness, key)| Member {
+            cluster: Some(
+                EtcdCluster::join(&harness.relay, config(&harness, key), etcd_config.clone())
+                    .unwrap(),
+            ),
+            harness,
+        })
+        .collect();
+    for member in &members {
+        until("registered", || member.stats().registered).await;
+    }
+    let path = Path::from(["secret", "stream"]);
+    let mut claims = moq_auth::Claims::new("");
+    claims.put = vec!["secret".into()];
+    let token = key_for_publisher.sign(&claims).unwrap();
+    let publisher = members[0]
+        .harness
+        .connect_to(Via::Quic, &format!("?jwt={token}"))
+        .await
+        .unwrap();
+    let (mut track, consumer) = Track::new(path.clone()).produce();
+    publisher.session.publish(consumer).unwrap();
+
+    // B's link is accepted: B's subscriber gets the track.
+    until_routed(&members[1], &path).await;
+    let subscriber = members[1].harness.connect(Via::Quic).await;
+    let mut sub = subscribe_and_receive(&subscriber, &path, &mut track, "signed").await;
+    // C's links are refused with 16 (no token) and retried: A counts them refused.
+    until("C refused at A", || {
+        members[0].relay().stats().unauthorized >= 2 && members[2].stats().link_failures >= 2
+    })
+    .await;
+    write(&mut track, "signed 2");
+    expect(&mut sub, "signed 2").await;
+
+    drop(sub);
+    subscriber.leave().await;
+    publisher.leave().await;
+    for member in members {
+        drop(member.cluster);
+        member.harness.stop().await;
+    }
+}
