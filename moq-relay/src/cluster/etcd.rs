@@ -478,7 +478,10 @@ impl Registry {
                     if acked.elapsed() > granted_ttl {
                         return Err(Lost::Silent(granted_ttl));
                     }
-                    keeper.keep_alive().await?;
+                    // Bounded: a stalled stream must not hold up the loop past the lease.
+                    tokio::time::timeout(granted_ttl, keeper.keep_alive())
+                        .await
+                        .map_err(|_| Lost::Silent(granted_ttl))??;
                 }
                 ack = acks.message() => match ack? {
                     Some(ack) if ack.ttl() > 0 => acked = Instant::now(),

@@ -615,12 +615,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
+/// The relay binary on a free port of 127.0.0.1 in the cluster at `etcd` with a lease of
+/// `lease` seconds; its certificate fingerprint, read from what it prints.
+async fn relay_process(
+    etcd: &Etcd,
+    lease: u64,
+) -> (KillOnDrop, u16, moq_transport_quinn::Fingerprint) {
     use std::io::BufRead;
 
-    let etcd = Etcd::start();
-    // Relay A: the binary, killed with SIGKILL below.
     let port = crate::support::free_udp_port();
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_moq-relay"))
@@ -628,7 +630,7 @@ async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
             .args(["--tls-self-sign", "localhost,127.0.0.1"])
             .args(["--cluster-etcd", &etcd.url()])
             .args(["--cluster-node", &format!("moqf://127.0.0.1:{port}/")])
-            .args(["--cluster-lease", "1", "-q"])
+            .args(["--cluster-lease", &lease.to_string(), "-q"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -644,38 +646,60 @@ async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
     })
     .await
     .unwrap();
-    let a_url = Url::parse(&format!("moqf://127.0.0.1:{port}/")).unwrap();
+    (child, port, fingerprint.parse().unwrap())
+}
 
+/// Relay B in-process, in the cluster at `etcd`, trusting `pin`; a publisher of `path` on
+/// the relay process at `port`; a subscriber on B receiving it.
+async fn publish_across(
+    etcd: &Etcd,
+    port: u16,
+    pin: moq_transport_quinn::Fingerprint,
+    path: &Path,
+) -> (
+    Member,
+    moq_session::Session,
+    moq_transport_quinn::Client,
+    TrackProducer,
+    Peer,
+    TrackConsumer,
+) {
     let b_harness = Harness::start().await;
     let b_url = Url::parse(&node_url(1, b_harness.port)).unwrap();
     let b = Member {
-        cluster: Some(join(
-            &b_harness,
-            b_url,
-            &etcd,
-            vec![fingerprint.parse().unwrap()],
-        )),
+        cluster: Some(join(&b_harness, b_url, etcd, vec![pin])),
         harness: b_harness,
     };
     until("B registered", || b.stats().registered).await;
-
-    // A publisher on A (the process), a subscriber on B.
     let client = moq_transport_quinn::Client::new(
         moq_transport_quinn::ClientConfig::default()
             .with_bind("127.0.0.1:0".parse().unwrap())
-            .with_trust(Trust::Fingerprints(vec![fingerprint.parse().unwrap()])),
+            .with_trust(Trust::Fingerprints(vec![pin])),
     )
     .unwrap();
-    let conn = client.connect(a_url.as_str()).await.unwrap();
+    let conn = client
+        .connect(&format!("moqf://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
     let (publisher, driver) = moq_session::Session::connect(conn).await.unwrap();
     tokio::spawn(driver);
-    let path = Path::from(["process", "track"]);
     let (mut track, consumer) = Track::new(path.clone()).produce();
     publisher.publish(consumer).unwrap();
     until("B sees A", || b.stats().peers == 1).await;
-    until_routed(&b, &path).await;
+    until_routed(&b, path).await;
     let subscriber = b.harness.connect(Via::Quic).await;
-    let mut sub = subscribe_and_receive(&subscriber, &path, &mut track, "alive").await;
+    let sub = subscribe_and_receive(&subscriber, path, &mut track, "alive").await;
+    (b, publisher, client, track, subscriber, sub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
+    let etcd = Etcd::start();
+    // Relay A: the binary, killed with SIGKILL below; a publisher there, a subscriber on B.
+    let (mut child, port, pin) = relay_process(&etcd, 1).await;
+    let path = Path::from(["process", "track"]);
+    let (b, publisher, client, _track, subscriber, mut sub) =
+        publish_across(&etcd, port, pin, &path).await;
 
     // SIGKILL: nothing is revoked or closed; the lease runs out.
     child.0.kill().unwrap();
@@ -688,6 +712,39 @@ async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
     // Lease (1 s, kept alive a third of it at a time) plus etcd's expiry check and the
     // watch: well within the bound `ends` enforces; printed for the record.
     println!("track ended {took:?} after SIGKILL");
+
+    drop(sub);
+    subscriber.leave().await;
+    drop(publisher);
+    client.close();
+    drop(b.cluster);
+    b.harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_process_stopped_with_sigterm_revokes_its_lease() {
+    let etcd = Etcd::start();
+    // A 60 s lease: the routes can only go before it runs out if A revokes it.
+    let (mut child, port, pin) = relay_process(&etcd, 60).await;
+    let path = Path::from(["leaving"]);
+    let (b, publisher, client, _track, subscriber, mut sub) =
+        publish_across(&etcd, port, pin, &path).await;
+
+    let pid = child.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    ends(&mut sub).await;
+    until("A left the registry", || {
+        b.stats().peers == 0 && b.relay().origins().route(&path).is_none()
+    })
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(child.0.wait().unwrap().success());
 
     drop(sub);
     subscriber.leave().await;
