@@ -20,16 +20,17 @@
 //!
 //! Unreachable at the start, or lost later: the relay logs it, keeps serving its own
 //! sessions (and keeps the remote routes it knew, whose links end by themselves if their
-//! relays are gone), and retries every second; on return it takes a new lease, deletes what
-//! its old lease may have left, writes its node key and paths again, reads the whole prefix
-//! and watches from there.
+//! relays are gone), and retries every second; on return it takes a new lease, writes its
+//! node key and paths again (moving them to the new lease), deletes those of its keys it no
+//! longer serves, reads the whole prefix and watches from there.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, ConnectOptions, DeleteOptions, EventType, GetOptions, PutOptions, WatchOptions,
+    Client, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    WatchOptions,
 };
 use moq_model::Path;
 use tokio::sync::mpsc;
@@ -413,14 +414,11 @@ impl Registry {
         // etcd may grant a longer TTL than asked (its minimum depends on its election
         // timeout): renew by what it granted.
         let granted_ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(1).max(1));
+        // Renewed from now on, on a task of its own: the writes below must not let a short
+        // lease expire on a slow etcd, and a long write later must not either.
+        let (keeper, acks) = client.lease_keep_alive(lease).await?;
+        let mut renewing = AbortOnDrop(tokio::spawn(keep_alive(keeper, acks, granted_ttl)));
         let put = || Some(PutOptions::new().with_lease(lease));
-        // What a previous run of this node left (its lease not yet expired) goes first.
-        client
-            .delete(
-                self.keys.own_origins.clone(),
-                Some(DeleteOptions::new().with_prefix()),
-            )
-            .await?;
         client
             .put(self.keys.node.clone(), self.node.clone(), put())
             .await?;
@@ -428,12 +426,29 @@ impl Registry {
         while let Ok(change) = self.changes.try_recv() {
             self.apply_local(change);
         }
+        // What an earlier registration of this node left (under a lease not yet expired)
+        // and the relay no longer serves goes; what it still serves is written over below,
+        // moving to the new lease without a delete (the others' routes do not flap).
+        let left = client
+            .get(
+                self.keys.own_origins.clone(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await?;
+        for kv in left.kvs() {
+            let stale = match self.keys.parse(kv.key()) {
+                Ok(Entry::Origin(node, path)) => node != self.node || !self.local.contains(&path),
+                _ => true,
+            };
+            if stale {
+                client.delete(kv.key().to_vec(), None).await?;
+            }
+        }
         for path in &self.local {
             client
                 .put(self.keys.origin(path), self.node.clone(), put())
                 .await?;
         }
-        let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
         let listed = client
             .get(
                 self.keys.prefix.clone(),
@@ -470,24 +485,11 @@ impl Registry {
             "registered in etcd"
         );
 
-        let mut ticker = tokio::time::interval(granted_ttl / 3);
-        let mut acked = Instant::now();
         loop {
             tokio::select! {
-                _ = ticker.tick() => {
-                    if acked.elapsed() > granted_ttl {
-                        return Err(Lost::Silent(granted_ttl));
-                    }
-                    // Bounded: a stalled stream must not hold up the loop past the lease.
-                    tokio::time::timeout(granted_ttl, keeper.keep_alive())
-                        .await
-                        .map_err(|_| Lost::Silent(granted_ttl))??;
+                lost = &mut renewing.0 => {
+                    return Err(lost.unwrap_or(Lost::Closed("keep-alive")));
                 }
-                ack = acks.message() => match ack? {
-                    Some(ack) if ack.ttl() > 0 => acked = Instant::now(),
-                    Some(_) => return Err(Lost::Expired),
-                    None => return Err(Lost::Closed("keep-alive")),
-                },
                 change = self.changes.recv() => {
                     let Some(change) = change else { return Err(Lost::Leaving) };
                     // Recorded first: if the write fails, the next registration writes it.
@@ -534,6 +536,48 @@ impl Registry {
                 }
             }
         }
+    }
+}
+
+/// Renews the lease every third of its TTL until that fails, etcd says it expired, or no
+/// answer came for a whole TTL; returns why.
+async fn keep_alive(
+    mut keeper: LeaseKeeper,
+    mut acks: LeaseKeepAliveStream,
+    ttl: Duration,
+) -> Lost {
+    let mut ticker = tokio::time::interval(ttl / 3);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut acked = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if acked.elapsed() > ttl {
+                    return Lost::Silent(ttl);
+                }
+                // Bounded: a stalled stream must not stop the checks above.
+                match tokio::time::timeout(ttl, keeper.keep_alive()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => return err.into(),
+                    Err(_) => return Lost::Silent(ttl),
+                }
+            }
+            ack = acks.message() => match ack {
+                Ok(Some(ack)) if ack.ttl() > 0 => acked = Instant::now(),
+                Ok(Some(_)) => return Lost::Expired,
+                Ok(None) => return Lost::Closed("keep-alive"),
+                Err(err) => return err.into(),
+            },
+        }
+    }
+}
+
+/// Aborts the task when dropped (the registration it belongs to ended).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

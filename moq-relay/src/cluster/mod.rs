@@ -495,10 +495,15 @@ async fn run_link(
     loop {
         match connect(&shared, &url).await {
             Ok(session) => {
-                backoff = Duration::from_millis(100);
                 tracing::info!("link up");
+                let up = std::time::Instant::now();
                 let connected = Connected::new(&status.links);
                 let gone = route_through(&routes, &session, &mut paths).await;
+                // Only a link that lasted starts the backoff over: one closed at once (its
+                // token refused, say) is retried ever more slowly, like a failed connect.
+                if up.elapsed() >= shared.config.lease {
+                    backoff = Duration::from_millis(100);
+                }
                 routes.origins.remove_session(routes.id).await;
                 session.close(ErrorCode::CANCEL);
                 drop(connected);
