@@ -38,11 +38,11 @@ out=${OUT:-${TMPDIR:-/tmp}/moq-cluster-faults}
 rm -rf "$out"
 mkdir -p "$out"
 
-echo "== building moq-relay and moq"
-cargo build --locked --bin moq-relay --bin moq
+echo "== building moq-relay and moq (release, as scripts/perf/cluster.sh)"
+cargo build --release --locked --bin moq-relay --bin moq
 target=${CARGO_TARGET_DIR:-target}
-relay_bin=$(realpath "$target/debug/moq-relay")
-moq_bin=$(realpath "$target/debug/moq")
+relay_bin=$(realpath "$target/release/moq-relay")
+moq_bin=$(realpath "$target/release/moq")
 
 namespaces=(moqc-hub moqc-a moqc-b)
 cleanup() {

@@ -100,8 +100,9 @@ start_member() {
     wait_metric "$member_metrics" moq_relay_cluster_registered 1
 }
 
+# bench ARGS...: one `moq bench` run, its JSON on stdout (its warnings in OUT/bench.log).
 bench() {
-    "$moq_bin" --tls-disable-verify bench "$@" --duration "$duration" --json
+    "$moq_bin" --tls-disable-verify bench "$@" --duration "$duration" --json 2>>"$out/bench.log"
 }
 
 # latency_of JSON: "p50 p99" in microseconds.
@@ -169,6 +170,8 @@ if [[ " ${parts[*]} " == *" expiry "* ]]; then
         wait_metric "$b_metrics" moq_relay_cluster_remote_routes 0 60
         end=$(date +%s%N)
         times+=($(((end - start) / 1000000)))
+        # Reaped quietly (no "Killed" line from the shell), then untracked.
+        wait "$x_pid" 2>/dev/null || true
         stop_pids "$x_pid" "$clock_pid"
         # The next X only once B forgot this one entirely (its node key expired too).
         wait_metric "$b_metrics" moq_relay_cluster_peers 2 60
