@@ -883,3 +883,47 @@ async fn links_present_a_token_signed_with_the_cluster_key() {
         member.harness.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_published_on_two_relays_is_served_locally_by_each() {
+    let etcd = Etcd::start();
+    let members = cluster(&etcd, 2, node_url).await;
+    let (a, b) = (&members[0], &members[1]);
+    let path = Path::from(["both"]);
+    let (on_a, mut track_a) = publish(a, &path).await;
+    until_routed(b, &path).await;
+    let (on_b, mut track_b) = publish(b, &path).await;
+    // Each relay prefers its own publisher; each knows the other's as a remote route too.
+    until("both registered", || {
+        a.stats().remote_routes == 1 && b.stats().remote_routes == 1
+    })
+    .await;
+    let mut subs = Vec::new();
+    for (member, mine) in [(a, &mut track_a), (b, &mut track_b)] {
+        let route = member.relay().origins().route(&path).unwrap();
+        assert!(!route.remote);
+        assert_eq!(member.relay().origins().local_paths(), vec![path.clone()]);
+        let subscriber = member.harness.connect(Via::Quic).await;
+        let text = format!("local to {}", member.harness.port);
+        let sub = subscribe_and_receive(&subscriber, &path, mine, &text).await;
+        subs.push((subscriber, sub));
+    }
+    // No subscription crossed: each relay serves only its own subscriber (a link's would
+    // make two), and each publisher only its own relay.
+    assert_eq!(a.relay().stats().subscribers, 1);
+    assert_eq!(b.relay().stats().subscribers, 1);
+    assert_eq!(on_a.session.stats().serving, 1);
+    assert_eq!(on_b.session.stats().serving, 1);
+    assert_eq!(a.stats().links + b.stats().links, 2);
+    for (subscriber, sub) in subs {
+        drop(sub);
+        subscriber.leave().await;
+    }
+
+    on_a.leave().await;
+    on_b.leave().await;
+    for member in members {
+        drop(member.cluster);
+        member.harness.stop().await;
+    }
+}
