@@ -62,6 +62,13 @@ struct Etcd {
 
 impl Etcd {
     fn start() -> Self {
+        let mut etcd = Self::not_started();
+        etcd.run();
+        etcd
+    }
+
+    /// Ports and a data directory, nothing listening yet ([`run`](Self::run) starts it).
+    fn not_started() -> Self {
         // In memory where there is /dev/shm: etcd syncs every write to disk, which on a
         // busy disk can take longer than a short lease.
         let shm = std::path::Path::new("/dev/shm");
@@ -76,14 +83,12 @@ impl Etcd {
             free_tcp_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut etcd = Self {
+        Self {
             child: None,
             dir,
             client_port: free_tcp_port(),
             peer_port: free_tcp_port(),
-        };
-        etcd.run();
-        etcd
+        }
     }
 
     fn url(&self) -> String {
@@ -769,8 +774,7 @@ async fn a_relay_process_stopped_with_sigterm_revokes_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_etcd_is_retried_and_the_relay_serves_meanwhile() {
     // A port nobody listens on yet; etcd starts there later.
-    let mut etcd = Etcd::start();
-    etcd.kill();
+    let mut etcd = Etcd::not_started();
     let harness = Harness::start().await;
     let url = Url::parse(&node_url(0, harness.port)).unwrap();
     let member = Member {
