@@ -633,14 +633,18 @@ impl Drop for KillOnDrop {
 }
 
 /// The relay binary on a free port of 127.0.0.1 in the cluster at `etcd` with a lease of
-/// `lease` seconds; its certificate fingerprint, read from what it prints.
+/// `lease` seconds; its UDP port, its metrics port, and its certificate fingerprint, read
+/// from what it prints.
 async fn relay_process(
     etcd: &Etcd,
     lease: u64,
-) -> (KillOnDrop, u16, moq_transport_quinn::Fingerprint) {
+) -> (KillOnDrop, u16, u16, moq_transport_quinn::Fingerprint) {
     use std::io::BufRead;
 
     let port = crate::support::free_udp_port();
+    // Its /metrics on a TCP port of its own.
+    let metrics_port = free_tcp_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_moq-relay"))
             .args(["--bind", &format!("127.0.0.1:{port}")])
@@ -648,6 +652,7 @@ async fn relay_process(
             .args(["--cluster-etcd", &etcd.url()])
             .args(["--cluster-node", &format!("moqf://127.0.0.1:{port}/")])
             .args(["--cluster-lease", &lease.to_string(), "-q"])
+            .args(["--metrics-bind", &metrics])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -663,7 +668,27 @@ async fn relay_process(
     })
     .await
     .unwrap();
-    (child, port, fingerprint.parse().unwrap())
+    (child, port, metrics_port, fingerprint.parse().unwrap())
+}
+
+/// The body of `GET /metrics` from 127.0.0.1:`port` (TCP).
+async fn scrape(port: u16) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response
+    })
+    .await
+    .unwrap()
 }
 
 /// Relay B in-process, in the cluster at `etcd`, trusting `pin`; a publisher of `path` on
@@ -713,10 +738,21 @@ async fn publish_across(
 async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
     let etcd = Etcd::start();
     // Relay A: the binary, killed with SIGKILL below; a publisher there, a subscriber on B.
-    let (mut child, port, pin) = relay_process(&etcd, 1).await;
+    let (mut child, port, metrics_port, pin) = relay_process(&etcd, 1).await;
     let path = Path::from(["process", "track"]);
     let (b, publisher, client, _track, subscriber, mut sub) =
         publish_across(&etcd, port, pin, &path).await;
+
+    // A's /metrics over HTTP: a member, registered, serving B's link one subscription.
+    let text = scrape(metrics_port).await;
+    for line in [
+        "moq_relay_cluster_enabled 1",
+        "moq_relay_cluster_registered 1",
+        "moq_relay_cluster_registrations_total 1",
+        "moq_relay_downstream_subscriptions 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+    }
 
     // SIGKILL: nothing is revoked or closed; the lease runs out.
     child.0.kill().unwrap();
@@ -742,7 +778,7 @@ async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
 async fn a_relay_process_stopped_with_sigterm_revokes_its_lease() {
     let etcd = Etcd::start();
     // A 60 s lease: the routes can only go before it runs out if A revokes it.
-    let (mut child, port, pin) = relay_process(&etcd, 60).await;
+    let (mut child, port, _, pin) = relay_process(&etcd, 60).await;
     let path = Path::from(["leaving"]);
     let (b, publisher, client, _track, subscriber, mut sub) =
         publish_across(&etcd, port, pin, &path).await;
