@@ -852,7 +852,11 @@ fn a_bad_cluster_configuration_is_an_error() {
         let bad_lease = ClusterConfig::new(node.clone()).with_lease(Duration::ZERO);
         assert!(EtcdCluster::join(&relay, bad_lease, etcd).is_err());
         let no_scheme = EtcdConfig::new(vec!["127.0.0.1:2379".into()]);
-        assert!(EtcdCluster::join(&relay, ClusterConfig::new(node), no_scheme).is_err());
+        assert!(EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), no_scheme).is_err());
+        let tls = EtcdConfig::new(vec!["https://127.0.0.1:2379".into()]);
+        assert!(EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), tls).is_err());
+        let none = EtcdConfig::new(Vec::new());
+        assert!(EtcdCluster::join(&relay, ClusterConfig::new(node), none).is_err());
     });
 }
 
