@@ -124,6 +124,7 @@ impl EtcdCluster {
             lease,
             changes: receiver,
             local: BTreeSet::new(),
+            registered: false,
         };
         let span = tracing::info_span!("cluster", node = %peers.own_node());
         let task = tokio::spawn(tracing::Instrument::instrument(registry.run(left), span));
@@ -344,16 +345,25 @@ struct Registry {
     changes: mpsc::UnboundedReceiver<Change>,
     /// This relay's own paths, as the origin table reported them.
     local: BTreeSet<Path>,
+    /// The current attempt got as far as registering.
+    registered: bool,
 }
 
 impl Registry {
     async fn run(mut self, mut leave: tokio::sync::oneshot::Receiver<()>) {
         let mut first = true;
+        // One line per outage at error/warn; the retries that fail during it at debug.
+        let mut failing = false;
         loop {
+            self.registered = false;
             let lost = self.register(&mut leave).await;
             self.peers.set_registered(false);
+            if self.registered {
+                failing = false;
+            }
             match lost {
                 Lost::Leaving => return,
+                lost if failing => tracing::debug!("etcd still unreachable: {lost}"),
                 lost if first => tracing::error!(
                     "cannot register in etcd at {}: {lost}; the relay serves its own sessions \
                      and retries every {RETRY:?}",
@@ -364,6 +374,7 @@ impl Registry {
                      and retries every {RETRY:?}"
                 ),
             }
+            failing = true;
             first = false;
             // Keep following the table's changes while waiting, so the next registration
             // writes what is true then.
@@ -480,6 +491,7 @@ impl Registry {
             )
             .await?;
         self.peers.set_registered(true);
+        self.registered = true;
         tracing::info!(
             lease = format_args!("{lease:x}"),
             ttl = ?granted_ttl,

@@ -376,6 +376,7 @@ impl Peers {
             .paths
             .insert(path);
         self.sync(node, &mut nodes);
+        self.count(&nodes);
     }
 
     /// `node` no longer registers `path`.
@@ -385,6 +386,7 @@ impl Peers {
             entry.view.paths.remove(path);
             self.sync(node, &mut nodes);
         }
+        self.count(&nodes);
     }
 
     /// What the registry said about every other relay, by node name.
@@ -441,7 +443,7 @@ impl Peers {
     }
 }
 
-/// Removes a link's routes when its task ends or is aborted, and counts it while connected.
+/// Removes a link's routes from the table when its task ends or is aborted.
 struct LinkRoutes {
     origins: Origins,
     id: SessionId,
