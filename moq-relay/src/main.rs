@@ -159,7 +159,12 @@ struct Args {
 struct ClusterArgs {
     /// Join a cluster whose registry is etcd at this URL, e.g. http://127.0.0.1:2379
     /// (comma-separated or repeated for several endpoints). Needs --cluster-node.
-    #[arg(long = "cluster-etcd", value_name = "URL", value_delimiter = ',')]
+    #[arg(
+        long = "cluster-etcd",
+        value_name = "URL",
+        value_delimiter = ',',
+        requires = "node"
+    )]
     etcd: Vec<String>,
 
     /// The URL other relays dial to reach this one, e.g. moqf://relay-a.example:4443/.
