@@ -333,3 +333,91 @@ impl std::fmt::Debug for Origins {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moq_session::transport::memory::{self, Config};
+
+    /// Records what the table reports to a cluster registry.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl OriginRegistry for Recorder {
+        fn register(&self, path: &Path) {
+            self.0.lock().unwrap().push(format!("+{path}"));
+        }
+        fn unregister(&self, path: &Path) {
+            self.0.lock().unwrap().push(format!("-{path}"));
+        }
+    }
+
+    impl Recorder {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    /// A session over an in-memory connection (its peer kept alive by the returned one).
+    async fn session() -> (Session, Session) {
+        let (client, server) = memory::pair(Config::default());
+        let accept = tokio::spawn(Session::accept(server));
+        let (ours, driver) = Session::connect(client).await.unwrap();
+        tokio::spawn(driver);
+        let (theirs, driver) = accept.await.unwrap().unwrap();
+        tokio::spawn(driver);
+        (ours, theirs)
+    }
+
+    #[tokio::test]
+    async fn the_registry_hears_of_local_paths_only_and_routes_prefer_local() {
+        let origins = Origins::new();
+        let (local, _l) = session().await;
+        let (link, _k) = session().await;
+        let path = Path::from(["room", "a"]);
+        let early = Path::from(["early"]);
+        // A path announced before the registry is set is reported when it is set.
+        assert!(origins.announce(early.clone(), 1, &local, &Path::empty(), 10));
+        let recorder = Arc::new(Recorder::default());
+        origins.set_registry(recorder.clone());
+        assert_eq!(recorder.take(), ["+early"]);
+
+        // A remote route: routed (no local announcer), counted, never registered.
+        origins.announce_remote(path.clone(), 100, &link);
+        assert_eq!(recorder.take(), Vec::<String>::new());
+        assert_eq!(origins.remote_len(), 1);
+        assert!(origins.route(&path).unwrap().remote);
+        assert!(origins.route_local(&path).is_none());
+        // A local announcer of the same path: registered once, and preferred even though
+        // the remote one came first.
+        assert!(origins.announce(path.clone(), 2, &local, &Path::empty(), 10));
+        assert!(origins.announce(path.clone(), 3, &local, &Path::empty(), 10));
+        assert_eq!(recorder.take(), ["+room/a"]);
+        origins.announce_remote(path.clone(), 100, &link);
+        let route = origins.route(&path).unwrap();
+        assert!(!route.remote);
+        assert_eq!(route.id, 3);
+        assert_eq!(
+            origins
+                .route_local(&Path::from(["room", "a", "video"]))
+                .unwrap()
+                .id,
+            3
+        );
+        assert_eq!(origins.local_paths(), [early.clone(), path.clone()]);
+
+        // The local announcers leave: unregistered once, at the last; the remote route
+        // serves again.
+        origins.unannounce(&path, 3);
+        assert_eq!(recorder.take(), Vec::<String>::new());
+        origins.forget_session(2);
+        assert_eq!(recorder.take(), ["-room/a"]);
+        assert!(origins.route(&path).unwrap().remote);
+        // The link goes: the path ends, nothing registered or unregistered.
+        assert_eq!(origins.remove_session(100).await, 1);
+        assert_eq!(origins.remote_len(), 0);
+        assert!(origins.route(&path).is_none());
+        assert_eq!(recorder.take(), Vec::<String>::new());
+        assert_eq!(origins.paths(), [early]);
+    }
+}
