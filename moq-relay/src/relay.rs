@@ -618,6 +618,10 @@ impl Relay {
             totals.add(entry, &session);
         }
         drop(sessions);
+        // The links to other relays of a cluster are sessions the relay opened itself: their
+        // subscriptions are upstream ones too.
+        stats.tracks += stats.cluster.link_subscriptions;
+        stats.group_streams += stats.cluster.link_group_streams;
         stats.bytes_in = totals.udp_in;
         stats.bytes_out = totals.udp_out;
         stats.groups_in = totals.groups_in;

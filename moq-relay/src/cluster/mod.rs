@@ -166,7 +166,8 @@ pub(crate) struct ClusterStatus {
     enabled: AtomicBool,
     registered: AtomicBool,
     peers: AtomicUsize,
-    links: AtomicUsize,
+    /// The established links, for their counts in the relay's stats.
+    links: Mutex<HashMap<SessionId, Session>>,
     registrations: AtomicU64,
     link_failures: AtomicU64,
 }
@@ -174,11 +175,20 @@ pub(crate) struct ClusterStatus {
 impl ClusterStatus {
     /// A snapshot, with `remote_routes` from the origin table.
     pub(crate) fn stats(&self, remote_routes: usize) -> ClusterStats {
+        let links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut link_subscriptions, mut link_group_streams) = (0, 0);
+        for session in links.values() {
+            let stats = session.stats();
+            link_subscriptions += stats.subscriptions;
+            link_group_streams += stats.group_streams_in + stats.group_streams_out;
+        }
         ClusterStats {
             enabled: self.enabled.load(Ordering::Relaxed),
             registered: self.registered.load(Ordering::Relaxed),
             peers: self.peers.load(Ordering::Relaxed),
-            links: self.links.load(Ordering::Relaxed),
+            links: links.len(),
+            link_subscriptions,
+            link_group_streams,
             remote_routes,
             registrations: self.registrations.load(Ordering::Relaxed),
             link_failures: self.link_failures.load(Ordering::Relaxed),
@@ -205,6 +215,12 @@ pub struct ClusterStats {
     pub peers: usize,
     /// Links (sessions to other relays) established right now.
     pub links: usize,
+    /// Subscriptions this relay holds on its links (one per remote track with local
+    /// subscribers); also counted in [`crate::RelayStats::tracks`].
+    pub link_subscriptions: usize,
+    /// Group streams being received on the links; also counted in
+    /// [`crate::RelayStats::group_streams`].
+    pub link_group_streams: usize,
     /// Paths routed to another relay.
     pub remote_routes: usize,
     /// Times the relay registered (a new lease, its paths written): 1 after the start,
@@ -455,19 +471,33 @@ impl Drop for LinkRoutes {
     }
 }
 
-/// Counts an established link while it lasts.
-struct Connected<'a>(&'a AtomicUsize);
+/// Lists an established link in the cluster's status while it lasts.
+struct Connected<'a> {
+    status: &'a ClusterStatus,
+    id: SessionId,
+}
 
 impl<'a> Connected<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
+    fn new(status: &'a ClusterStatus, id: SessionId, session: &Session) -> Self {
+        status
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, session.clone());
+        Self { status, id }
     }
 }
 
 impl Drop for Connected<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let session = self
+            .status
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        // Dropped outside the lock: the last handle of a session closes it.
+        drop(session);
     }
 }
 
@@ -499,7 +529,7 @@ async fn run_link(
             Ok(session) => {
                 tracing::info!("link up");
                 let up = std::time::Instant::now();
-                let connected = Connected::new(&status.links);
+                let connected = Connected::new(&status, routes.id, &session);
                 let gone = route_through(&routes, &session, &mut paths).await;
                 // Only a link that lasted starts the backoff over: one closed at once (its
                 // token refused, say) is retried ever more slowly, like a failed connect.

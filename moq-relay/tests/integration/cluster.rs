@@ -373,6 +373,9 @@ async fn subscribers_on_b_share_one_upstream_subscription_to_a() {
     let mut sub_2 = subscribe_and_receive(&second, &path, &mut track, "two").await;
     // B serves two subscribers; A serves one subscription (B's link), its publisher one.
     until("B serves two", || b.relay().stats().subscribers == 2).await;
+    // B holds one upstream subscription, on its link to A.
+    assert_eq!(b.relay().stats().cluster.link_subscriptions, 1);
+    assert_eq!(b.metric("moq_relay_upstream_subscriptions"), 1);
     assert_eq!(a.relay().stats().subscribers, 1);
     assert_eq!(a.metric("moq_relay_downstream_subscriptions"), 1);
     assert_eq!(publisher.session.stats().serving, 1);
