@@ -340,6 +340,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_limits(limits),
     );
 
+    // Accepting before anything is printed: whoever reads the banner (a test, a script)
+    // finds /healthz answering 200 at once.
+    let serving = relay.clone();
+    let mut accept = tokio::spawn(async move { serving.serve(server).await });
+    for _ in 0..1000 {
+        if relay.is_accepting() || accept.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()
     } else {
@@ -424,8 +435,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
     });
 
-    let serving = relay.clone();
-    let mut accept = tokio::spawn(async move { serving.serve(server).await });
     tokio::select! {
         _ = moq_relay::shutdown_signal() => tracing::info!("shutting down"),
         _ = &mut accept => bail!("the QUIC endpoint stopped"),
