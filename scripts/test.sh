@@ -10,8 +10,10 @@
 #
 # Usage: scripts/test.sh [--skip-cargo-test]   (--skip-cargo-test: steps 2 and 3 only)
 # Needs: cargo, Node.js 20+ with npm, Chromium (Debian: apt-get install chromium chromium-driver),
-# ffmpeg (Debian: apt-get install ffmpeg).
-# With CI=true, a missing Chromium or ffmpeg is installed with apt-get (as root, or sudo -n).
+# ffmpeg (Debian: apt-get install ffmpeg), etcd, protoc and the protobuf includes for the relay's
+# cluster (Debian: apt-get install etcd-server protobuf-compiler libprotobuf-dev).
+# Missing etcd/protoc packages are installed with apt-get (as root, or sudo -n); with CI=true,
+# so are a missing Chromium or ffmpeg.
 # Respects CARGO_TARGET_DIR; CHROMIUM=/path/to/chromium picks the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +67,13 @@ if ! command -v ffmpeg >/dev/null && [ "${CI:-}" = "true" ] && command -v apt-ge
 fi
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   missing "no ffmpeg for the moq-media tests: install it (Debian/Ubuntu: sudo apt-get install ffmpeg)"
+fi
+
+# The relay's feature `etcd` (on by default) needs protoc and the protobuf includes to build,
+# and its cluster tests run a real etcd: install what is missing before cargo runs.
+install_debian_packages etcd-server protobuf-compiler libprotobuf-dev
+if ! command -v etcd >/dev/null || ! command -v protoc >/dev/null; then
+  missing "no etcd or protoc for the relay's cluster: install them (Debian/Ubuntu: sudo apt-get install etcd-server protobuf-compiler libprotobuf-dev)"
 fi
 
 if [ "$skip_cargo_test" = false ]; then

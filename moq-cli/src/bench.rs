@@ -36,6 +36,10 @@ pub(crate) struct BenchArgs {
     /// used with --raw-quic or --floor.
     #[arg(required_unless_present_any = ["raw_quic", "floor"])]
     url: Option<String>,
+    /// Subscribers connect here instead of the URL (repeatable: spread over them in turn),
+    /// e.g. other relays of a cluster than the publishers'.
+    #[arg(long, value_name = "URL")]
+    subscribe_url: Vec<String>,
     /// Publishers, one track each.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     tracks: u32,
@@ -426,9 +430,13 @@ async fn run_relay(
         for s in 0..per_track {
             let path = Path::from([prefix.as_str(), "track", &t.to_string()]);
             let n = t as usize * per_track + s;
+            let sub_url = match args.subscribe_url.as_slice() {
+                [] => url.clone(),
+                urls => urls[n % urls.len()].clone(),
+            };
             subscribers.spawn(subscriber(
                 subscriber_endpoints[n / per_endpoint].clone(),
-                url.clone(),
+                sub_url,
                 timeout,
                 track(path, args),
                 handshakes.clone(),

@@ -22,6 +22,9 @@
 //!   the latest group has arrived (bounded by [`INFO_TIMEOUT`]); a path the announcer does
 //!   not know is refused with NotFound (13).
 //! * **No leftovers.** A session's routes, announcements and subscriptions go with it.
+//! * **Clusters.** Several relays behave as one ([`cluster`]): each writes its own paths
+//!   into a shared registry (etcd, feature `etcd`) and routes the others' paths over
+//!   `moqf-02` sessions to the relays that serve them.
 //!
 //! ```text
 //!  publisher session ──announce──▶ Origins (path → sessions) ──announce──▶ every session
@@ -48,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod cluster;
 pub mod http;
 mod limits;
 pub mod metrics;
@@ -56,7 +60,7 @@ mod relay;
 
 pub use auth::{Access, AuthConfig, Refusal};
 pub use limits::RelayLimits;
-pub use origins::{Origins, Route, SessionId};
+pub use origins::{OriginRegistry, Origins, Route, SessionId};
 pub use relay::{CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, INFO_TIMEOUT, Relay, RelayConfig, RelayStats};
 
 /// Resolves on Ctrl-C, or on SIGTERM on Unix: what the relay binary, and the `moq` tool's

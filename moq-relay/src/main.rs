@@ -50,11 +50,13 @@ struct Args {
     #[arg(long = "tls-self-sign", value_delimiter = ',')]
     tls_self_sign: Vec<String>,
 
-    /// Trust these roots (PEM) for upstream connections (the relay makes none yet).
+    /// Trust these roots (PEM) for the links to other relays of a cluster (repeatable;
+    /// default: the system's trust store).
     #[arg(long = "tls-root")]
     tls_root: Vec<PathBuf>,
 
-    /// Do not verify upstream certificates (the relay makes no upstream connections yet).
+    /// Do not verify the certificates of other relays of a cluster (local development
+    /// only: anyone on the path can impersonate them).
     #[arg(long = "tls-disable-verify")]
     tls_disable_verify: bool,
 
@@ -145,6 +147,50 @@ struct Args {
     /// Less logging (-q: warnings and errors only).
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     quiet: u8,
+
+    #[cfg(feature = "etcd")]
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Clustering over etcd (docs/cluster.md).
+#[cfg(feature = "etcd")]
+#[derive(clap::Args, Debug)]
+struct ClusterArgs {
+    /// Join a cluster whose registry is etcd at this URL, e.g. http://127.0.0.1:2379
+    /// (comma-separated or repeated for several endpoints). Needs --cluster-node.
+    #[arg(
+        long = "cluster-etcd",
+        value_name = "URL",
+        value_delimiter = ',',
+        requires = "node"
+    )]
+    etcd: Vec<String>,
+
+    /// The URL other relays dial to reach this one, e.g. moqf://relay-a.example:4443/.
+    #[arg(long = "cluster-node", value_name = "URL", requires = "etcd")]
+    node: Option<String>,
+
+    /// Seconds of the lease this relay's registry entries are bound to: when it stops
+    /// renewing it (killed, cut off from etcd), the other relays drop its routes within
+    /// this time. Also the idle timeout of the links between relays.
+    #[arg(long = "cluster-lease", value_name = "SECS", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease: u64,
+
+    /// The prefix of every etcd key the cluster writes.
+    #[arg(long = "cluster-prefix", value_name = "PREFIX", default_value = moq_relay::cluster::etcd::DEFAULT_PREFIX)]
+    prefix: String,
+
+    /// A private JWK that signs the token this relay presents to the other relays (their
+    /// --auth-key must hold its public half); without it, links present no token.
+    #[arg(long = "cluster-key", value_name = "FILE")]
+    key: Option<PathBuf>,
+
+    /// Trust the other relays' certificates with this SHA-256 fingerprint (hex;
+    /// repeatable), e.g. self-signed ones; takes the place of --tls-root.
+    #[arg(long = "cluster-fingerprint", value_name = "HEX")]
+    fingerprint: Vec<String>,
 }
 
 fn init_logging(verbose: u8, quiet: u8) {
@@ -294,6 +340,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_limits(limits),
     );
 
+    // Accepting before anything is printed: whoever reads the banner (a test, a script)
+    // finds /healthz answering 200 at once.
+    let serving = relay.clone();
+    let mut accept = tokio::spawn(async move { serving.serve(server).await });
+    for _ in 0..1000 {
+        if relay.is_accepting() || accept.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()
     } else {
@@ -314,6 +371,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     say(format_args!(
         "  certificate fingerprint (SHA-256): {fingerprint}"
     ));
+
+    #[cfg(feature = "etcd")]
+    let cluster = join_cluster(&args, &relay)?;
 
     let http_task = if args.dev || args.web.is_some() {
         let listener = http::bind(local)
@@ -375,11 +435,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
     });
 
-    let serving = relay.clone();
-    let mut accept = tokio::spawn(async move { serving.serve(server).await });
     tokio::select! {
         _ = moq_relay::shutdown_signal() => tracing::info!("shutting down"),
         _ = &mut accept => bail!("the QUIC endpoint stopped"),
+    }
+    // Out of the cluster first: the lease is revoked, so the other relays stop routing
+    // here at once rather than after the lease.
+    #[cfg(feature = "etcd")]
+    if let Some(cluster) = cluster {
+        cluster.leave().await;
     }
     // Closes every session with code 0 (Cancel); `serve` returns once the closes are sent
     // (or after a bounded wait).
@@ -398,6 +462,62 @@ async fn run(args: Args) -> anyhow::Result<()> {
         task.abort();
     }
     Ok(())
+}
+
+/// Joins the cluster the `--cluster-*` flags name, if any.
+#[cfg(feature = "etcd")]
+fn join_cluster(
+    args: &Args,
+    relay: &Relay,
+) -> anyhow::Result<Option<moq_relay::cluster::etcd::EtcdCluster>> {
+    use moq_relay::cluster::ClusterConfig;
+    use moq_relay::cluster::etcd::{EtcdCluster, EtcdConfig};
+    use moq_transport_quinn::{Fingerprint, Trust, Url};
+
+    let flags = &args.cluster;
+    if flags.etcd.is_empty() {
+        return Ok(None);
+    }
+    let Some(node) = &flags.node else {
+        bail!("--cluster-etcd needs --cluster-node URL (the address other relays dial)");
+    };
+    let node = Url::parse(node).with_context(|| format!("--cluster-node {node}"))?;
+    let trust = if !flags.fingerprint.is_empty() {
+        let pins = flags
+            .fingerprint
+            .iter()
+            .map(|hex| {
+                hex.parse::<Fingerprint>()
+                    .with_context(|| format!("--cluster-fingerprint {hex}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Trust::Fingerprints(pins)
+    } else if args.tls_disable_verify {
+        Trust::DangerousDisableVerify
+    } else if !args.tls_root.is_empty() {
+        Trust::roots_from_pem_files(&args.tls_root).context("--tls-root")?
+    } else {
+        Trust::System
+    };
+    let key = match &flags.key {
+        Some(path) => Some(
+            moq_auth::Key::load(path)
+                .with_context(|| format!("--cluster-key {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let config = ClusterConfig::new(node)
+        .with_lease(Duration::from_secs(flags.lease))
+        .with_trust(trust)
+        .with_key(key);
+    let etcd = EtcdConfig::new(flags.etcd.clone()).with_prefix(flags.prefix.clone());
+    let endpoints = flags.etcd.join(",");
+    let cluster = EtcdCluster::join(relay, config, etcd)?;
+    say(format_args!(
+        "  cluster:      etcd {endpoints}, node {}",
+        flags.node.as_deref().unwrap_or_default()
+    ));
+    Ok(Some(cluster))
 }
 
 /// Prints a line of the start banner. A closed stdout (`moq-relay | head -1`) is not an

@@ -76,7 +76,7 @@ struct Def {
 }
 
 /// Every metric but the refusals (a counter with a `reason` label, encoded on its own).
-fn defs() -> [Def; 21] {
+fn defs() -> [Def; 28] {
     use Value::{Counter, Gauge};
     let def = |name, help, unit, value| Def {
         name,
@@ -211,6 +211,48 @@ fn defs() -> [Def; 21] {
             "GroupDrop messages received from publishers",
             None,
             Counter(|s| s.group_drops_received),
+        ),
+        def(
+            "moq_relay_cluster_enabled",
+            "1 if the relay is a cluster member (--cluster-etcd), else 0",
+            None,
+            Gauge(|s, _| u64::from(s.cluster.enabled)),
+        ),
+        def(
+            "moq_relay_cluster_registered",
+            "1 while the relay holds its lease and its paths are written in the registry, else 0",
+            None,
+            Gauge(|s, _| u64::from(s.cluster.registered)),
+        ),
+        def(
+            "moq_relay_cluster_peers",
+            "Other relays the registry lists",
+            None,
+            Gauge(|s, _| s.cluster.peers as u64),
+        ),
+        def(
+            "moq_relay_cluster_links",
+            "Sessions to other relays established (one per relay that announces something)",
+            None,
+            Gauge(|s, _| s.cluster.links as u64),
+        ),
+        def(
+            "moq_relay_cluster_remote_routes",
+            "Paths routed to another relay",
+            None,
+            Gauge(|s, _| s.cluster.remote_routes as u64),
+        ),
+        def(
+            "moq_relay_cluster_registrations",
+            "Times the relay registered in the registry (a new lease, its paths written)",
+            None,
+            Counter(|s| s.cluster.registrations),
+        ),
+        def(
+            "moq_relay_cluster_link_failures",
+            "Connections to other relays that failed or broke (each is retried)",
+            None,
+            Counter(|s| s.cluster.link_failures),
         ),
     ]
 }

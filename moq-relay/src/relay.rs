@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::auth::{Access, AuthConfig, Refusal};
+use crate::cluster::{CLUSTER_LINK, ClusterStats, ClusterStatus};
 use crate::limits::{Admission, RelayLimits};
 use crate::origins::{Origins, SessionId};
 
@@ -129,6 +130,8 @@ pub struct RelayStats {
     /// Payload bytes held for the tracks the relay forwards (within
     /// [`RelayLimits::max_memory`]).
     pub memory: usize,
+    /// What the relay's cluster membership looks like (all zero on a single relay).
+    pub cluster: ClusterStats,
 }
 
 /// One live session, as the relay's tables see it.
@@ -200,6 +203,8 @@ struct Inner {
     serving: AtomicUsize,
     /// `Some(code)` once the relay shuts down.
     shutdown: watch::Sender<Option<ErrorCode>>,
+    /// The cluster's state, as its tasks update it (all zero on a single relay).
+    cluster: Arc<ClusterStatus>,
 }
 
 impl Inner {
@@ -284,6 +289,7 @@ impl Relay {
                 sessions: Mutex::new(Sessions::default()),
                 next_id: AtomicU64::new(0),
                 shutdown,
+                cluster: Arc::default(),
             }),
         }
     }
@@ -291,6 +297,16 @@ impl Relay {
     /// The announcement and routing tables.
     pub fn origins(&self) -> &Origins {
         &self.inner.origins
+    }
+
+    /// A session id no session of this relay has (for a cluster's links to other relays).
+    pub(crate) fn next_session_id(&self) -> SessionId {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The cluster state its tasks update and the metrics read.
+    pub(crate) fn cluster_status(&self) -> &Arc<ClusterStatus> {
+        &self.inner.cluster
     }
 
     /// Accepts sessions from `server` until it is closed or [`shutdown`](Self::shutdown)
@@ -435,12 +451,20 @@ impl Relay {
         // to it as it comes and goes (WIRE.md §7.8), relative to its root.
         let router = Router::new(self.inner.config.router_capacity).produce();
         session.route(router.1);
+        // Another relay of the cluster asks only for paths this relay registered: its
+        // requests go to this relay's own publishers, never on to a third relay (stale
+        // routes could otherwise send a request around in a loop).
+        let link = session.peer_extensions().get(CLUSTER_LINK).is_some();
+        if link {
+            tracing::info!("a cluster link from another relay");
+        }
         tokio::spawn(
             route(
                 router.0,
                 self.inner.origins.clone(),
                 access.permissions.clone(),
                 self.cache_limits(),
+                link,
             )
             .in_current_span(),
         );
@@ -522,7 +546,7 @@ impl Relay {
     }
 
     /// The memory limits of the tracks the relay subscribes to upstream.
-    fn cache_limits(&self) -> CacheLimits {
+    pub(crate) fn cache_limits(&self) -> CacheLimits {
         CacheLimits {
             max_group_bytes: self.inner.config.limits.max_group_bytes,
             budget: Some(self.inner.memory.clone()),
@@ -582,6 +606,7 @@ impl Relay {
             refused: self.inner.refused.load(Ordering::Relaxed),
             unauthorized: self.inner.unauthorized.load(Ordering::Relaxed),
             memory: self.inner.memory.used(),
+            cluster: self.inner.cluster.stats(self.inner.origins.remote_len()),
             ..RelayStats::default()
         };
         let mut totals = sessions.ended;
@@ -593,6 +618,10 @@ impl Relay {
             totals.add(entry, &session);
         }
         drop(sessions);
+        // The links to other relays of a cluster are sessions the relay opened itself: their
+        // subscriptions are upstream ones too.
+        stats.tracks += stats.cluster.link_subscriptions;
+        stats.group_streams += stats.cluster.link_group_streams;
         stats.bytes_in = totals.udp_in;
         stats.bytes_out = totals.udp_out;
         stats.groups_in = totals.groups_in;
@@ -619,6 +648,7 @@ async fn route(
     origins: Origins,
     permissions: Permissions,
     cache: CacheLimits,
+    local_only: bool,
 ) {
     while let Some(request) = router.requested().await {
         let path = request.track().path.clone();
@@ -628,7 +658,12 @@ async fn route(
             continue;
         }
         let absolute = permissions.absolute(&path);
-        match origins.route(&absolute) {
+        let found = if local_only {
+            origins.route_local(&absolute)
+        } else {
+            origins.route(&absolute)
+        };
+        match found {
             Some(upstream) => {
                 tracing::debug!(path = %absolute, upstream = upstream.id, "routed");
                 let span =

@@ -3,6 +3,8 @@
 
 mod auth;
 mod binary;
+#[cfg(feature = "etcd")]
+mod cluster;
 mod hostile;
 mod http;
 mod relay;

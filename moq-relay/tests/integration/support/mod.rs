@@ -72,6 +72,12 @@ impl Harness {
         }
     }
 
+    /// The relay's certificate fingerprint.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
     pub(crate) async fn connect(&self, via: Via) -> Peer {
         self.connect_to(via, "").await.unwrap()
     }
@@ -113,6 +119,16 @@ impl Harness {
         self.task.await.unwrap();
         self.relay.idle().await;
     }
+}
+
+/// A UDP port of 127.0.0.1 that is free now (the OS picks it), for a relay process to bind.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+pub(crate) fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until `condition` holds; fails the test (rather than hang) after a generous bound.

@@ -1,0 +1,634 @@
+//! The cluster's registry in etcd: every relay's own paths, bound to its lease, watched by
+//! every other relay.
+//!
+//! # Key layout
+//!
+//! Under a prefix (default [`DEFAULT_PREFIX`], `/moq/`), every value being the node's URL:
+//!
+//! ```text
+//! /moq/nodes/{node}               a relay is a member (one key per relay)
+//! /moq/origins/{node}/{path}      that relay's sessions announce path
+//! ```
+//!
+//! `{node}` is the relay's `--cluster-node` URL and `{path}` the path's parts joined with
+//! `/`, each escaped ([`escape`]: `%` is `%25`, `/` is `%2F`, an empty part is `%`), so keys
+//! split unambiguously. Every key a relay writes is bound to its lease: when the relay stops
+//! renewing it (killed, cut off from etcd) etcd deletes them all and every other relay's
+//! watch sees the deletes. Remote routes are never written, so nothing loops.
+//!
+//! # Faults
+//!
+//! Unreachable at the start, or lost later: the relay logs it, keeps serving its own
+//! sessions (and keeps the remote routes it knew, whose links end by themselves if their
+//! relays are gone), and retries every second; on return it takes a new lease, writes its
+//! node key and paths again (moving them to the new lease), deletes those of its keys it no
+//! longer serves, reads the whole prefix and watches from there.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    WatchOptions,
+};
+use moq_model::Path;
+use tokio::sync::mpsc;
+
+use super::{ClusterConfig, ClusterError, NodeView, Peers};
+use crate::Relay;
+use crate::origins::OriginRegistry;
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "/moq/";
+
+/// How long the registry task waits between attempts to reach etcd.
+pub const RETRY: Duration = Duration::from_secs(1);
+
+/// Where the registry lives.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EtcdConfig {
+    /// etcd's client URLs (`http://host:2379`, plain HTTP); any one of them will do.
+    pub endpoints: Vec<String>,
+    /// The prefix of every key the cluster writes (ends with `/`).
+    pub prefix: String,
+}
+
+impl EtcdConfig {
+    /// etcd at `endpoints`, keys under [`DEFAULT_PREFIX`].
+    pub fn new(endpoints: Vec<String>) -> Self {
+        Self {
+            endpoints,
+            prefix: DEFAULT_PREFIX.to_owned(),
+        }
+    }
+
+    /// Sets [`prefix`](Self::prefix) (a `/` is appended if it has none at its end).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        if !self.prefix.ends_with('/') {
+            self.prefix.push('/');
+        }
+        self
+    }
+}
+
+/// A relay's membership in an etcd cluster; dropping it (or [`leave`](Self::leave)) ends
+/// the registry task and every link.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    task: tokio::task::JoinHandle<()>,
+    leave: Option<tokio::sync::oneshot::Sender<()>>,
+    peers: Peers,
+}
+
+impl EtcdCluster {
+    /// Makes `relay` a member: its paths are registered in etcd and the other members'
+    /// paths routed to them. Returns at once; reaching etcd happens on a task of its own,
+    /// which logs and retries while etcd is unreachable (the relay serves its own sessions
+    /// meanwhile).
+    ///
+    /// # Errors
+    ///
+    /// An invalid configuration (see [`ClusterError`]); never an unreachable etcd.
+    pub fn join(
+        relay: &Relay,
+        config: ClusterConfig,
+        etcd: EtcdConfig,
+    ) -> Result<Self, ClusterError> {
+        if etcd.endpoints.is_empty() {
+            return Err(ClusterError::Registry("no endpoint".into()));
+        }
+        for endpoint in &etcd.endpoints {
+            // Plain HTTP only: the client is built without TLS (no etcd certificates or
+            // users yet), so an https:// endpoint would only fail later, less clearly.
+            if !endpoint.starts_with("http://") {
+                return Err(ClusterError::Registry(format!(
+                    "{endpoint}: an etcd endpoint is an http:// URL (TLS to etcd is not supported)"
+                )));
+            }
+        }
+        let lease = config.lease;
+        let peers = Peers::new(relay, config)?;
+        let (changes, receiver) = mpsc::unbounded_channel();
+        relay
+            .origins()
+            .set_registry(Arc::new(ChangeSender(changes)));
+        let (leave, left) = tokio::sync::oneshot::channel();
+        let registry = Registry {
+            peers: peers.clone(),
+            keys: Keys::new(&etcd.prefix, &peers.own_node()),
+            node: peers.own_node(),
+            endpoints: etcd.endpoints,
+            lease,
+            changes: receiver,
+            local: BTreeSet::new(),
+            registered: false,
+        };
+        let span = tracing::info_span!("cluster", node = %peers.own_node());
+        let task = tokio::spawn(tracing::Instrument::instrument(registry.run(left), span));
+        Ok(Self {
+            task,
+            leave: Some(leave),
+            peers,
+        })
+    }
+
+    /// The other members and their links.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// Leaves the cluster cleanly: revokes the lease (the other relays drop this relay's
+    /// routes at once instead of after the lease), waits at most a lease for that, and
+    /// ends the links.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future ends the membership without waiting.
+    pub async fn leave(mut self) {
+        if let Some(leave) = self.leave.take() {
+            let _ = leave.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+
+    /// Stops at once, as a crash would: no revocation (the routes expire with the lease),
+    /// links closed. For tests and for shutting down without a reachable etcd.
+    pub fn abort(self) {}
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.peers.clear();
+    }
+}
+
+/// A change of this relay's own paths, as [`Origins`](crate::Origins) reports it.
+enum Change {
+    Register(Path),
+    Unregister(Path),
+}
+
+/// The [`OriginRegistry`] the origin table calls: queues each change for the task (never
+/// blocks; the table is locked meanwhile).
+struct ChangeSender(mpsc::UnboundedSender<Change>);
+
+impl OriginRegistry for ChangeSender {
+    fn register(&self, path: &Path) {
+        let _ = self.0.send(Change::Register(path.clone()));
+    }
+
+    fn unregister(&self, path: &Path) {
+        let _ = self.0.send(Change::Unregister(path.clone()));
+    }
+}
+
+/// The key names of one cluster prefix and node.
+struct Keys {
+    prefix: String,
+    /// `{prefix}nodes/{node}`
+    node: String,
+    /// `{prefix}origins/{node}/`
+    own_origins: String,
+}
+
+impl Keys {
+    fn new(prefix: &str, node: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            node: format!("{prefix}nodes/{}", escape(node)),
+            own_origins: format!("{prefix}origins/{}/", escape(node)),
+        }
+    }
+
+    fn origin(&self, path: &Path) -> String {
+        format!("{}{}", self.own_origins, encode_path(path))
+    }
+
+    /// What a key under the prefix says.
+    fn parse(&self, key: &[u8]) -> Result<Entry, KeyError> {
+        let key = std::str::from_utf8(key).map_err(|_| KeyError::NotText)?;
+        let rest = key.strip_prefix(&self.prefix).ok_or(KeyError::Foreign)?;
+        if let Some(node) = rest.strip_prefix("nodes/") {
+            return Ok(Entry::Node(unescape(node)?));
+        }
+        if let Some(rest) = rest.strip_prefix("origins/") {
+            let (node, path) = rest.split_once('/').ok_or(KeyError::Malformed)?;
+            return Ok(Entry::Origin(unescape(node)?, decode_path(path)?));
+        }
+        Err(KeyError::Foreign)
+    }
+}
+
+/// A key of the layout.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Node(String),
+    Origin(String, Path),
+}
+
+/// A key under the prefix that is not of the layout (written by something else, or
+/// corrupted): ignored with a warning, never a panic.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not UTF-8.
+    #[error("not UTF-8 text")]
+    NotText,
+    /// Neither `nodes/` nor `origins/`.
+    #[error("not a key of the cluster's layout")]
+    Foreign,
+    /// An `origins/` key without a node and path, or a bad escape.
+    #[error("malformed")]
+    Malformed,
+}
+
+/// `text` with `%` and `/` percent-escaped, so that it is one key segment.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+///
+/// # Errors
+///
+/// [`KeyError::Malformed`] for a `%` not followed by `25` or `2F`.
+pub fn unescape(text: &str) -> Result<String, KeyError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escaped = rest.get(at..at + 3).ok_or(KeyError::Malformed)?;
+        match escaped {
+            "%25" => out.push('%'),
+            "%2F" | "%2f" => out.push('/'),
+            _ => return Err(KeyError::Malformed),
+        }
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A path as key segments: its parts escaped and joined with `/`; an empty part is `%`
+/// (which no escape starts with), the empty path the empty string.
+pub fn encode_path(path: &Path) -> String {
+    path.parts()
+        .iter()
+        .map(|part| {
+            if part.is_empty() {
+                "%".to_owned()
+            } else {
+                escape(part)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The inverse of [`encode_path`].
+///
+/// # Errors
+///
+/// [`KeyError::Malformed`] for a bad escape.
+pub fn decode_path(text: &str) -> Result<Path, KeyError> {
+    if text.is_empty() {
+        return Ok(Path::empty());
+    }
+    text.split('/')
+        .map(|part| {
+            if part == "%" {
+                Ok(String::new())
+            } else {
+                unescape(part)
+            }
+        })
+        .collect::<Result<Vec<String>, KeyError>>()
+        .map(|parts| parts.into_iter().collect())
+}
+
+/// Why a registration ended (the task retries).
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    #[error("{0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("the lease expired")]
+    Expired,
+    #[error("no keep-alive answer within {0:?}")]
+    Silent(Duration),
+    #[error("etcd closed the {0} stream")]
+    Closed(&'static str),
+    #[error("the watch was cancelled: {0}")]
+    Cancelled(String),
+    /// The relay asked to leave.
+    #[error("leaving")]
+    Leaving,
+}
+
+/// The registry task's state.
+struct Registry {
+    peers: Peers,
+    keys: Keys,
+    node: String,
+    endpoints: Vec<String>,
+    lease: Duration,
+    changes: mpsc::UnboundedReceiver<Change>,
+    /// This relay's own paths, as the origin table reported them.
+    local: BTreeSet<Path>,
+    /// The current attempt got as far as registering.
+    registered: bool,
+}
+
+impl Registry {
+    async fn run(mut self, mut leave: tokio::sync::oneshot::Receiver<()>) {
+        let mut first = true;
+        // One line per outage at error/warn; the retries that fail during it at debug.
+        let mut failing = false;
+        loop {
+            self.registered = false;
+            let lost = self.register(&mut leave).await;
+            self.peers.set_registered(false);
+            if self.registered {
+                failing = false;
+            }
+            match lost {
+                Lost::Leaving => return,
+                lost if failing => tracing::debug!("etcd still unreachable: {lost}"),
+                lost if first => tracing::error!(
+                    "cannot register in etcd at {}: {lost}; the relay serves its own sessions \
+                     and retries every {RETRY:?}",
+                    self.endpoints.join(",")
+                ),
+                lost => tracing::warn!(
+                    "etcd lost: {lost}; the relay serves its own sessions and known routes, \
+                     and retries every {RETRY:?}"
+                ),
+            }
+            failing = true;
+            first = false;
+            // Keep following the table's changes while waiting, so the next registration
+            // writes what is true then.
+            let wait = tokio::time::sleep(RETRY);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    change = self.changes.recv() => match change {
+                        Some(change) => self.apply_local(change),
+                        None => return,
+                    },
+                    _ = &mut leave => return,
+                }
+            }
+        }
+    }
+
+    fn apply_local(&mut self, change: Change) {
+        match change {
+            Change::Register(path) => self.local.insert(path),
+            Change::Unregister(path) => self.local.remove(&path),
+        };
+    }
+
+    /// One registration: connect, lease, write, read, watch, until something fails.
+    async fn register(&mut self, leave: &mut tokio::sync::oneshot::Receiver<()>) -> Lost {
+        let timeout = self.lease.max(Duration::from_secs(1));
+        let options = ConnectOptions::new()
+            .with_connect_timeout(timeout)
+            .with_timeout(timeout);
+        let mut client = match Client::connect(&self.endpoints, Some(options)).await {
+            Ok(client) => client,
+            Err(err) => return err.into(),
+        };
+        match self.session(&mut client, leave).await {
+            Ok(never) => match never {},
+            Err(lost) => lost,
+        }
+    }
+
+    async fn session(
+        &mut self,
+        client: &mut Client,
+        leave: &mut tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<std::convert::Infallible, Lost> {
+        let ttl = i64::try_from(self.lease.as_secs().max(1)).unwrap_or(i64::MAX);
+        let granted = client.lease_grant(ttl, None).await?;
+        let lease = granted.id();
+        // etcd may grant a longer TTL than asked (its minimum depends on its election
+        // timeout): renew by what it granted.
+        let granted_ttl = Duration::from_secs(u64::try_from(granted.ttl()).unwrap_or(1).max(1));
+        // Renewed from now on, on a task of its own: the writes below must not let a short
+        // lease expire on a slow etcd, and a long write later must not either.
+        let (keeper, acks) = client.lease_keep_alive(lease).await?;
+        let mut renewing = AbortOnDrop(tokio::spawn(keep_alive(keeper, acks, granted_ttl)));
+        let put = || Some(PutOptions::new().with_lease(lease));
+        client
+            .put(self.keys.node.clone(), self.node.clone(), put())
+            .await?;
+        // Changes queued until now are part of what is written.
+        while let Ok(change) = self.changes.try_recv() {
+            self.apply_local(change);
+        }
+        // What an earlier registration of this node left (under a lease not yet expired)
+        // and the relay no longer serves goes; what it still serves is written over below,
+        // moving to the new lease without a delete (the others' routes do not flap).
+        let left = client
+            .get(
+                self.keys.own_origins.clone(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await?;
+        for kv in left.kvs() {
+            let stale = match self.keys.parse(kv.key()) {
+                Ok(Entry::Origin(node, path)) => node != self.node || !self.local.contains(&path),
+                _ => true,
+            };
+            if stale {
+                client.delete(kv.key().to_vec(), None).await?;
+            }
+        }
+        for path in &self.local {
+            client
+                .put(self.keys.origin(path), self.node.clone(), put())
+                .await?;
+        }
+        let listed = client
+            .get(
+                self.keys.prefix.clone(),
+                Some(GetOptions::new().with_prefix()),
+            )
+            .await?;
+        let revision = listed.header().map_or(0, |header| header.revision());
+        let mut view: HashMap<String, NodeView> = HashMap::new();
+        for kv in listed.kvs() {
+            match self.keys.parse(kv.key()) {
+                Ok(Entry::Node(node)) => view.entry(node).or_default().alive = true,
+                Ok(Entry::Origin(node, path)) => {
+                    view.entry(node).or_default().paths.insert(path);
+                }
+                Err(err) => tracing::warn!(%err, key = ?kv.key_str(), "ignoring a registry key"),
+            }
+        }
+        self.peers.replace(view);
+        let mut watch = client
+            .watch(
+                self.keys.prefix.clone(),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(revision + 1),
+                ),
+            )
+            .await?;
+        self.peers.set_registered(true);
+        self.registered = true;
+        tracing::info!(
+            lease = format_args!("{lease:x}"),
+            ttl = ?granted_ttl,
+            paths = self.local.len(),
+            "registered in etcd"
+        );
+
+        loop {
+            tokio::select! {
+                lost = &mut renewing.0 => {
+                    return Err(lost.unwrap_or(Lost::Closed("keep-alive")));
+                }
+                change = self.changes.recv() => {
+                    let Some(change) = change else { return Err(Lost::Leaving) };
+                    // Recorded first: if the write fails, the next registration writes it.
+                    match &change {
+                        Change::Register(path) => {
+                            self.local.insert(path.clone());
+                            client.put(self.keys.origin(path), self.node.clone(), put()).await?;
+                        }
+                        Change::Unregister(path) => {
+                            self.local.remove(path);
+                            client.delete(self.keys.origin(path), None).await?;
+                        }
+                    }
+                }
+                event = watch.message() => {
+                    let Some(response) = event? else { return Err(Lost::Closed("watch")) };
+                    if response.canceled() {
+                        return Err(Lost::Cancelled(response.cancel_reason().to_owned()));
+                    }
+                    for event in response.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let entry = match self.keys.parse(kv.key()) {
+                            Ok(entry) => entry,
+                            Err(err) => {
+                                tracing::warn!(%err, key = ?kv.key_str(), "ignoring a registry key");
+                                continue;
+                            }
+                        };
+                        let put = event.event_type() == EventType::Put;
+                        match entry {
+                            Entry::Node(node) => {
+                                tracing::info!(%node, "{}", if put { "peer joined" } else { "peer left" });
+                                self.peers.set_alive(&node, put);
+                            }
+                            Entry::Origin(node, path) if put => self.peers.add_path(&node, path),
+                            Entry::Origin(node, path) => self.peers.remove_path(&node, &path),
+                        }
+                    }
+                }
+                _ = &mut *leave => {
+                    // Revoked: etcd deletes the keys now, and every watcher hears at once.
+                    let _ = tokio::time::timeout(granted_ttl, client.lease_revoke(lease)).await;
+                    return Err(Lost::Leaving);
+                }
+            }
+        }
+    }
+}
+
+/// Renews the lease every third of its TTL until that fails, etcd says it expired, or no
+/// answer came for a whole TTL; returns why.
+async fn keep_alive(
+    mut keeper: LeaseKeeper,
+    mut acks: LeaseKeepAliveStream,
+    ttl: Duration,
+) -> Lost {
+    let mut ticker = tokio::time::interval(ttl / 3);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut acked = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if acked.elapsed() > ttl {
+                    return Lost::Silent(ttl);
+                }
+                // Bounded: a stalled stream must not stop the checks above.
+                match tokio::time::timeout(ttl, keeper.keep_alive()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => return err.into(),
+                    Err(_) => return Lost::Silent(ttl),
+                }
+            }
+            ack = acks.message() => match ack {
+                Ok(Some(ack)) if ack.ttl() > 0 => acked = Instant::now(),
+                Ok(Some(_)) => return Lost::Expired,
+                Ok(None) => return Lost::Closed("keep-alive"),
+                Err(err) => return err.into(),
+            },
+        }
+    }
+}
+
+/// Aborts the task when dropped (the registration it belongs to ended).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_bad_keys_are_errors() {
+        let keys = Keys::new("/moq/", "moqf://relay-a:4443/");
+        assert_eq!(keys.node, "/moq/nodes/moqf:%2F%2Frelay-a:4443%2F");
+        let path = Path::from(["room", "a/b", "", "50%"]);
+        let key = keys.origin(&path);
+        assert_eq!(
+            key,
+            "/moq/origins/moqf:%2F%2Frelay-a:4443%2F/room/a%2Fb/%/50%25"
+        );
+        assert_eq!(
+            keys.parse(key.as_bytes()),
+            Ok(Entry::Origin("moqf://relay-a:4443/".into(), path))
+        );
+        assert_eq!(
+            keys.parse(keys.origin(&Path::empty()).as_bytes()),
+            Ok(Entry::Origin("moqf://relay-a:4443/".into(), Path::empty()))
+        );
+        assert_eq!(
+            keys.parse(keys.node.as_bytes()),
+            Ok(Entry::Node("moqf://relay-a:4443/".into()))
+        );
+        assert_eq!(keys.parse(b"/moq/other"), Err(KeyError::Foreign));
+        assert_eq!(keys.parse(b"/elsewhere"), Err(KeyError::Foreign));
+        assert_eq!(
+            keys.parse(b"/moq/origins/node-only"),
+            Err(KeyError::Malformed)
+        );
+        assert_eq!(keys.parse(b"/moq/nodes/bad%zz"), Err(KeyError::Malformed));
+        assert_eq!(keys.parse(b"/moq/nodes/cut%2"), Err(KeyError::Malformed));
+        assert_eq!(keys.parse(b"/moq/nodes/\xff"), Err(KeyError::NotText));
+    }
+}
