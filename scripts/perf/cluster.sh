@@ -10,8 +10,12 @@
 #            receives (A's moq_relay_frames_sent_total / moq_relay_frames_received_total)
 #   expiry   TRIALS times: a relay X with a clock publisher joins, B routes its path, X is
 #            SIGKILLed; the time until B's moq_relay_cluster_remote_routes drops to 0
+#   capacity fan-out capacity: 1 publisher on A, 2 x SUBS subscribers, `--max` (1 KiB
+#            frames): all on A, against half on B and half on C, alternated ROUNDS times.
+#            Every relay shares this machine's cores, so it shows the cost of the hops, not
+#            what more machines would add
 #
-# usage: scripts/perf/cluster.sh [latency|dedup|expiry]...   (default: all three)
+# usage: scripts/perf/cluster.sh [latency|dedup|expiry|capacity]...   (default: all four)
 # env:   DURATION (bench window, s; default 10)  ROUNDS (default 2)  RATE (frames/s; 100)
 #        SUBS (per relay in dedup; 100)  TRIALS (default 20)  LEASE (s; default 3)
 #        OUT (logs; default ${TMPDIR:-/tmp}/moq-cluster-perf)
@@ -23,11 +27,11 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
 parts=("$@")
-if [ ${#parts[@]} -eq 0 ]; then parts=(latency dedup expiry); fi
+if [ ${#parts[@]} -eq 0 ]; then parts=(latency dedup expiry capacity); fi
 for part in "${parts[@]}"; do
     case "$part" in
-        latency | dedup | expiry) ;;
-        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+        latency | dedup | expiry | capacity) ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "scripts/perf/cluster.sh: unknown part $part (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -153,6 +157,23 @@ print("| A: frames received | A: frames sent | sent per frame | B: frames sent |
 print("|---:|---:|---:|---:|---:|---:|")
 print(f"| {received} | {sent} | {sent / max(received, 1):.2f} | {b_sent} | {r['subscribers_connected']} | {r['latency_us']['p99']} |")
 EOF
+fi
+
+if [[ " ${parts[*]} " == *" capacity "* ]]; then
+    echo "== capacity: 1 publisher on A, $((2 * subs)) subscribers, --max, 1 KiB frames, $rounds rounds"
+    echo "| subscribers on | round | delivered frames/s | p50 (us) | p99 (us) | subscribers receiving |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    capacity_row() { # label round JSON
+        python3 -c 'import json,sys; r=json.loads(sys.argv[3]); l=r["latency_us"]
+print("| %s | %s | %.0f | %s | %s | %s |" % (sys.argv[1], sys.argv[2], r["frames_per_s"], l["p50"], l["p99"], r["subscribers_connected"]))' "$@"
+    }
+    for round in $(seq "$rounds"); do
+        capacity_row "A (one relay)" "$round" "$(bench "moqf://127.0.0.1:$a_port/" \
+            --subscribers $((2 * subs)) --max --frame-size 1024)"
+        capacity_row "B and C (A fans out twice)" "$round" "$(bench "moqf://127.0.0.1:$a_port/" \
+            --subscribe-url "moqf://127.0.0.1:$b_port/" --subscribe-url "moqf://127.0.0.1:$c_port/" \
+            --subscribers $((2 * subs)) --max --frame-size 1024)"
+    done
 fi
 
 if [[ " ${parts[*]} " == *" expiry "* ]]; then
