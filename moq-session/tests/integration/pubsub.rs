@@ -558,3 +558,24 @@ async fn the_last_group_reaches_the_subscriber_when_the_track_ends_at_once() {
     );
     assert!(soon(sub.next_group()).await.unwrap().is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_subscription_left_by_its_last_consumer_is_not_handed_to_a_new_one() {
+    let (client, server, _c, _s) = sessions(Config::default()).await;
+    let (mut track, consumer) = Track::new(["churn"]).produce();
+    client.publish(consumer).unwrap();
+    let a = server.subscribe(Track::new(["churn"]));
+    settle().await;
+    assert_eq!(server.stats().subscriptions, 1);
+    // The last consumer goes and a new one comes before the session's task has run: the
+    // new one must get the track's frames, not the end of the subscription being torn down.
+    drop(a);
+    let mut b = server.subscribe(Track::new(["churn"]));
+    settle().await;
+    track.append_group().write_frame("x").unwrap();
+    let mut group = soon(b.next_group())
+        .await
+        .expect("the track failed")
+        .expect("the track ended");
+    assert_eq!(soon(group.read_frame()).await.unwrap().unwrap(), "x");
+}
