@@ -71,7 +71,11 @@ fi
 
 # The relay's feature `etcd` (on by default) needs protoc and the protobuf includes to build,
 # and its cluster tests run a real etcd: install what is missing before cargo runs.
-install_debian_packages etcd-server protobuf-compiler libprotobuf-dev
+if ! command -v etcd >/dev/null || ! command -v protoc >/dev/null \
+  || [ ! -e /usr/include/google/protobuf/timestamp.proto ]; then
+  # Only when something is missing: a machine without apt-get may have them another way.
+  install_debian_packages etcd-server protobuf-compiler libprotobuf-dev || true
+fi
 if ! command -v etcd >/dev/null || ! command -v protoc >/dev/null; then
   missing "no etcd or protoc for the relay's cluster: install them (Debian/Ubuntu: sudo apt-get install etcd-server protobuf-compiler libprotobuf-dev)"
 fi

@@ -67,7 +67,7 @@ pub(crate) struct BenchArgs {
     /// With --max: groups a publisher may have started that not every subscriber has seen
     /// the first frame of. 1 (the default) measures one group's round trip through the
     /// relay per group; more keep the relay busy. Above 1, tracks keep older groups cached
-    /// for --max-expires so that one that arrives after a newer one is still delivered;
+    /// for --group-expires so that one that arrives after a newer one is still delivered;
     /// a consumer that moved past it reports it as skipped.
     #[arg(long, default_value_t = 1, value_name = "K", requires = "max",
           value_parser = clap::value_parser!(u64).range(1..=32))]

@@ -141,8 +141,8 @@ impl EtcdCluster {
     }
 
     /// Leaves the cluster cleanly: revokes the lease (the other relays drop this relay's
-    /// routes at once instead of after the lease), waits at most a lease for that, and
-    /// ends the links.
+    /// routes at once instead of after the lease), waits at most 5 s for that (etcd may be
+    /// gone), and ends the links.
     ///
     /// # Cancel safety
     ///
