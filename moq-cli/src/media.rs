@@ -8,7 +8,7 @@ use std::path::Path as FsPath;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow};
-use moq_media::cmaf::{Demuxer, Event, Import, ImportConfig, Muxer};
+use moq_media::cmaf::{Import, Muxer};
 use moq_media::{
     BroadcastConsumer, BroadcastProducer, CLOCK_TRACK, Catalog, LiveBroadcast, broadcast_id,
     broadcast_path, clock_track,
@@ -38,12 +38,11 @@ impl LatencyLog {
     }
 }
 
-/// When the publisher read each frame, for the clock track and the `--latency-log`.
-///
-/// It parses the input a second time with its own [`Demuxer`] (the import does not say
-/// which frames a chunk completed), so that the import itself is unchanged.
+/// When the publisher read each frame, for the clock track and the `--latency-log`: the
+/// import reports the frames each read completed ([`Import::push_each`]).
 struct FrameTimes {
-    demuxer: Demuxer,
+    /// The frames the current read completed: track (its place in the catalog), µs.
+    read: Vec<(usize, u64)>,
     log: Option<LatencyLog>,
     clock: moq_model::TrackProducer,
     /// The smallest wall clock minus media time of the clock's rendition so far (µs).
@@ -53,25 +52,20 @@ struct FrameTimes {
 impl FrameTimes {
     fn new(clock: moq_model::TrackProducer, log: Option<LatencyLog>) -> Self {
         Self {
-            demuxer: Demuxer::new(ImportConfig::default()),
+            read: Vec::new(),
             log,
             clock,
             best: None,
         }
     }
 
-    /// Takes the frames that `data`, read at `wall`, completes.
-    fn push(&mut self, data: &[u8], wall: SystemTime) -> anyhow::Result<()> {
+    /// Takes the frames of the read that returned at `wall` (`read`, filled by the import).
+    fn record(&mut self, wall: SystemTime, catalog: Option<&Catalog>) -> anyhow::Result<()> {
         let wall = wall
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_micros();
-        self.demuxer.push(data);
-        while let Some(event) = self.demuxer.next()? {
-            let Event::Frame { track, frame } = event else {
-                continue;
-            };
-            let micros = frame.timestamp.as_micros();
+        for (track, micros) in self.read.drain(..) {
             // The clock follows the catalog's first rendition (video first): the one a
             // player shows the latency of. A frame read late only adds to the latency, so
             // the reference is the frame read earliest for its timestamp; a new one is
@@ -84,10 +78,8 @@ impl FrameTimes {
                 group.finish();
             }
             if let Some(log) = &mut self.log {
-                // The demuxer's catalog exists before any frame; `track` indexes its tracks.
-                let name = self
-                    .demuxer
-                    .catalog()
+                // The catalog exists before any frame; `track` indexes its tracks.
+                let name = catalog
                     .and_then(|catalog| catalog.tracks().nth(track))
                     .map_or("?", |info| info.name.as_str());
                 writeln!(log.out, "{name} {micros} {wall}")?;
@@ -145,14 +137,16 @@ pub(crate) async fn publish(
         // The wall clock as soon as the bytes are ours, before the import publishes them.
         let wall = SystemTime::now();
         import
-            .push(&buf[..read])
+            .push_each(&buf[..read], |track, frame| {
+                times.read.push((track, frame.timestamp.as_micros()));
+            })
             .map_err(|e| anyhow!("the input is not fragmented MP4 we can read: {e}"))?;
         for info in import.catalog().into_iter().flat_map(Catalog::tracks) {
             // False (nothing sent) for a path announced already.
             tracks.announce(path.push(info.name.as_str()));
         }
         times
-            .push(&buf[..read], wall)
+            .record(wall, import.catalog())
             .context("timing the frames read")?;
     }
     // The tracks end here; the broadcast stays announced until we return.

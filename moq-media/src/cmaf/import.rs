@@ -1,7 +1,7 @@
 //! [`Import`]: fragmented MP4 bytes published as a broadcast.
 
 use super::{Demuxer, Event, ImportConfig, ImportError};
-use crate::{BroadcastProducer, Catalog, Timestamp, TrackProducer};
+use crate::{BroadcastProducer, Catalog, Frame, Timestamp, TrackProducer};
 
 /// Publishes fragmented MP4, fed as it arrives, on a [`BroadcastProducer`]: the init segment
 /// becomes the catalog (published once, with every track), each sample a frame.
@@ -72,6 +72,17 @@ impl Import {
     /// Parses `data` (any amount: part of a box, several boxes) and publishes what is
     /// complete.
     pub fn push(&mut self, data: &[u8]) -> Result<(), ImportError> {
+        self.push_each(data, |_, _| {})
+    }
+
+    /// [`push`](Self::push), calling `published` with each frame that `data` completed once
+    /// it is published, and its track's position in [`Catalog::tracks`] (e.g. to note when
+    /// each frame was read).
+    pub fn push_each(
+        &mut self,
+        data: &[u8],
+        mut published: impl FnMut(usize, &Frame),
+    ) -> Result<(), ImportError> {
         self.demuxer.push(data);
         while let Some(event) = self.demuxer.next()? {
             match event {
@@ -112,6 +123,7 @@ impl Import {
                         }
                     }
                     self.tracks[track].producer.write(&frame)?;
+                    published(track, &frame);
                 }
             }
         }

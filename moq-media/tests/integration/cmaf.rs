@@ -476,3 +476,27 @@ fn export_refuses_what_it_cannot_describe() {
         Err(ExportError::UnsupportedCodec { .. })
     ));
 }
+
+/// `Import::push_each` reports every frame it publishes, once, in the demuxer's order, with
+/// its track's place in the catalog.
+#[test]
+fn push_each_reports_every_frame_it_publishes() {
+    let input = fixture("h264_aac.mp4");
+    let expected: Vec<(usize, Timestamp, usize)> = demux(&input)
+        .frames
+        .into_iter()
+        .map(|(track, frame)| (track, frame.timestamp, frame.payload.len()))
+        .collect();
+    let (broadcast, _consumer) = Broadcast::new(["live", "each", "1"]).produce();
+    let mut import = Import::new(BroadcastProducer::new(broadcast).unwrap());
+    let mut reported = Vec::new();
+    for piece in input.chunks(1000) {
+        import
+            .push_each(piece, |track, frame| {
+                reported.push((track, frame.timestamp, frame.payload.len()))
+            })
+            .unwrap();
+    }
+    assert!(!expected.is_empty());
+    assert_eq!(reported, expected);
+}

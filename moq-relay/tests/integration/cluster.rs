@@ -154,6 +154,14 @@ struct Member {
     cluster: Option<EtcdCluster>,
 }
 
+/// Ends each relay's membership (dropped, as a crash would: no revocation) and stops it.
+async fn stop_all(members: impl IntoIterator<Item = Member>) {
+    for member in members {
+        drop(member.cluster);
+        member.harness.stop().await;
+    }
+}
+
 impl Member {
     fn relay(&self) -> &moq_relay::Relay {
         &self.harness.relay
@@ -352,10 +360,7 @@ async fn a_subscriber_on_b_receives_from_a_publisher_on_a_and_announcements_cros
     drop((sub, announced));
     subscriber.leave().await;
     watcher.leave().await;
-    for member in members {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all(members).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,10 +402,7 @@ async fn subscribers_on_b_share_one_upstream_subscription_to_a() {
     first.leave().await;
     second.leave().await;
     publisher.leave().await;
-    for member in members {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all(members).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,10 +446,7 @@ async fn a_publisher_moving_to_another_relay_is_routed_to_there() {
     drop(sub);
     subscriber.leave().await;
     publisher.leave().await;
-    for member in members {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all(members).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,10 +498,7 @@ async fn etcd_lost_keeps_local_traffic_and_registers_again_on_return() {
     local.leave().await;
     publisher.leave().await;
     late_publisher.leave().await;
-    for member in members {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all(members).await;
 }
 
 /// A UDP forwarder on 127.0.0.1 to `target`, one upstream socket per client address, that
@@ -618,10 +614,7 @@ async fn a_partition_between_relays_heals_by_itself() {
     drop(sub);
     subscriber.leave().await;
     publisher.leave().await;
-    for member in [a, b] {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all([a, b]).await;
 }
 
 /// Kills the relay process if the test fails half-way.
@@ -924,10 +917,7 @@ async fn links_present_a_token_signed_with_the_cluster_key() {
     drop(sub);
     subscriber.leave().await;
     publisher.leave().await;
-    for member in members {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all(members).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -968,8 +958,5 @@ async fn a_path_published_on_two_relays_is_served_locally_by_each() {
 
     on_a.leave().await;
     on_b.leave().await;
-    for member in members {
-        drop(member.cluster);
-        member.harness.stop().await;
-    }
+    stop_all(members).await;
 }
