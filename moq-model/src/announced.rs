@@ -140,7 +140,9 @@ impl Queue {
 #[derive(Debug)]
 struct AnnounceState {
     active: BTreeSet<Path>,
-    queues: BTreeMap<u64, Queue>,
+    /// Boxed: a map's first node holds room for eleven entries, and most producers (one per
+    /// session's announce interest) have a single consumer.
+    queues: BTreeMap<u64, Box<Queue>>,
     next_id: u64,
     end: Option<Result<(), Error>>,
     unused: Waiters,
@@ -161,7 +163,7 @@ impl AnnounceState {
     fn subscribe(&mut self, queue: Queue) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.queues.insert(id, queue);
+        self.queues.insert(id, Box::new(queue));
         id
     }
 }
@@ -568,7 +570,7 @@ impl Clone for AnnouncedConsumer {
         let queue = state
             .queues
             .get(&self.id)
-            .cloned()
+            .map(|queue| Queue::clone(queue))
             .unwrap_or_else(|| Queue::new(self.prefix.clone(), []));
         let id = state.subscribe(queue);
         drop(state);

@@ -35,7 +35,9 @@ pub(crate) async fn start_control<S: SendStream>(
 }
 
 /// Bytes of the block group-stream headers are cut from (see [`Sender::for_group`]).
-const HEADER_BLOCK: usize = 1024;
+/// 256: a frame's header is 1 to 8 bytes, so a block lasts dozens of frames, and every group
+/// stream in flight to every subscriber holds one.
+const HEADER_BLOCK: usize = 256;
 
 /// Reads the messages of a control stream.
 pub(crate) struct Reader<R> {
@@ -108,6 +110,9 @@ pub(crate) struct Sender<S: SendStream> {
     /// A priority the owner may change while the stream is being sent: applied as soon as
     /// it changes, even while the sender waits (for the peer's window or for delivery).
     priority: Option<std::sync::Arc<Priority>>,
+    /// Bytes of each new block headers are cut from (group streams), or 0: `buf` grows as
+    /// `BytesMut` grows it (control streams).
+    block: usize,
 }
 
 impl<S: SendStream> Sender<S> {
@@ -118,12 +123,13 @@ impl<S: SendStream> Sender<S> {
             done: false,
             cancel: None,
             priority: None,
+            block: 0,
         }
     }
 
     /// A sender whose headers are cut from one block of `HEADER_BLOCK` bytes: the transport
     /// may hold a header until it is delivered, so a buffer reused per write would need a new
-    /// allocation per frame; slices of one block need one per few hundred frames. Its
+    /// allocation per frame; slices of one block need one per hundred or so frames. Its
     /// stream's priority follows `priority` for as long as the sender lives.
     pub(crate) fn for_group(
         stream: S,
@@ -131,6 +137,7 @@ impl<S: SendStream> Sender<S> {
         priority: std::sync::Arc<Priority>,
     ) -> Self {
         let mut sender = Self::with_cancel(stream, cancel);
+        sender.block = HEADER_BLOCK;
         sender.buf = BytesMut::with_capacity(HEADER_BLOCK);
         sender.stream.set_priority(priority.get());
         sender.priority = Some(priority);
@@ -150,7 +157,13 @@ impl<S: SendStream> Sender<S> {
 
     /// Appends a message to the pending buffer (written by [`flush`](Self::flush)).
     pub(crate) fn encode<T: Encode>(&mut self, message: &T) {
-        self.buf.reserve(message.encoded_len());
+        let len = message.encoded_len();
+        // A used-up block is replaced by a whole new one: `BytesMut` forgets capacities
+        // under 1 KiB and would allocate exactly each header, one allocation per frame.
+        if self.block > 0 && self.buf.is_empty() && self.buf.capacity() < len {
+            self.buf = BytesMut::with_capacity(self.block.max(len));
+        }
+        self.buf.reserve(len);
         message.encode(&mut self.buf);
     }
 
