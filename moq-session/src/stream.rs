@@ -13,7 +13,7 @@ use futures_util::task::AtomicWaker;
 use moq_proto::{Decode, Encode, ErrorCode, MessageReader, ReadError, ReaderConfig, StreamBi};
 
 use crate::Error;
-use crate::transport::{RecvStream, SendStream};
+use crate::transport::{RecvStream, SendStream, StopWatch};
 
 /// The QUIC priority of control streams: above any group stream, so that Info reaches the
 /// subscriber before the first group (WIRE.md §7.3).
@@ -113,6 +113,9 @@ pub(crate) struct Sender<S: SendStream> {
     /// Bytes of each new block headers are cut from (group streams), or 0: `buf` grows as
     /// `BytesMut` grows it (control streams).
     block: usize,
+    /// The transport's watch for STOP_SENDING, made at the first wait and kept until it
+    /// resolves (`SendStream::stop_watch`).
+    watch: Option<StopWatch>,
 }
 
 impl<S: SendStream> Sender<S> {
@@ -124,6 +127,7 @@ impl<S: SendStream> Sender<S> {
             cancel: None,
             priority: None,
             block: 0,
+            watch: None,
         }
     }
 
@@ -281,8 +285,22 @@ impl<S: SendStream> Sender<S> {
 
     /// Resolves when the peer stops the stream, with its code (a connection error counts as
     /// [`ErrorCode::TRANSPORT`]); never resolves otherwise.
+    ///
+    /// Cancel-safe: one watch of the transport lasts across calls where it has them.
     pub(crate) async fn stop_code(&mut self) -> ErrorCode {
-        match self.stopped().await {
+        if self.watch.is_none() {
+            self.watch = self.stream.stop_watch();
+        }
+        let result = match self.watch.as_mut() {
+            Some(watch) => {
+                let result = watch.as_mut().await;
+                // Resolved: never polled again (a later call asks for a new one).
+                self.watch = None;
+                result
+            }
+            None => self.stopped().await,
+        };
+        match result {
             Ok(Some(code)) => code,
             Ok(None) => std::future::pending().await,
             Err(_) => ErrorCode::TRANSPORT,

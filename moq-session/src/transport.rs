@@ -417,7 +417,23 @@ pub trait SendStream: Send + 'static {
     ///
     /// Cancel-safe; it only observes.
     fn stopped(&self) -> impl Future<Output = Result<Option<ErrorCode>, TransportError>> + Send;
+
+    /// [`stopped`](Self::stopped) as a future that does not borrow the stream, so that one
+    /// watch can last across writes; `None` (the default) where the transport has none, and
+    /// callers then ask `stopped` again for each wait.
+    ///
+    /// A publisher waits for the next frame between writes and watches for STOP_SENDING
+    /// meanwhile: one watch per stream instead of one per frame (on quinn each new one takes
+    /// the connection's lock three times). Resolves as `stopped` does, once.
+    fn stop_watch(&self) -> Option<StopWatch> {
+        None
+    }
 }
+
+/// What [`SendStream::stop_watch`] returns: [`SendStream::stopped`]'s result, owning what it
+/// needs.
+pub type StopWatch =
+    std::pin::Pin<Box<dyn Future<Output = Result<Option<ErrorCode>, TransportError>> + Send>>;
 
 /// The receiving half of a stream.
 ///

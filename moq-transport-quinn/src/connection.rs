@@ -213,6 +213,14 @@ impl transport::SendStream for SendStream {
             Self::WebTransport(s) => s.stopped().await,
         }
     }
+
+    fn stop_watch(&self) -> Option<transport::StopWatch> {
+        match self {
+            Self::Quic(s) => s.stop_watch(),
+            // Its `stopped` drives the stream itself, behind the stream's lock: per wait.
+            Self::WebTransport(_) => None,
+        }
+    }
 }
 
 /// The receiving half of a stream of a [`Connection`].

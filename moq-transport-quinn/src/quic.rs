@@ -258,12 +258,30 @@ impl transport::SendStream for SendStream {
     }
 
     async fn stopped(&self) -> Result<Option<ErrorCode>, TransportError> {
-        match self.stream.stopped().await {
-            Ok(code) => Ok(code.map(stream_code_from_wire)),
-            Err(quinn::StoppedError::ConnectionLost(e)) => Err(self.conn.error(&e)),
-            Err(quinn::StoppedError::ZeroRttRejected) => {
-                Err(TransportError::ConnectionLost("0-RTT rejected".into()))
-            }
+        stopped_result(self.stream.stopped().await, &self.conn.local)
+    }
+
+    // quinn's `stopped` owns what it needs (a handle of the connection, taken under its
+    // lock, as is the watch's registration and its drop): made once per stream here.
+    fn stop_watch(&self) -> Option<transport::StopWatch> {
+        let stopped = self.stream.stopped();
+        let local = self.conn.local.clone();
+        Some(Box::pin(
+            async move { stopped_result(stopped.await, &local) },
+        ))
+    }
+}
+
+/// `SendStream::stopped`'s result from quinn's.
+fn stopped_result(
+    result: Result<Option<quinn::VarInt>, quinn::StoppedError>,
+    local: &LocalClose,
+) -> Result<Option<ErrorCode>, TransportError> {
+    match result {
+        Ok(code) => Ok(code.map(stream_code_from_wire)),
+        Err(quinn::StoppedError::ConnectionLost(e)) => Err(connection_error(&e, local, || None)),
+        Err(quinn::StoppedError::ZeroRttRejected) => {
+            Err(TransportError::ConnectionLost("0-RTT rejected".into()))
         }
     }
 }

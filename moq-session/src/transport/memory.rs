@@ -644,31 +644,41 @@ impl super::SendStream for SendStream {
     }
 
     async fn stopped(&self) -> Result<Option<ErrorCode>, TransportError> {
-        let key = self.key;
-        poll_fn(|cx| {
-            self.shared.with_state(|state| {
-                if let Some(half) = state.halves.get_mut(&key) {
-                    match half.send {
-                        SendState::Stopped(code) => return Poll::Ready(Ok(Some(code))),
-                        SendState::Reset => return Poll::Ready(Ok(None)),
-                        SendState::Finished if half.fin_delivered => {
-                            return Poll::Ready(Ok(None));
-                        }
-                        _ => {}
-                    }
-                    if state.end.is_none() {
-                        register(&mut half.send_wakers, cx.waker());
-                        return Poll::Pending;
-                    }
-                }
-                Poll::Ready(Err(match &state.end {
-                    Some(end) => end.error(key.from),
-                    None => TransportError::ClosedStream,
-                }))
-            })
-        })
-        .await
+        send_stopped(&self.shared, self.key).await
     }
+
+    fn stop_watch(&self) -> Option<super::StopWatch> {
+        let shared = self.shared.clone();
+        let key = self.key;
+        Some(Box::pin(async move { send_stopped(&shared, key).await }))
+    }
+}
+
+/// [`SendStream::stopped`] of the send half `key`.
+async fn send_stopped(shared: &Shared, key: HalfKey) -> Result<Option<ErrorCode>, TransportError> {
+    poll_fn(|cx| {
+        shared.with_state(|state| {
+            if let Some(half) = state.halves.get_mut(&key) {
+                match half.send {
+                    SendState::Stopped(code) => return Poll::Ready(Ok(Some(code))),
+                    SendState::Reset => return Poll::Ready(Ok(None)),
+                    SendState::Finished if half.fin_delivered => {
+                        return Poll::Ready(Ok(None));
+                    }
+                    _ => {}
+                }
+                if state.end.is_none() {
+                    register(&mut half.send_wakers, cx.waker());
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(Err(match &state.end {
+                Some(end) => end.error(key.from),
+                None => TransportError::ClosedStream,
+            }))
+        })
+    })
+    .await
 }
 
 /// The receiving half of a memory stream.

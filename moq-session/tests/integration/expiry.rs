@@ -106,6 +106,47 @@ async fn a_group_the_subscriber_stops_is_reported_with_a_group_drop() {
     );
 }
 
+/// The publisher learns of the stop while it waits for the group's next frame (its watch
+/// for STOP_SENDING lasts across the writes), not only at its next write.
+#[tokio::test(start_paused = true)]
+async fn a_group_stopped_between_frames_is_reported_without_another_frame() {
+    let (session, client, _server, _stream) = raw_client().await;
+    let (mut track, consumer) = Track::new(["e"]).produce();
+    session.publish(consumer).unwrap();
+    let subscribe = Subscribe {
+        id: 4,
+        path: ["e"].into(),
+        priority: 0,
+        group_order: Default::default(),
+        group_expires: Duration::ZERO,
+        group_min: None,
+        group_max: None,
+    };
+    let (_send, mut recv) = raw_bi(&client, encode(&[&StreamBi::Subscribe, &subscribe])).await;
+    let _info = soon(read_n(&mut recv, 4)).await.unwrap();
+    let mut group = track.append_group();
+    for frame in ["a", "b", "c"] {
+        group.write_frame(frame).unwrap();
+        settle().await;
+    }
+    let mut stream = soon(client.accept_uni()).await.unwrap();
+    assert!(soon(stream.read()).await.unwrap().is_some());
+    stream.stop(ErrorCode::app(1).unwrap());
+    // The group stays open and nothing more is written to it.
+    let bytes = soon(read_n(&mut recv, 3)).await.unwrap();
+    let mut reader = MessageReader::new();
+    reader.push(&bytes);
+    assert_eq!(
+        reader.next::<GroupDrop>().unwrap(),
+        Some(GroupDrop {
+            sequence: 0,
+            count: 0,
+            code: ErrorCode::TRANSPORT
+        })
+    );
+    drop(group);
+}
+
 #[tokio::test(start_paused = true)]
 async fn skipped_groups_are_reported_with_one_group_drop() {
     let (client, server, _c, _s) = sessions(Config::default()).await;

@@ -112,6 +112,45 @@ async fn sixteen_mebibytes_arrive_byte_exact_then_fin() {
     }
 }
 
+/// On raw QUIC one stop watch lasts across writes and reports the peer's STOP_SENDING, and
+/// one made on a stream finished and received reports no stop; WebTransport streams have
+/// none (their users ask `stopped` per wait).
+#[tokio::test]
+async fn a_stop_watch_lasts_across_writes() {
+    use std::time::Duration;
+    for kind in KINDS {
+        let pair = Pair::new(kind).await;
+        let (mut send, _recv) = pair.server_conn.open_bi().await.unwrap();
+        let Some(mut watch) = send.stop_watch() else {
+            assert_eq!(kind, TransportKind::WebTransport);
+            pair.finish().await;
+            continue;
+        };
+        assert_eq!(kind, TransportKind::Quic);
+        send.write(Bytes::from_static(b"frame")).await.unwrap();
+        let (_peer_send, mut peer_recv) = pair.client_conn.accept_bi().await.unwrap();
+        for _ in 0..3 {
+            assert!(peer_recv.read().await.unwrap().is_some());
+            let early = tokio::time::timeout(Duration::from_millis(20), watch.as_mut()).await;
+            assert!(early.is_err(), "resolved before any stop: {early:?}");
+            send.write(Bytes::from_static(b"frame")).await.unwrap();
+        }
+        peer_recv.stop(ErrorCode::CANCEL);
+        let stopped = tokio::time::timeout(Duration::from_secs(5), watch).await;
+        assert_eq!(stopped.unwrap().unwrap(), Some(ErrorCode::CANCEL));
+
+        let mut send = pair.server_conn.open_uni().await.unwrap();
+        let watch = send.stop_watch().unwrap();
+        send.write(Bytes::from_static(b"all")).await.unwrap();
+        send.finish().unwrap();
+        let mut recv = pair.client_conn.accept_uni().await.unwrap();
+        assert_eq!(read_all(&mut recv).await.unwrap(), b"all");
+        let fate = tokio::time::timeout(Duration::from_secs(5), watch).await;
+        assert_eq!(fate.unwrap().unwrap(), None);
+        pair.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn reset_and_stop_carry_their_codes() {
     let app = ErrorCode::app(100).unwrap();
