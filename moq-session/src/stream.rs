@@ -431,11 +431,13 @@ impl Cancel {
     /// group stream delivered just before it was given up (its delivery and the cancel
     /// were handled in the same turn) was delivered. Work not started when the cancel is
     /// seen is never started.
+    ///
+    /// `work` is pinned by the caller, so that it is stored once, in the caller's state (an
+    /// `async fn` taking it by value would keep it twice: as taken and as pinned).
     pub(crate) async fn run<T>(
         &self,
-        work: impl Future<Output = Result<T, ErrorCode>>,
+        mut work: std::pin::Pin<&mut impl Future<Output = Result<T, ErrorCode>>>,
     ) -> Result<T, ErrorCode> {
-        let mut work = std::pin::pin!(work);
         let mut started = false;
         poll_fn(|cx| {
             if let Poll::Ready(code) = self.poll(cx) {

@@ -20,28 +20,35 @@ mod scheduler;
 mod subscription;
 
 /// Serves one bidirectional stream the peer opened, by its type (WIRE.md §4.1).
-pub(crate) async fn run_bi<C: Connection>(
+///
+/// A plain function around an `async move` block, here and in the subscription it serves:
+/// an `async fn` keeps its arguments in its state twice (as taken and as moved into its
+/// body), and this future lives as long as the stream (a subscription: as long as it is
+/// served).
+pub(crate) fn run_bi<C: Connection>(
     conn: C,
     shared: Arc<Shared>,
     send: C::SendStream,
     recv: C::RecvStream,
-) {
+) -> impl Future<Output = ()> + Send {
     let mut send = Sender::new(send);
     let mut reader = Reader::new(recv, shared.config.reader());
-    send.set_priority(CONTROL_PRIORITY);
-    let kind = match reader.next::<StreamBi>().await {
-        Ok(Some(kind)) => kind,
-        Ok(None) => return send.finish(),
-        // An unknown type is a decode error: reset+stop 5, the session goes on (§4.1).
-        Err(err) => return abort(&mut send, &mut reader, err.code()),
-    };
-    match kind {
-        // §4.2: a second session stream is reset+stopped with 10; the session continues.
-        StreamBi::Session => abort(&mut send, &mut reader, ErrorCode::UNEXPECTED_STREAM),
-        StreamBi::Announce => serve_announce(shared, send, reader).await,
-        StreamBi::Subscribe => subscription::serve_subscribe(conn, shared, send, reader).await,
-        StreamBi::Fetch => serve_fetch(shared, send, reader).await,
-        StreamBi::Info => serve_info(shared, send, reader).await,
+    async move {
+        send.set_priority(CONTROL_PRIORITY);
+        let kind = match reader.next::<StreamBi>().await {
+            Ok(Some(kind)) => kind,
+            Ok(None) => return send.finish(),
+            // An unknown type is a decode error: reset+stop 5, the session goes on (§4.1).
+            Err(err) => return abort(&mut send, &mut reader, err.code()),
+        };
+        match kind {
+            // §4.2: a second session stream is reset+stopped with 10; the session continues.
+            StreamBi::Session => abort(&mut send, &mut reader, ErrorCode::UNEXPECTED_STREAM),
+            StreamBi::Announce => serve_announce(shared, send, reader).await,
+            StreamBi::Subscribe => subscription::serve_subscribe(conn, shared, send, reader).await,
+            StreamBi::Fetch => serve_fetch(shared, send, reader).await,
+            StreamBi::Info => serve_info(shared, send, reader).await,
+        }
     }
 }
 

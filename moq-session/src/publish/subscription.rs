@@ -22,55 +22,61 @@ use crate::transport::{Connection, TransportError};
 
 /// §4.4: resolve, Info, then the latest group from its first frame and every newer group,
 /// each on its own stream; FIN as soon as the subscriber FINs.
-pub(super) async fn serve_subscribe<C: Connection>(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state"
+)]
+pub(super) fn serve_subscribe<C: Connection>(
     conn: C,
     shared: Arc<Shared>,
     mut send: Sender<C::SendStream>,
     mut reader: Reader<C::RecvStream>,
-) {
-    let Some(_count) = Counted::acquire(&shared, shared.config.max_subscriptions, |s| {
-        &mut s.publish.serving
-    }) else {
-        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
-    };
-    let subscribe = match reader.required::<Subscribe>().await {
-        Ok(subscribe) => subscribe,
-        Err(err) => return abort(&mut send, &mut reader, err.code()),
-    };
-    // Taken once the request has arrived: a peer's stalled streams hold no shared permit.
-    let Ok(_shared_count) = shared_permit(&shared) else {
-        return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
-    };
-    let mut wanted = Track::new(subscribe.path.clone());
-    wanted.priority = subscribe.priority;
-    wanted.group_order = subscribe.group_order;
-    wanted.group_expires = subscribe.group_expires;
-    let track = match resolve(&shared, wanted).await {
-        Ok(track) => track,
-        Err(code) => return abort(&mut send, &mut reader, code),
-    };
-    // §7.3: the Info is written before the first group stream is opened.
-    let info = info(&track);
-    if send.write_message(&info).await.is_err() {
-        return abort(&mut send, &mut reader, ErrorCode::TRANSPORT);
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let Some(_count) = Counted::acquire(&shared, shared.config.max_subscriptions, |s| {
+            &mut s.publish.serving
+        }) else {
+            return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
+        };
+        let subscribe = match reader.required::<Subscribe>().await {
+            Ok(subscribe) => subscribe,
+            Err(err) => return abort(&mut send, &mut reader, err.code()),
+        };
+        // Taken once the request has arrived: a peer's stalled streams hold no shared permit.
+        let Ok(_shared_count) = shared_permit(&shared) else {
+            return abort(&mut send, &mut reader, ErrorCode::BOUNDS_EXCEEDED);
+        };
+        let mut wanted = Track::new(subscribe.path.clone());
+        wanted.priority = subscribe.priority;
+        wanted.group_order = subscribe.group_order;
+        wanted.group_expires = subscribe.group_expires;
+        let track = match resolve(&shared, wanted).await {
+            Ok(track) => track,
+            Err(code) => return abort(&mut send, &mut reader, code),
+        };
+        // §7.3: the Info is written before the first group stream is opened.
+        let info = info(&track);
+        if send.write_message(&info).await.is_err() {
+            return abort(&mut send, &mut reader, ErrorCode::TRANSPORT);
+        }
+        let scheduler = Scheduler::new(
+            shared.config.max_group_streams,
+            subscribe.priority,
+            subscribe.group_order,
+            info.group_expires,
+            subscribe.group_expires,
+            track.latest(),
+        );
+        let serving = Serving {
+            conn,
+            shared: shared.clone(),
+            id: subscribe.id,
+            scheduler,
+            streams: Vec::new(),
+            sends: FuturesUnordered::new(),
+        };
+        serving.run(track, send, reader).await;
     }
-    let scheduler = Scheduler::new(
-        shared.config.max_group_streams,
-        subscribe.priority,
-        subscribe.group_order,
-        info.group_expires,
-        subscribe.group_expires,
-        track.latest(),
-    );
-    let serving = Serving {
-        conn,
-        shared: shared.clone(),
-        id: subscribe.id,
-        scheduler,
-        streams: Vec::new(),
-        sends: FuturesUnordered::new(),
-    };
-    serving.run(track, send, reader).await;
 }
 
 /// The serving loop's side of a group stream: what carries out the scheduler's actions.
@@ -102,133 +108,144 @@ enum Event {
 }
 
 impl<C: Connection> Serving<C> {
-    async fn run(
+    // A plain function around an `async move` block: see `run_bi`.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice in its state"
+    )]
+    fn run(
         mut self,
         track: TrackConsumer,
         mut send: Sender<C::SendStream>,
         mut reader: Reader<C::RecvStream>,
-    ) {
-        let clock = self.shared.clone();
-        let now = move || clock.config.now();
-        // The latest group first, from its first frame; then only newer ones.
-        if let Some(first) = track.latest().and_then(|sequence| track.group(sequence)) {
-            self.scheduler.first_group(first, now());
-        }
-        let mut groups = Box::pin(stream::unfold(track, |mut track| async move {
-            let next = track.next_group().await;
-            Some((next, track))
-        }));
-        let mut track_done = false;
-        // The subscribe stream is polled only once it has woken us (see `Gate`).
-        let updates = Arc::new(Gate::default());
-        let updates_waker = Waker::from(updates.clone());
-        // With a timer (`SessionConfig::timer`), expiry also happens when nothing else does.
-        let mut timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
-        let mut armed = None;
-        loop {
-            if self.carry_out(&mut send).await.is_err() {
-                return;
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            let clock = self.shared.clone();
+            let now = move || clock.config.now();
+            // The latest group first, from its first frame; then only newer ones.
+            if let Some(first) = track.latest().and_then(|sequence| track.group(sequence)) {
+                self.scheduler.first_group(first, now());
             }
-            let deadline = self.scheduler.deadline();
-            if deadline != armed {
-                armed = deadline;
-                timer = match (deadline, &self.shared.config.timer) {
-                    (Some(deadline), Some(sleep)) => {
-                        Some(sleep(deadline.saturating_duration_since(now())))
-                    }
-                    _ => None,
-                };
-            }
-            let event = poll_fn(|cx| {
-                if let Some(sleep) = timer.as_mut()
-                    && sleep.as_mut().poll(cx).is_ready()
-                {
-                    return Poll::Ready(Event::Timer);
-                }
-                // `Reader::next` is cancel-safe, so a fresh future per poll loses nothing.
-                updates.parent.register(cx.waker());
-                if updates.woken.swap(false, Ordering::AcqRel) {
-                    let update = std::pin::pin!(reader.next::<SubscribeUpdate>());
-                    if let Poll::Ready(update) =
-                        update.poll(&mut Context::from_waker(&updates_waker))
-                    {
-                        // The reader may hold another message already: poll it next time too.
-                        updates.woken.store(true, Ordering::Release);
-                        return Poll::Ready(Event::Update(update));
-                    }
-                }
-                if let Poll::Ready(Some(sent)) = self.sends.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Sent(sent));
-                }
-                if !track_done && let Poll::Ready(Some(group)) = groups.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::Group(group));
-                }
-                // Streams not started yet must start (or be reported) first.
-                if track_done && self.sends.is_empty() && self.scheduler.is_settled() {
-                    return Poll::Ready(Event::Done);
-                }
-                // Only once every event at hand is handled, so that of groups that start
-                // together the order picks the one to focus on (rule 6).
-                if self.scheduler.needs_refocus() {
-                    return Poll::Ready(Event::Refocus);
-                }
-                Poll::Pending
-            })
-            .await;
-            match event {
-                Event::Timer => {
-                    timer = None;
-                    armed = None;
-                    self.scheduler.timer(now());
-                }
-                Event::Update(Ok(Some(update))) => {
-                    // §5.7: a priority varint over 255 is a decode error (5).
-                    let priority = match update.track_priority() {
-                        Ok(priority) => priority,
-                        Err(err) => {
-                            self.cancel_all(ErrorCode::CANCEL);
-                            return abort(&mut send, &mut reader, Error::Read(err.into()).code());
-                        }
-                    };
-                    // `group_min` / `group_max` are ignored, as in Subscribe.
-                    self.scheduler.update(
-                        priority,
-                        update.group_order,
-                        update.group_expires,
-                        now(),
-                    );
-                }
-                // The subscriber FINed: no new group streams, reset the open ones, FIN ours.
-                Event::Update(Ok(None)) => {
-                    self.cancel_all(ErrorCode::CANCEL);
-                    return send.finish();
-                }
-                Event::Update(Err(err)) => {
-                    self.cancel_all(ErrorCode::CANCEL);
-                    return match err {
-                        Error::Transport(_) => send.reset(ErrorCode::CANCEL),
-                        err => abort(&mut send, &mut reader, err.code()),
-                    };
-                }
-                Event::Group(Ok(Some(group))) => self.scheduler.group(group, now()),
-                Event::Group(Ok(None)) => track_done = true,
-                Event::Group(Err(err)) => {
-                    self.cancel_all(err.code());
-                    return abort(&mut send, &mut reader, err.code());
-                }
-                Event::Sent(sent) => {
-                    self.streams.retain(|s| s.sequence != sent.sequence);
-                    self.scheduler.sent(sent, now());
-                }
-                Event::Refocus => self.scheduler.refocus(now()),
-                // §4.4: FIN after the track ended and its group streams are done. The
-                // subscription counts as served until the subscriber has the FIN, so that a
-                // publisher that waits for `SessionStats::serving` to reach 0 and then closes
-                // the connection does not discard it (a close abandons unacknowledged data,
-                // and the subscriber would see the session end instead of the track).
-                Event::Done => {
-                    let _ = send.finish_delivered().await;
+            let mut groups = Box::pin(stream::unfold(track, |mut track| async move {
+                let next = track.next_group().await;
+                Some((next, track))
+            }));
+            let mut track_done = false;
+            // The subscribe stream is polled only once it has woken us (see `Gate`).
+            let updates = Arc::new(Gate::default());
+            let updates_waker = Waker::from(updates.clone());
+            // With a timer (`SessionConfig::timer`), expiry also happens when nothing else does.
+            let mut timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+            let mut armed = None;
+            loop {
+                if self.carry_out(&mut send).await.is_err() {
                     return;
+                }
+                let deadline = self.scheduler.deadline();
+                if deadline != armed {
+                    armed = deadline;
+                    timer = match (deadline, &self.shared.config.timer) {
+                        (Some(deadline), Some(sleep)) => {
+                            Some(sleep(deadline.saturating_duration_since(now())))
+                        }
+                        _ => None,
+                    };
+                }
+                let event = poll_fn(|cx| {
+                    if let Some(sleep) = timer.as_mut()
+                        && sleep.as_mut().poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Event::Timer);
+                    }
+                    // `Reader::next` is cancel-safe, so a fresh future per poll loses nothing.
+                    updates.parent.register(cx.waker());
+                    if updates.woken.swap(false, Ordering::AcqRel) {
+                        let update = std::pin::pin!(reader.next::<SubscribeUpdate>());
+                        if let Poll::Ready(update) =
+                            update.poll(&mut Context::from_waker(&updates_waker))
+                        {
+                            // The reader may hold another message already: poll it next time too.
+                            updates.woken.store(true, Ordering::Release);
+                            return Poll::Ready(Event::Update(update));
+                        }
+                    }
+                    if let Poll::Ready(Some(sent)) = self.sends.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::Sent(sent));
+                    }
+                    if !track_done && let Poll::Ready(Some(group)) = groups.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::Group(group));
+                    }
+                    // Streams not started yet must start (or be reported) first.
+                    if track_done && self.sends.is_empty() && self.scheduler.is_settled() {
+                        return Poll::Ready(Event::Done);
+                    }
+                    // Only once every event at hand is handled, so that of groups that start
+                    // together the order picks the one to focus on (rule 6).
+                    if self.scheduler.needs_refocus() {
+                        return Poll::Ready(Event::Refocus);
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match event {
+                    Event::Timer => {
+                        timer = None;
+                        armed = None;
+                        self.scheduler.timer(now());
+                    }
+                    Event::Update(Ok(Some(update))) => {
+                        // §5.7: a priority varint over 255 is a decode error (5).
+                        let priority = match update.track_priority() {
+                            Ok(priority) => priority,
+                            Err(err) => {
+                                self.cancel_all(ErrorCode::CANCEL);
+                                return abort(
+                                    &mut send,
+                                    &mut reader,
+                                    Error::Read(err.into()).code(),
+                                );
+                            }
+                        };
+                        // `group_min` / `group_max` are ignored, as in Subscribe.
+                        self.scheduler.update(
+                            priority,
+                            update.group_order,
+                            update.group_expires,
+                            now(),
+                        );
+                    }
+                    // The subscriber FINed: no new group streams, reset the open ones, FIN ours.
+                    Event::Update(Ok(None)) => {
+                        self.cancel_all(ErrorCode::CANCEL);
+                        return send.finish();
+                    }
+                    Event::Update(Err(err)) => {
+                        self.cancel_all(ErrorCode::CANCEL);
+                        return match err {
+                            Error::Transport(_) => send.reset(ErrorCode::CANCEL),
+                            err => abort(&mut send, &mut reader, err.code()),
+                        };
+                    }
+                    Event::Group(Ok(Some(group))) => self.scheduler.group(group, now()),
+                    Event::Group(Ok(None)) => track_done = true,
+                    Event::Group(Err(err)) => {
+                        self.cancel_all(err.code());
+                        return abort(&mut send, &mut reader, err.code());
+                    }
+                    Event::Sent(sent) => {
+                        self.streams.retain(|s| s.sequence != sent.sequence);
+                        self.scheduler.sent(sent, now());
+                    }
+                    Event::Refocus => self.scheduler.refocus(now()),
+                    // §4.4: FIN after the track ended and its group streams are done. The
+                    // subscription counts as served until the subscriber has the FIN, so that a
+                    // publisher that waits for `SessionStats::serving` to reach 0 and then closes
+                    // the connection does not discard it (a close abandons unacknowledged data,
+                    // and the subscriber would see the session end instead of the track).
+                    Event::Done => {
+                        let _ = send.finish_delivered().await;
+                        return;
+                    }
                 }
             }
         }
@@ -323,85 +340,96 @@ impl Wake for Gate {
     }
 }
 
-async fn send_group<C: Connection>(
+// A plain function around an `async move` block (see `run_bi`); boxed for each group
+// stream in flight.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its state"
+)]
+fn send_group<C: Connection>(
     conn: C,
     shared: Arc<Shared>,
     id: u64,
     mut group: GroupConsumer,
     priority: Arc<Priority>,
     cancel: Arc<Cancel>,
-) -> Sent {
-    let sequence = group.sequence();
-    let mut count = SentCount::new(shared);
-    let mut stopped = None;
-    let work = async {
-        let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
-        let mut out = Sender::for_group(stream, cancel.clone(), priority);
-        out.encode(&StreamUni::Group);
-        out.encode(&Group {
-            subscribe: id,
-            sequence,
-        });
-        let mut frame = None;
-        // Payload bytes of the current frame still to write: the frame counts once it is 0.
-        let mut left = 0u64;
-        loop {
-            let step = match unless_stopped(&mut out, next_step(&mut group, &mut frame)).await {
-                Ok(step) => step,
-                Err(code) => {
-                    stopped = Some(code);
-                    return Err(ErrorCode::TRANSPORT);
-                }
-            };
-            let written = match step {
-                Step::Frame(size) => {
-                    out.encode(&Frame { size });
-                    left = size;
-                    if size == 0 {
-                        count.frames += 1;
-                    }
-                    Ok(())
-                }
-                Step::Chunk(chunk) => {
-                    let len = chunk.len() as u64;
-                    let written = out.write(chunk).await;
-                    // (A zero-size frame may yield an empty chunk: counted at its header.)
-                    if written.is_ok() && len > 0 {
-                        count.bytes += len;
-                        left = left.saturating_sub(len);
-                        if left == 0 {
-                            count.frames += 1;
+) -> impl Future<Output = Sent> + Send {
+    async move {
+        let sequence = group.sequence();
+        let mut count = SentCount::new(shared);
+        let mut stopped = None;
+        let result = {
+            let work = std::pin::pin!(async {
+                let stream = conn.open_uni().await.map_err(|_| ErrorCode::TRANSPORT)?;
+                let mut out = Sender::for_group(stream, cancel.clone(), priority);
+                out.encode(&StreamUni::Group);
+                out.encode(&Group {
+                    subscribe: id,
+                    sequence,
+                });
+                let mut frame = None;
+                // Payload bytes of the current frame still to write: the frame counts once it is 0.
+                let mut left = 0u64;
+                loop {
+                    let step =
+                        match unless_stopped(&mut out, next_step(&mut group, &mut frame)).await {
+                            Ok(step) => step,
+                            Err(code) => {
+                                stopped = Some(code);
+                                return Err(ErrorCode::TRANSPORT);
+                            }
+                        };
+                    let written = match step {
+                        Step::Frame(size) => {
+                            out.encode(&Frame { size });
+                            left = size;
+                            if size == 0 {
+                                count.frames += 1;
+                            }
+                            Ok(())
                         }
+                        Step::Chunk(chunk) => {
+                            let len = chunk.len() as u64;
+                            let written = out.write(chunk).await;
+                            // (A zero-size frame may yield an empty chunk: counted at its header.)
+                            if written.is_ok() && len > 0 {
+                                count.bytes += len;
+                                left = left.saturating_sub(len);
+                                if left == 0 {
+                                    count.frames += 1;
+                                }
+                            }
+                            written
+                        }
+                        Step::End => {
+                            out.flush().await.map_err(|_| ErrorCode::TRANSPORT)?;
+                            // In flight until delivered: expiry and the stream cap may still give
+                            // it up.
+                            return out.finish_delivered().await.map_err(|code| {
+                                stopped = code;
+                                ErrorCode::TRANSPORT
+                            });
+                        }
+                        Step::Failed(err) => {
+                            out.reset(err.code());
+                            return Err(err.code());
+                        }
+                    };
+                    if let Err(err) = written {
+                        if let Error::Transport(TransportError::StreamStopped(code)) = err {
+                            stopped = Some(code);
+                        }
+                        return Err(ErrorCode::TRANSPORT);
                     }
-                    written
                 }
-                Step::End => {
-                    out.flush().await.map_err(|_| ErrorCode::TRANSPORT)?;
-                    // In flight until delivered: expiry and the stream cap may still give
-                    // it up.
-                    return out.finish_delivered().await.map_err(|code| {
-                        stopped = code;
-                        ErrorCode::TRANSPORT
-                    });
-                }
-                Step::Failed(err) => {
-                    out.reset(err.code());
-                    return Err(err.code());
-                }
-            };
-            if let Err(err) = written {
-                if let Error::Transport(TransportError::StreamStopped(code)) = err {
-                    stopped = Some(code);
-                }
-                return Err(ErrorCode::TRANSPORT);
-            }
+            });
+            cancel.run(work).await
+        };
+        Sent {
+            sequence,
+            result,
+            stopped,
         }
-    };
-    let result = cancel.run(work).await;
-    Sent {
-        sequence,
-        result,
-        stopped,
     }
 }
 
