@@ -370,7 +370,10 @@ impl Relay {
             }
         };
         let url = request.url().map(|url| redact_url(url.as_str()));
-        let conn = match request.accept().await {
+        // The handshake's futures are boxed: they are large and short-lived, and this task
+        // lives as long as the session (held inline, they would make its every byte count
+        // per connection for the session's life).
+        let conn = match Box::pin(request.accept()).await {
             Ok(conn) => conn,
             Err(err) => {
                 tracing::debug!(%err, "connection not accepted");
@@ -387,7 +390,8 @@ impl Relay {
                     tracing::info!(?url, %refusal, "refused ({kind} from {remote})");
                     self.inner.unauthorized.fetch_add(1, Ordering::Relaxed);
                     conn.close(ErrorCode::UNAUTHORIZED, &refusal.0);
-                    let _ = tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, conn.closed()).await;
+                    let _ =
+                        tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, Box::pin(conn.closed())).await;
                     return;
                 }
             },
@@ -396,7 +400,10 @@ impl Relay {
         let quic = conn.quic().clone();
         let transport = conn.clone();
         // A peer that connects but never completes the MoQ handshake is dropped.
-        let accept = Session::accept_with(conn, self.inner.config.session.clone());
+        let accept = Box::pin(Session::accept_with(
+            conn,
+            self.inner.config.session.clone(),
+        ));
         let (session, driver) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(err)) => {
@@ -405,7 +412,8 @@ impl Relay {
                 // reset, so the client gets a moment to read it and close first; then the
                 // connection is closed with the same code.
                 tracing::info!(%err, "handshake failed");
-                let _ = tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, transport.closed()).await;
+                let _ =
+                    tokio::time::timeout(HANDSHAKE_CLOSE_WAIT, Box::pin(transport.closed())).await;
                 transport.close(err.code(), &format!("handshake failed: {err}"));
                 return;
             }
