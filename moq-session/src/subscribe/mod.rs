@@ -528,15 +528,19 @@ async fn announced<C: Connection>(
     prefix: Path,
     mut unused: BoxFuture<'static, ()>,
 ) -> Result<(), Error> {
-    let open = std::pin::pin!(conn.open_bi());
-    let (send, recv) = match select(unused.as_mut(), open).await {
-        Either::Left(((), _)) => return Ok(()),
-        Either::Right((opened, _)) => opened?,
+    // The opening is scoped and the first write boxed: this future lives as long as the
+    // interest (one per session on a relay), and they would size it for all that time.
+    let (send, recv) = {
+        let open = std::pin::pin!(conn.open_bi());
+        match select(unused.as_mut(), open).await {
+            Either::Left(((), _)) => return Ok(()),
+            Either::Right((opened, _)) => opened?,
+        }
     };
     let interest = AnnounceInterest {
         prefix: prefix.clone(),
     };
-    let mut send = start_control(send, StreamBi::Announce, &interest).await?;
+    let mut send = Box::pin(start_control(send, StreamBi::Announce, &interest)).await?;
     let mut reader = Reader::new(recv, shared.config.reader());
     let mut active = 0usize;
     loop {
