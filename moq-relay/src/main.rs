@@ -121,6 +121,15 @@ struct Args {
           value_parser = clap::value_parser!(u16).range(1200..=TransportSettings::MAX_UDP_PAYLOAD_LIMIT as i64))]
     max_udp_payload: u16,
 
+    /// UDP sockets sharing the port, each with its own QUIC endpoint (Linux, SO_REUSEPORT;
+    /// 1 to 256). An endpoint receives every packet of its clients on one task, so one
+    /// endpoint receives on one core at a time; with several the kernel spreads clients
+    /// over them by address, and a client whose address changes stays connected. Worth the
+    /// number of cores on a relay whose receiving outgrows a core (docs/relay.md, "Cores").
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    endpoints: u16,
+
     /// Verify access tokens with the keys in FILE or DIR: a JWK, a JWK Set, or a
     /// directory of {kid}.jwk files (repeatable). Sessions then need a token (`?jwt=` in
     /// the URL) unless a public prefix covers their path. See docs/auth.md.
@@ -317,7 +326,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = Server::new(
         ServerConfig::new(certs)
             .with_bind(args.bind)
-            .with_transport(transport),
+            .with_transport(transport)
+            .with_endpoints(args.endpoints.into()),
     )
     .with_context(|| format!("starting the QUIC server on {}", args.bind))?;
     let local = server.local_addr().context("reading the bound address")?;

@@ -278,6 +278,18 @@ impl Client {
         self.endpoint.local_addr()
     }
 
+    /// Moves this client's connections to a new UDP socket bound at `bind`, as when the
+    /// host's network changes: QUIC migrates each of them to the new address (the server
+    /// sees packets from a new port and checks the path before it sends much there).
+    pub fn rebind(&self, bind: SocketAddr) -> Result<(), ConfigError> {
+        crate::socket::bind(bind)
+            .and_then(|socket| self.endpoint.rebind(socket))
+            .map_err(|e| ConfigError::Bind {
+                addr: bind,
+                message: e.to_string(),
+            })
+    }
+
     /// Closes every connection of this endpoint at once (code 0) and stops it.
     pub fn close(&self) {
         self.endpoint.close(0u32.into(), b"");

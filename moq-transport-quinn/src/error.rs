@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// The TLS configuration is unusable (bad key, empty chain, ...).
     #[error("TLS configuration: {0}")]
     Tls(String),
+    /// [`ServerConfig::endpoints`](crate::ServerConfig::endpoints) is 0 or above 256.
+    #[error("{0} endpoints: a server has 1 to 256")]
+    Endpoints(usize),
     /// The UDP socket could not be bound.
     #[error("cannot bind UDP socket {addr}: {message}")]
     Bind {

@@ -107,6 +107,7 @@ pub mod quic;
 mod server;
 mod settings;
 mod socket;
+mod spread;
 mod tls;
 pub mod webtransport;
 

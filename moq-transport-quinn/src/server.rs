@@ -13,6 +13,7 @@ use crate::connection::{Connection, TransportKind};
 use crate::credit::StreamCredit;
 use crate::error::{AcceptError, ConfigError};
 use crate::settings::TransportSettings;
+use crate::spread::{MAX_ENDPOINTS, Router};
 use crate::tls::{self, Certificate, Fingerprint};
 use crate::{quic, webtransport};
 
@@ -38,6 +39,16 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// QUIC transport settings.
     pub transport: TransportSettings,
+    /// How many UDP sockets, each with its own quinn endpoint, share [`bind`](Self::bind).
+    /// Default 1.
+    ///
+    /// Each endpoint receives on one task, so one endpoint receives on one core at a time;
+    /// with several (Linux, `SO_REUSEPORT`, at most 256) the kernel spreads clients over
+    /// them by address, and a client whose address changes mid-connection is followed:
+    /// its packets are passed to the endpoint that owns its connection, named in the first
+    /// byte of the connection IDs the server issues. Worth setting to the number of cores
+    /// on a relay whose endpoint receives more than a core can; no gain on a small machine.
+    pub endpoints: usize,
 }
 
 impl ServerConfig {
@@ -49,6 +60,7 @@ impl ServerConfig {
             certificates,
             handshake_timeout: Duration::from_secs(10),
             transport: TransportSettings::default(),
+            endpoints: 1,
         }
     }
 
@@ -69,6 +81,12 @@ impl ServerConfig {
         self.transport = transport;
         self
     }
+
+    /// Sets [`endpoints`](Self::endpoints).
+    pub fn with_endpoints(mut self, endpoints: usize) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
 }
 
 /// A server endpoint accepting raw QUIC (ALPN `moqf-02`) and WebTransport (ALPN `h3`) on
@@ -79,7 +97,10 @@ impl ServerConfig {
 /// server abandons handshakes in progress; established connections live on.
 #[derive(Debug)]
 pub struct Server {
-    endpoint: quinn::Endpoint,
+    /// One, or several sharing the port (`ServerConfig::endpoints`).
+    endpoints: Vec<quinn::Endpoint>,
+    /// Passes datagrams between several endpoints.
+    router: Option<Arc<Router>>,
     fingerprints: Vec<Fingerprint>,
     handshakes: JoinSet<Option<Request>>,
     timeout: Duration,
@@ -88,21 +109,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the socket. Must be called within a tokio runtime.
+    /// Binds the socket (or sockets). Must be called within a tokio runtime.
     pub fn new(config: ServerConfig) -> Result<Self, ConfigError> {
+        if !(1..=MAX_ENDPOINTS).contains(&config.endpoints) {
+            return Err(ConfigError::Endpoints(config.endpoints));
+        }
         let tls = tls::server_config(&config.certificates)?;
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| ConfigError::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server.transport_config(Arc::new(config.transport.to_quinn_growing()));
-        let endpoint =
-            crate::socket::endpoint(config.bind, Some(server), config.transport.udp_payload())
-                .map_err(|e| ConfigError::Bind {
-                    addr: config.bind,
-                    message: e.to_string(),
-                })?;
+        let (endpoints, router) = crate::socket::endpoints(
+            config.bind,
+            server,
+            config.transport.udp_payload(),
+            config.endpoints,
+        )
+        .map_err(|e| ConfigError::Bind {
+            addr: config.bind,
+            message: e.to_string(),
+        })?;
         Ok(Self {
-            endpoint,
+            endpoints,
+            router,
             fingerprints: config
                 .certificates
                 .iter()
@@ -116,7 +145,23 @@ impl Server {
 
     /// The local address of the socket (with the port chosen if the bind said 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.endpoint.local_addr()
+        self.endpoints[0].local_addr()
+    }
+
+    /// The open connections of each endpoint (one entry per
+    /// [`endpoints`](ServerConfig::endpoints)): how the kernel spread the clients.
+    pub fn connections_per_endpoint(&self) -> Vec<usize> {
+        self.endpoints
+            .iter()
+            .map(quinn::Endpoint::open_connections)
+            .collect()
+    }
+
+    /// Datagrams that reached another endpoint's socket and were passed to the endpoint
+    /// owning their connection (a client whose address changed), since the start; always 0
+    /// with one endpoint.
+    pub fn forwarded_datagrams(&self) -> u64 {
+        self.router.as_ref().map_or(0, |router| router.forwarded())
     }
 
     /// The SHA-256 fingerprints of the certificates' leaves, in configuration order: what a
@@ -135,7 +180,7 @@ impl Server {
     pub async fn accept(&mut self) -> Option<Request> {
         loop {
             tokio::select! {
-                incoming = self.endpoint.accept() => {
+                incoming = accept_any(&self.endpoints) => {
                     let incoming = incoming?;
                     let timeout = self.timeout;
                     let credit = self.transport.stream_credit();
@@ -160,7 +205,9 @@ impl Server {
 
     /// Closes every connection at once (code 0) and stops accepting.
     pub fn close(&self) {
-        self.endpoint.close(0u32.into(), b"");
+        for endpoint in &self.endpoints {
+            endpoint.close(0u32.into(), b"");
+        }
     }
 
     /// Waits until every connection of this endpoint is closed and its close was sent.
@@ -169,7 +216,21 @@ impl Server {
     ///
     /// Cancel-safe; it only observes.
     pub async fn wait_idle(&self) {
-        self.endpoint.wait_idle().await;
+        for endpoint in &self.endpoints {
+            endpoint.wait_idle().await;
+        }
+    }
+}
+
+/// The next incoming connection of any of the endpoints; `None` once one is closed (they
+/// are closed together). Cancel-safe, as each endpoint's `accept` is.
+async fn accept_any(endpoints: &[quinn::Endpoint]) -> Option<quinn::Incoming> {
+    match endpoints {
+        [endpoint] => endpoint.accept().await,
+        _ => {
+            let accepts = endpoints.iter().map(|e| Box::pin(e.accept()));
+            futures_util::future::select_all(accepts).await.0
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! The UDP socket under an endpoint, with kernel buffers sized for many busy connections.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::spread::{OwnedCids, RoutedSocket, Router};
 
 /// Kernel socket buffer size asked for, both directions (Linux caps it at
 /// `net.core.rmem_max` / `wmem_max`).
@@ -23,12 +26,29 @@ pub(crate) fn endpoint(
     server: Option<quinn::ServerConfig>,
     max_udp_payload: u16,
 ) -> std::io::Result<quinn::Endpoint> {
+    let socket = bind(addr)?;
+    quinn::Endpoint::new(
+        endpoint_config(max_udp_payload)?,
+        server,
+        socket,
+        runtime()?,
+    )
+}
+
+/// Binds a UDP socket at `addr` with [`SOCKET_BUFFER`]s.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
-    match quinn::udp::UdpSocketState::new((&socket).into()) {
+    enlarge_buffers(&socket);
+    Ok(socket)
+}
+
+/// Asks for [`SOCKET_BUFFER`] bytes of kernel buffer each way, best effort.
+fn enlarge_buffers(socket: &std::net::UdpSocket) {
+    match quinn::udp::UdpSocketState::new(socket.into()) {
         Ok(state) => {
             for result in [
-                state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER),
-                state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER),
+                state.set_recv_buffer_size(socket.into(), SOCKET_BUFFER),
+                state.set_send_buffer_size(socket.into(), SOCKET_BUFFER),
             ] {
                 if let Err(err) = result {
                     tracing::debug!(%err, "cannot enlarge the UDP socket's buffers");
@@ -37,11 +57,76 @@ pub(crate) fn endpoint(
         }
         Err(err) => tracing::debug!(%err, "cannot inspect the UDP socket"),
     }
-    let runtime =
-        quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime found"))?;
+}
+
+fn runtime() -> std::io::Result<Arc<dyn quinn::Runtime>> {
+    quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime found"))
+}
+
+fn endpoint_config(max_udp_payload: u16) -> std::io::Result<quinn::EndpointConfig> {
     let mut config = quinn::EndpointConfig::default();
     config
         .max_udp_payload_size(max_udp_payload)
         .map_err(std::io::Error::other)?;
-    quinn::Endpoint::new(config, server, socket, runtime)
+    Ok(config)
+}
+
+/// `count` server endpoints on one address (see [`crate::spread`]): with one, [`endpoint`];
+/// with more (Linux only), as many sockets bound with `SO_REUSEPORT` to the same address
+/// (a port 0 resolved once, so all share it), each an endpoint whose connection IDs name it,
+/// and the router that passes datagrams between them.
+pub(crate) fn endpoints(
+    addr: SocketAddr,
+    server: quinn::ServerConfig,
+    max_udp_payload: u16,
+    count: usize,
+) -> std::io::Result<(Vec<quinn::Endpoint>, Option<Arc<Router>>)> {
+    if count <= 1 {
+        return Ok((vec![endpoint(addr, Some(server), max_udp_payload)?], None));
+    }
+    // Bound without SO_REUSEPORT first, and closed: fails if anything holds the address
+    // (another process's reuse-port group would otherwise silently share our traffic), and
+    // resolves a port 0 for the whole group.
+    let addr = std::net::UdpSocket::bind(addr)?.local_addr()?;
+    let runtime = runtime()?;
+    let router = Router::new(count);
+    let mut endpoints = Vec::with_capacity(count);
+    for index in 0..count {
+        let socket = bind_reuse_port(addr)?;
+        enlarge_buffers(&socket);
+        let socket = Arc::new(RoutedSocket::new(
+            runtime.wrap_udp_socket(socket)?,
+            index,
+            router.clone(),
+        ));
+        let mut config = endpoint_config(max_udp_payload)?;
+        let owner = u8::try_from(index).map_err(std::io::Error::other)?;
+        config.cid_generator(move || Box::new(OwnedCids::new(owner)));
+        endpoints.push(quinn::Endpoint::new_with_abstract_socket(
+            config,
+            Some(server.clone()),
+            socket,
+            runtime.clone(),
+        )?);
+    }
+    Ok((endpoints, Some(router)))
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_reuse_port(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Elsewhere `SO_REUSEPORT` does not spread datagrams over the sockets (BSDs and macOS give
+/// them all to one), so several endpoints would gain nothing.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn bind_reuse_port(_: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "several endpoints on one port need Linux (SO_REUSEPORT)",
+    ))
 }

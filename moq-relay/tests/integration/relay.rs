@@ -66,6 +66,61 @@ async fn two_subscribers_get_every_byte_over_both_transports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_on_several_endpoints_keep_receiving_after_their_address_changes() {
+    let relay = Harness::start_on_endpoints(moq_relay::RelayConfig::default(), 4).await;
+    let publisher = relay.connect(Via::Quic).await;
+    let path = Path::from(["room", "spread"]);
+    let (mut track, consumer) = Track::new(path.clone()).produce();
+    publisher.session.publish(consumer).unwrap();
+    until("announced", || relay.relay.origins().route(&path).is_some()).await;
+
+    // Eight subscribers, both transports, spread by the kernel over the four sockets.
+    let mut peers = Vec::new();
+    for i in 0..8 {
+        peers.push(
+            relay
+                .connect(if i % 2 == 0 {
+                    Via::Quic
+                } else {
+                    Via::WebTransport
+                })
+                .await,
+        );
+    }
+    for round in 0..2u8 {
+        let mut group = track.append_group();
+        group
+            .write_frame(bytes::Bytes::from(vec![round; 3000]))
+            .unwrap();
+        let sequence = group.sequence();
+        group.finish();
+        // Subscribed after the group: each starts at it. After the move, a SUBSCRIBE is a
+        // request from the new address, which must reach the endpoint owning the connection.
+        for peer in &peers {
+            let mut sub = peer.session.subscribe(Track::new(path.clone()));
+            let received = tokio::time::timeout(Duration::from_secs(10), read_group(&mut sub))
+                .await
+                .expect("the group arrives");
+            assert_eq!(received, (sequence, vec![vec![round; 3000]]));
+        }
+        if round == 0 {
+            // Every subscriber moves to a new port: most now land on another socket than
+            // the one their connection started on.
+            for peer in &peers {
+                peer.client.rebind("127.0.0.1:0".parse().unwrap()).unwrap();
+            }
+        }
+    }
+
+    track.finish();
+    for peer in peers {
+        peer.leave().await;
+    }
+    publisher.leave().await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_starts_at_the_first_frame_of_the_latest_group() {
     let relay = Harness::start().await;
     let publisher = relay.connect(Via::WebTransport).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_proto::ErrorCode;
-use moq_session::transport::{Connection as _, SendStream as _, TransportError};
+use moq_session::transport::{Connection as _, RecvStream as _, SendStream as _, TransportError};
 use moq_transport_quinn::{
     Certificate, Client, ClientConfig, ConfigError, ConnectError, Fingerprint, Server,
     ServerConfig, TransportKind, Trust,
@@ -354,4 +354,181 @@ async fn closed_connection_errors_are_connection_level() {
     assert!(err.is_connection());
     assert!(matches!(err, TransportError::ClosedByPeer { .. }));
     pair.finish().await;
+}
+
+/// Reads a stream to its end.
+async fn read_all(recv: &mut moq_transport_quinn::RecvStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = recv.read().await.unwrap() {
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// Answers each bidirectional stream of `conn` with what it carried, until the connection
+/// ends.
+async fn echo(conn: moq_transport_quinn::Connection) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let data = read_all(&mut recv).await;
+        if send.write(Bytes::from(data)).await.is_err() {
+            return;
+        }
+        let _ = send.finish();
+    }
+}
+
+/// One request and its echo over `conn`, within 5 s.
+async fn round_trip(conn: &moq_transport_quinn::Connection, message: &'static [u8]) {
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write(Bytes::from_static(message)).await.unwrap();
+        send.finish().unwrap();
+        read_all(&mut recv).await
+    };
+    let echoed = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .expect("the echo comes back");
+    assert_eq!(echoed, message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_endpoints_share_a_port_and_follow_a_client_that_moves() {
+    const CLIENTS: usize = 16;
+    let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
+    let mut server = Server::new(
+        ServerConfig::new(vec![cert])
+            .with_bind(loopback())
+            .with_endpoints(4),
+    )
+    .unwrap();
+    let url = url(TransportKind::Quic, server.local_addr().unwrap(), "/");
+    let trust = Trust::Fingerprints(server.fingerprints().to_vec());
+
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let client = Client::new(
+            ClientConfig::default()
+                .with_bind(loopback())
+                .with_trust(trust.clone()),
+        )
+        .unwrap();
+        let (served, conn) = tokio::join!(
+            async { server.accept().await.unwrap().accept().await.unwrap() },
+            async { client.connect(&url).await.unwrap() }
+        );
+        tokio::spawn(echo(served));
+        round_trip(&conn, b"before").await;
+        clients.push((client, conn));
+    }
+    // Sixteen clients on one socket of four would be a chance of 4^-15.
+    let spread = server.connections_per_endpoint();
+    assert_eq!(spread.len(), 4);
+    assert_eq!(spread.iter().sum::<usize>(), CLIENTS, "{spread:?}");
+    assert!(spread.iter().filter(|&&n| n > 0).count() > 1, "{spread:?}");
+    assert_eq!(server.forwarded_datagrams(), 0);
+
+    // Each client moves to a new port: most now hash to another socket, whose endpoint
+    // passes their packets to the one that owns the connection.
+    for (client, conn) in &clients {
+        let before = client.local_addr().unwrap();
+        client.rebind(loopback()).unwrap();
+        assert_ne!(client.local_addr().unwrap(), before);
+        round_trip(conn, b"after moving").await;
+    }
+    assert!(server.forwarded_datagrams() > 0);
+    assert_eq!(
+        server.connections_per_endpoint(),
+        spread,
+        "no connection moved or ended"
+    );
+
+    for (client, _) in &clients {
+        client.close();
+        client.wait_idle().await;
+    }
+    shutdown(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_naming_other_endpoints_harms_nothing() {
+    let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
+    let mut server = Server::new(
+        ServerConfig::new(vec![cert])
+            .with_bind(loopback())
+            .with_endpoints(4),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    // From one socket, so all of it lands on one endpoint: empty datagrams, long and short
+    // headers naming every endpoint and one that does not exist, of every size.
+    let junk = std::net::UdpSocket::bind(loopback()).unwrap();
+    for i in 0..5000usize {
+        let mut datagram = vec![i as u8; i * 7 % 1400];
+        if let [first, owner, ..] = &mut datagram[..] {
+            *first = if i % 3 == 0 { 0xc0 } else { 0x40 };
+            *owner = (i % 5) as u8;
+        }
+        junk.send_to(&datagram, addr).unwrap();
+    }
+    until_forwarded(&server).await;
+
+    let client = Client::new(
+        ClientConfig::default()
+            .with_bind(loopback())
+            .with_trust(Trust::Fingerprints(server.fingerprints().to_vec())),
+    )
+    .unwrap();
+    let (served, conn) = tokio::join!(
+        async { server.accept().await.unwrap().accept().await.unwrap() },
+        async {
+            client
+                .connect(&url(TransportKind::Quic, addr, "/"))
+                .await
+                .unwrap()
+        }
+    );
+    tokio::spawn(echo(served));
+    round_trip(&conn, b"still here").await;
+    client.close();
+    client.wait_idle().await;
+    shutdown(server).await;
+}
+
+/// Waits (up to 5 s) until the server has passed a datagram between its endpoints.
+async fn until_forwarded(server: &Server) {
+    for _ in 0..500 {
+        if server.forwarded_datagrams() > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing was passed on");
+}
+
+#[tokio::test]
+async fn endpoint_counts_out_of_range_are_refused() {
+    for count in [0, 257] {
+        let cert = Certificate::self_signed(["localhost"]).unwrap();
+        let config = ServerConfig::new(vec![cert])
+            .with_bind(loopback())
+            .with_endpoints(count);
+        assert_eq!(
+            Server::new(config).unwrap_err(),
+            ConfigError::Endpoints(count)
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_endpoints_refuse_a_port_already_taken() {
+    let taken = std::net::UdpSocket::bind(loopback()).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let cert = Certificate::self_signed(["localhost"]).unwrap();
+    let config = ServerConfig::new(vec![cert])
+        .with_bind(addr)
+        .with_endpoints(2);
+    assert!(matches!(
+        Server::new(config).unwrap_err(),
+        ConfigError::Bind { addr: a, .. } if a == addr
+    ));
 }

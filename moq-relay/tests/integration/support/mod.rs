@@ -55,11 +55,19 @@ impl Harness {
 
     /// A relay with this configuration.
     pub(crate) async fn start_with(config: RelayConfig) -> Self {
+        Self::start_on_endpoints(config, 1).await
+    }
+
+    /// A relay with this configuration, serving from `endpoints` endpoints on its port.
+    pub(crate) async fn start_on_endpoints(config: RelayConfig, endpoints: usize) -> Self {
         let cert = Certificate::self_signed(["localhost"]).unwrap();
         let fingerprint = cert.fingerprint();
-        let server =
-            Server::new(ServerConfig::new(vec![cert]).with_bind("127.0.0.1:0".parse().unwrap()))
-                .unwrap();
+        let server = Server::new(
+            ServerConfig::new(vec![cert])
+                .with_bind("127.0.0.1:0".parse().unwrap())
+                .with_endpoints(endpoints),
+        )
+        .unwrap();
         let port = server.local_addr().unwrap().port();
         let relay = Relay::new(config);
         let serving = relay.clone();
