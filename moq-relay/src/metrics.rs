@@ -306,6 +306,44 @@ impl Collector for RelayCollector {
             let labels = [("reason", reason)];
             ConstCounter::new(value).encode(refused.encode_family(&labels)?)?;
         }
-        Ok(())
+        self.encode_endpoints(&mut encoder)
+    }
+}
+
+impl RelayCollector {
+    /// The UDP endpoints sharing the port (`--endpoints`), summed over the servers served.
+    fn encode_endpoints(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let servers = self.0.server_stats();
+        let mut connections: Vec<u64> = Vec::new();
+        for server in &servers {
+            let counts = server.connections_per_endpoint();
+            connections.resize(connections.len().max(counts.len()), 0);
+            for (total, count) in connections.iter_mut().zip(counts) {
+                *total += count;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "moq_relay_endpoint_connections",
+            "Connections that arrived at each UDP endpoint sharing the port (--endpoints), counted at their first packet: how the kernel spreads clients",
+            None,
+            MetricType::Counter,
+        )?;
+        for (index, value) in connections.into_iter().enumerate() {
+            let labels = [("endpoint", index.to_string())];
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        let forwarded = ConstCounter::new(
+            servers
+                .iter()
+                .map(|server| server.forwarded_datagrams())
+                .sum::<u64>(),
+        );
+        let metric = encoder.encode_descriptor(
+            "moq_relay_forwarded_datagrams",
+            "Datagrams that reached another endpoint's socket and were passed to the endpoint owning their connection (clients whose address changed)",
+            None,
+            forwarded.metric_type(),
+        )?;
+        forwarded.encode(metric)
     }
 }

@@ -12,7 +12,7 @@ use moq_model::{
 use moq_proto::ErrorCode;
 use moq_session::transport::Connection as _;
 use moq_session::{Session, SessionConfig, SessionStats, SharedLimit};
-use moq_transport_quinn::{Credentials, Request, Server, redact_url};
+use moq_transport_quinn::{Credentials, Request, Server, ServerStats, redact_url};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -205,6 +205,8 @@ struct Inner {
     shutdown: watch::Sender<Option<ErrorCode>>,
     /// The cluster's state, as its tasks update it (all zero on a single relay).
     cluster: Arc<ClusterStatus>,
+    /// The counters of the servers [`Relay::serve`] was given, for the metrics.
+    servers: Mutex<Vec<ServerStats>>,
 }
 
 impl Inner {
@@ -290,6 +292,7 @@ impl Relay {
                 next_id: AtomicU64::new(0),
                 shutdown,
                 cluster: Arc::default(),
+                servers: Mutex::default(),
             }),
         }
     }
@@ -302,6 +305,16 @@ impl Relay {
     /// A session id no session of this relay has (for a cluster's links to other relays).
     pub(crate) fn next_session_id(&self) -> SessionId {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The counters of every server [`serve`](Self::serve) was given (they stay after it
+    /// returns: their totals are since the start).
+    pub fn server_stats(&self) -> Vec<ServerStats> {
+        self.inner
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The cluster state its tasks update and the metrics read.
@@ -317,6 +330,11 @@ impl Relay {
     ///
     /// Cancel-safe: dropping the future stops accepting; running sessions go on.
     pub async fn serve(&self, mut server: Server) {
+        self.inner
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(server.stats());
         let mut shutdown = self.inner.shutdown.subscribe();
         let serving = Serving::new(&self.inner.serving);
         loop {

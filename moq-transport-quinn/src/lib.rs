@@ -117,7 +117,7 @@ pub use credentials::{
     Credentials, CredentialsError, JWT_QUERY, redact_url, token_safe_log_filter, with_jwt,
 };
 pub use error::{AcceptError, ConfigError, ConnectError};
-pub use server::{Request, Server, ServerConfig};
+pub use server::{Request, Server, ServerConfig, ServerStats};
 pub use settings::{Congestion, TransportSettings};
 pub use tls::{Certificate, Fingerprint, SELF_SIGNED_VALIDITY, Trust};
 

@@ -2,6 +2,7 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moq_proto::ErrorCode;
@@ -99,8 +100,7 @@ impl ServerConfig {
 pub struct Server {
     /// One, or several sharing the port (`ServerConfig::endpoints`).
     endpoints: Vec<quinn::Endpoint>,
-    /// Passes datagrams between several endpoints.
-    router: Option<Arc<Router>>,
+    stats: ServerStats,
     fingerprints: Vec<Fingerprint>,
     handshakes: JoinSet<Option<Request>>,
     timeout: Duration,
@@ -129,9 +129,13 @@ impl Server {
             addr: config.bind,
             message: e.to_string(),
         })?;
+        let stats = ServerStats {
+            connections: endpoints.iter().map(|_| AtomicU64::new(0)).collect(),
+            router,
+        };
         Ok(Self {
             endpoints,
-            router,
+            stats,
             fingerprints: config
                 .certificates
                 .iter()
@@ -148,20 +152,19 @@ impl Server {
         self.endpoints[0].local_addr()
     }
 
-    /// The open connections of each endpoint (one entry per
+    /// The connections open on each endpoint now (one entry per
     /// [`endpoints`](ServerConfig::endpoints)): how the kernel spread the clients.
-    pub fn connections_per_endpoint(&self) -> Vec<usize> {
+    pub fn open_connections_per_endpoint(&self) -> Vec<usize> {
         self.endpoints
             .iter()
             .map(quinn::Endpoint::open_connections)
             .collect()
     }
 
-    /// Datagrams that reached another endpoint's socket and were passed to the endpoint
-    /// owning their connection (a client whose address changed), since the start; always 0
-    /// with one endpoint.
-    pub fn forwarded_datagrams(&self) -> u64 {
-        self.router.as_ref().map_or(0, |router| router.forwarded())
+    /// The server's counters, as a handle that stays readable while the server is in use
+    /// elsewhere (a metrics endpoint, while [`accept`](Self::accept) runs).
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
     }
 
     /// The SHA-256 fingerprints of the certificates' leaves, in configuration order: what a
@@ -180,8 +183,9 @@ impl Server {
     pub async fn accept(&mut self) -> Option<Request> {
         loop {
             tokio::select! {
-                incoming = accept_any(&self.endpoints) => {
+                (index, incoming) = accept_any(&self.endpoints) => {
                     let incoming = incoming?;
+                    self.stats.connections[index].fetch_add(1, Ordering::Relaxed);
                     let timeout = self.timeout;
                     let credit = self.transport.stream_credit();
                     self.handshakes.spawn(async move {
@@ -222,15 +226,45 @@ impl Server {
     }
 }
 
-/// The next incoming connection of any of the endpoints; `None` once one is closed (they
-/// are closed together). Cancel-safe, as each endpoint's `accept` is.
-async fn accept_any(endpoints: &[quinn::Endpoint]) -> Option<quinn::Incoming> {
+/// The next incoming connection of any of the endpoints, with the endpoint's index; `None`
+/// once one is closed (they are closed together). Cancel-safe, as each endpoint's `accept`
+/// is.
+async fn accept_any(endpoints: &[quinn::Endpoint]) -> (usize, Option<quinn::Incoming>) {
     match endpoints {
-        [endpoint] => endpoint.accept().await,
+        [endpoint] => (0, endpoint.accept().await),
         _ => {
             let accepts = endpoints.iter().map(|e| Box::pin(e.accept()));
-            futures_util::future::select_all(accepts).await.0
+            let (incoming, index, _) = futures_util::future::select_all(accepts).await;
+            (index, incoming)
         }
+    }
+}
+
+/// A [`Server`]'s counters ([`Server::stats`]): cheap to clone, and it holds no socket.
+#[derive(Debug, Clone)]
+pub struct ServerStats {
+    /// Connections that arrived at each endpoint.
+    connections: Arc<[AtomicU64]>,
+    /// Passes datagrams between several endpoints.
+    router: Option<Arc<Router>>,
+}
+
+impl ServerStats {
+    /// Connections that arrived at each endpoint since the start, as their first packet
+    /// was accepted (one entry per [`endpoints`](ServerConfig::endpoints)): how the kernel
+    /// spreads clients over them.
+    pub fn connections_per_endpoint(&self) -> Vec<u64> {
+        self.connections
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Datagrams that reached another endpoint's socket and were passed to the endpoint
+    /// owning their connection (a client whose address changed), since the start; always 0
+    /// with one endpoint.
+    pub fn forwarded_datagrams(&self) -> u64 {
+        self.router.as_ref().map_or(0, |router| router.forwarded())
     }
 }
 

@@ -510,6 +510,8 @@ async fn metrics_count_sessions_subscriptions_and_traffic() {
         ("moq_relay_group_drops_sent_total", 0),
         ("moq_relay_group_drops_received_total", 0),
         ("moq_relay_sessions_refused_total{reason=\"limit\"}", 0),
+        ("moq_relay_endpoint_connections_total{endpoint=\"0\"}", 2),
+        ("moq_relay_forwarded_datagrams_total", 0),
     ] {
         assert_eq!(value(&during, name), expected as f64, "{name}");
     }
@@ -558,6 +560,8 @@ async fn metrics_count_sessions_subscriptions_and_traffic() {
         ("moq_relay_frames_sent_total", GROUPS * FRAMES),
         ("moq_relay_payload_sent_bytes_total", payload),
         ("moq_relay_groups_sent_total", GROUPS),
+        // Refused connections arrived too.
+        ("moq_relay_endpoint_connections_total{endpoint=\"0\"}", 4),
     ] {
         assert_eq!(value(&after, name), expected as f64, "{name}");
     }

@@ -112,6 +112,15 @@ async fn subscribers_on_several_endpoints_keep_receiving_after_their_address_cha
         }
     }
 
+    // The publisher and the eight subscribers arrived spread over the endpoints, and
+    // packets from the new addresses were passed between them.
+    let [server] = &relay.relay.server_stats()[..] else {
+        panic!("one server")
+    };
+    let arrived = server.connections_per_endpoint();
+    assert_eq!(arrived.iter().sum::<u64>(), 9, "{arrived:?}");
+    assert!(server.forwarded_datagrams() > 0);
+
     track.finish();
     for peer in peers {
         peer.leave().await;
