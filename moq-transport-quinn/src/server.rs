@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moq_proto::ErrorCode;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -100,6 +101,7 @@ impl ServerConfig {
 pub struct Server {
     /// One, or several sharing the port (`ServerConfig::endpoints`).
     endpoints: Vec<quinn::Endpoint>,
+    arrivals: Arrivals,
     stats: ServerStats,
     fingerprints: Vec<Fingerprint>,
     handshakes: JoinSet<Option<Request>>,
@@ -134,6 +136,7 @@ impl Server {
             router,
         };
         Ok(Self {
+            arrivals: Arrivals::new(&endpoints),
             endpoints,
             stats,
             fingerprints: config
@@ -183,8 +186,8 @@ impl Server {
     pub async fn accept(&mut self) -> Option<Request> {
         loop {
             tokio::select! {
-                (index, incoming) = accept_any(&self.endpoints) => {
-                    let incoming = incoming?;
+                arrived = self.arrivals.next(&self.endpoints) => {
+                    let (index, incoming) = arrived?;
                     self.stats.connections[index].fetch_add(1, Ordering::Relaxed);
                     let timeout = self.timeout;
                     let credit = self.transport.stream_credit();
@@ -226,16 +229,49 @@ impl Server {
     }
 }
 
-/// The next incoming connection of any of the endpoints, with the endpoint's index; `None`
-/// once one is closed (they are closed together). Cancel-safe, as each endpoint's `accept`
-/// is.
-async fn accept_any(endpoints: &[quinn::Endpoint]) -> (usize, Option<quinn::Incoming>) {
-    match endpoints {
-        [endpoint] => (0, endpoint.accept().await),
-        _ => {
-            let accepts = endpoints.iter().map(|e| Box::pin(e.accept()));
-            let (incoming, index, _) = futures_util::future::select_all(accepts).await;
-            (index, incoming)
+/// Where [`Server::accept`] takes the connections that arrive.
+#[derive(Debug)]
+enum Arrivals {
+    /// One endpoint, asked directly.
+    One,
+    /// Several: a task per endpoint accepts and sends here, so that each is asked as
+    /// often as the others and one that fails leaves the rest serving. The tasks end with
+    /// their endpoints, or when this is dropped.
+    Many {
+        receiver: mpsc::Receiver<(usize, quinn::Incoming)>,
+        _tasks: JoinSet<()>,
+    },
+}
+
+impl Arrivals {
+    fn new(endpoints: &[quinn::Endpoint]) -> Self {
+        if endpoints.len() == 1 {
+            return Self::One;
+        }
+        let (sender, receiver) = mpsc::channel(16);
+        let mut tasks = JoinSet::new();
+        for (index, endpoint) in endpoints.iter().enumerate() {
+            let (endpoint, sender) = (endpoint.clone(), sender.clone());
+            tasks.spawn(async move {
+                while let Some(incoming) = endpoint.accept().await {
+                    if sender.send((index, incoming)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Self::Many {
+            receiver,
+            _tasks: tasks,
+        }
+    }
+
+    /// The next connection to arrive, with its endpoint's index; `None` once every
+    /// endpoint is closed. Cancel-safe: quinn's `accept` and a channel's `recv` are.
+    async fn next(&mut self, endpoints: &[quinn::Endpoint]) -> Option<(usize, quinn::Incoming)> {
+        match self {
+            Self::One => endpoints[0].accept().await.map(|incoming| (0, incoming)),
+            Self::Many { receiver, .. } => receiver.recv().await,
         }
     }
 }

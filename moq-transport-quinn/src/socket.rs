@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::spread::{OwnedCids, RoutedSocket, Router};
+use crate::spread::{CidKey, OwnedCids, RoutedSocket, Router};
 
 /// Kernel socket buffer size asked for, both directions (Linux caps it at
 /// `net.core.rmem_max` / `wmem_max`).
@@ -84,32 +84,50 @@ pub(crate) fn endpoints(
     if count <= 1 {
         return Ok((vec![endpoint(addr, Some(server), max_udp_payload)?], None));
     }
-    // Bound without SO_REUSEPORT first, and closed: fails if anything holds the address
-    // (another process's reuse-port group would otherwise silently share our traffic), and
-    // resolves a port 0 for the whole group.
-    let addr = std::net::UdpSocket::bind(addr)?.local_addr()?;
-    let runtime = runtime()?;
-    let router = Router::new(count);
-    let mut endpoints = Vec::with_capacity(count);
-    for index in 0..count {
-        let socket = bind_reuse_port(addr)?;
-        enlarge_buffers(&socket);
-        let socket = Arc::new(RoutedSocket::new(
-            runtime.wrap_udp_socket(socket)?,
-            index,
-            router.clone(),
-        ));
-        let mut config = endpoint_config(max_udp_payload)?;
-        let owner = u8::try_from(index).map_err(std::io::Error::other)?;
-        config.cid_generator(move || Box::new(OwnedCids::new(owner)));
-        endpoints.push(quinn::Endpoint::new_with_abstract_socket(
-            config,
-            Some(server.clone()),
-            socket,
-            runtime.clone(),
-        )?);
+    // A port 0 is resolved by a probe that is then released: another process may take it
+    // in between, so a few tries.
+    let tries = if addr.port() == 0 { 5 } else { 1 };
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        match reuse_port_group(addr, count) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tried < tries => continue,
+            Err(e) => return Err(e),
+            Ok(sockets) => {
+                let runtime = runtime()?;
+                let key = CidKey::generate()?;
+                let router = Router::new(count, key.clone());
+                let mut endpoints = Vec::with_capacity(count);
+                for (index, socket) in sockets.into_iter().enumerate() {
+                    enlarge_buffers(&socket);
+                    let socket = Arc::new(RoutedSocket::new(
+                        runtime.wrap_udp_socket(socket)?,
+                        index,
+                        router.clone(),
+                    ));
+                    let mut config = endpoint_config(max_udp_payload)?;
+                    let owner = u8::try_from(index).map_err(std::io::Error::other)?;
+                    let key = key.clone();
+                    config.cid_generator(move || Box::new(OwnedCids::new(owner, key.clone())));
+                    endpoints.push(quinn::Endpoint::new_with_abstract_socket(
+                        config,
+                        Some(server.clone()),
+                        socket,
+                        runtime.clone(),
+                    )?);
+                }
+                return Ok((endpoints, Some(router)));
+            }
+        }
     }
-    Ok((endpoints, Some(router)))
+}
+
+/// `count` sockets bound to `addr` with `SO_REUSEPORT`. The address is bound first without
+/// it, and released: that fails if anything holds the address (another process's reuse-port
+/// group would otherwise silently share our traffic), and resolves a port 0 for the group.
+fn reuse_port_group(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
+    let addr = std::net::UdpSocket::bind(addr)?.local_addr()?;
+    (0..count).map(|_| bind_reuse_port(addr)).collect()
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

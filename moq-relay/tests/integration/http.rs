@@ -662,7 +662,7 @@ async fn the_docs_list_every_metric() {
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .map(|rest| rest.split(' ').next().unwrap())
         .collect();
-    assert_eq!(names.len(), 29);
+    assert_eq!(names.len(), 31);
     for name in names {
         // By its name alone, or with its labels.
         assert!(
