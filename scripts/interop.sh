@@ -5,10 +5,11 @@
 # (no token) on our relay, and our clock with a token through theirs. Prints a PASS/FAIL
 # table; exits non-zero if any row fails. See docs/interop.md.
 #
-# usage: scripts/interop.sh [--root DIR] [--seconds N]
+# usage: scripts/interop.sh [--root DIR] [--seconds N] [--relay-flags "FLAGS"]
 #   --root DIR    where the published tools are installed and scratch files go
 #                 (default: ${TMPDIR:-/tmp}/moq-interop); installed once, then reused
 #   --seconds N   how long each subscriber runs (default 6)
+#   --relay-flags "FLAGS"  more flags for every run of our relay, e.g. "--endpoints 4"
 #
 # Needs: cargo, openssl (a certificate for the published relay), timeout (coreutils), python3.
 set -euo pipefail
@@ -18,11 +19,13 @@ source scripts/lib.sh
 
 root="$INTEROP_ROOT"
 seconds=6
+relay_flags=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --root) root="$2"; shift 2 ;;
         --seconds) seconds="$2"; shift 2 ;;
-        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+        --relay-flags) read -r -a relay_flags <<<"$2"; shift 2 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -51,7 +54,7 @@ trap kill_tracked EXIT
 # is tried again), so this does not stop the script.
 start_relay() { # which port log
     case "$1" in
-        ours) start_our_relay "$our_relay" "$2" "$3" --stats-interval 0 ;;
+        ours) start_our_relay "$our_relay" "$2" "$3" --stats-interval 0 ${relay_flags[@]+"${relay_flags[@]}"} ;;
         theirs) start_their_relay "$their_relay" "$2" "$3" "$root" ;;
     esac || true
 }
@@ -136,7 +139,7 @@ for scheme in moqf https; do
     port=$(free_port)
     file="$logs/auth-public-$scheme"
     start_our_relay "$our_relay" "$port" "$file.relay.log" --stats-interval 0 \
-        --auth-key "$auth/pub.jwk" --auth-public anon || true
+        ${relay_flags[@]+"${relay_flags[@]}"} --auth-key "$auth/pub.jwk" --auth-public anon || true
     spawn "$file.pub.log" "$their_clock" --tls-disable-verify --publish --path anon --path clock \
         "$scheme://$host:$port/"
     pub_pid=$last_pid
@@ -163,7 +166,7 @@ for scheme in moqf https; do
     port=$(free_port)
     file="$logs/auth-private-$scheme"
     start_our_relay "$our_relay" "$port" "$file.relay.log" --stats-interval 0 \
-        --auth-key "$auth/pub.jwk" || true
+        ${relay_flags[@]+"${relay_flags[@]}"} --auth-key "$auth/pub.jwk" || true
     set +e
     RUST_BACKTRACE=0 timeout 10 "$their_clock" --tls-disable-verify "$scheme://$host:$port/" \
         >"$file.out" 2>"$file.out.err"
