@@ -15,6 +15,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use moq_transport_quinn::ServerStats;
+
 use crate::{Relay, RelayStats};
 
 /// The `Content-Type` of [`Metrics::render`]'s text: the Prometheus text format 0.0.4.
@@ -332,18 +334,22 @@ impl RelayCollector {
             let labels = [("endpoint", index.to_string())];
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
-        let forwarded = ConstCounter::new(
-            servers
-                .iter()
-                .map(|server| server.forwarded_datagrams())
-                .sum::<u64>(),
-        );
-        let metric = encoder.encode_descriptor(
-            "moq_relay_forwarded_datagrams",
-            "Datagrams that reached another endpoint's socket and were passed to the endpoint owning their connection (clients whose address changed)",
-            None,
-            forwarded.metric_type(),
-        )?;
-        forwarded.encode(metric)
+        for (name, help, read) in [
+            (
+                "moq_relay_forwarded_datagrams",
+                "Datagrams that reached another endpoint's socket and were passed to the endpoint owning their connection (clients whose address changed)",
+                ServerStats::forwarded_datagrams as fn(&ServerStats) -> u64,
+            ),
+            (
+                "moq_relay_forward_drops",
+                "Datagrams for another endpoint dropped instead of passed on: its inbox full, or the endpoint gone",
+                ServerStats::forward_drops,
+            ),
+        ] {
+            let counter = ConstCounter::new(servers.iter().map(read).sum::<u64>());
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moq_proto::ErrorCode;
@@ -15,7 +15,7 @@ use crate::connection::{Connection, TransportKind};
 use crate::credit::StreamCredit;
 use crate::error::{AcceptError, ConfigError};
 use crate::settings::TransportSettings;
-use crate::spread::{MAX_ENDPOINTS, Router};
+use crate::spread::{MAX_ENDPOINTS, RouterCounters};
 use crate::tls::{self, Certificate, Fingerprint};
 use crate::{quic, webtransport};
 
@@ -103,6 +103,8 @@ pub struct Server {
     endpoints: Vec<quinn::Endpoint>,
     arrivals: Arrivals,
     stats: ServerStats,
+    /// Set by [`Server::close`]: an endpoint that stops after it is no failure.
+    closed: Arc<AtomicBool>,
     fingerprints: Vec<Fingerprint>,
     handshakes: JoinSet<Option<Request>>,
     timeout: Duration,
@@ -133,12 +135,14 @@ impl Server {
         })?;
         let stats = ServerStats {
             connections: endpoints.iter().map(|_| AtomicU64::new(0)).collect(),
-            router,
+            router: router.as_ref().map(|router| router.counters()),
         };
+        let closed = Arc::new(AtomicBool::new(false));
         Ok(Self {
-            arrivals: Arrivals::new(&endpoints),
+            arrivals: Arrivals::new(&endpoints, &stats, &closed),
             endpoints,
             stats,
+            closed,
             fingerprints: config
                 .certificates
                 .iter()
@@ -186,9 +190,8 @@ impl Server {
     pub async fn accept(&mut self) -> Option<Request> {
         loop {
             tokio::select! {
-                arrived = self.arrivals.next(&self.endpoints) => {
-                    let (index, incoming) = arrived?;
-                    self.stats.connections[index].fetch_add(1, Ordering::Relaxed);
+                incoming = self.arrivals.next(&self.endpoints, &self.stats) => {
+                    let incoming = incoming?;
                     let timeout = self.timeout;
                     let credit = self.transport.stream_credit();
                     self.handshakes.spawn(async move {
@@ -212,6 +215,7 @@ impl Server {
 
     /// Closes every connection at once (code 0) and stops accepting.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
         for endpoint in &self.endpoints {
             endpoint.close(0u32.into(), b"");
         }
@@ -235,27 +239,38 @@ enum Arrivals {
     /// One endpoint, asked directly.
     One,
     /// Several: a task per endpoint accepts and sends here, so that each is asked as
-    /// often as the others and one that fails leaves the rest serving. The tasks end with
-    /// their endpoints, or when this is dropped.
+    /// often as the others. The tasks end with their endpoints, or when this is dropped.
     Many {
-        receiver: mpsc::Receiver<(usize, quinn::Incoming)>,
+        receiver: mpsc::Receiver<quinn::Incoming>,
         _tasks: JoinSet<()>,
     },
 }
 
 impl Arrivals {
-    fn new(endpoints: &[quinn::Endpoint]) -> Self {
+    fn new(endpoints: &[quinn::Endpoint], stats: &ServerStats, closed: &Arc<AtomicBool>) -> Self {
         if endpoints.len() == 1 {
             return Self::One;
         }
         let (sender, receiver) = mpsc::channel(16);
         let mut tasks = JoinSet::new();
-        for (index, endpoint) in endpoints.iter().enumerate() {
-            let (endpoint, sender) = (endpoint.clone(), sender.clone());
+        let all: Arc<[quinn::Endpoint]> = endpoints.into();
+        for index in 0..endpoints.len() {
+            let (all, sender, stats, closed) =
+                (all.clone(), sender.clone(), stats.clone(), closed.clone());
             tasks.spawn(async move {
-                while let Some(incoming) = endpoint.accept().await {
-                    if sender.send((index, incoming)).await.is_err() {
+                while let Some(incoming) = all[index].accept().await {
+                    stats.connections[index].fetch_add(1, Ordering::Relaxed);
+                    if sender.send(incoming).await.is_err() {
                         return;
+                    }
+                }
+                // An endpoint that stops unasked (its driver failed) would leave its socket
+                // in the port's group, taking its share of new clients to nobody: stop the
+                // whole server instead, so that whoever runs it sees it end.
+                if !closed.swap(true, Ordering::Relaxed) {
+                    tracing::error!(endpoint = index, "an endpoint stopped: closing the server");
+                    for endpoint in all.iter() {
+                        endpoint.close(0u32.into(), b"");
                     }
                 }
             });
@@ -266,11 +281,19 @@ impl Arrivals {
         }
     }
 
-    /// The next connection to arrive, with its endpoint's index; `None` once every
-    /// endpoint is closed. Cancel-safe: quinn's `accept` and a channel's `recv` are.
-    async fn next(&mut self, endpoints: &[quinn::Endpoint]) -> Option<(usize, quinn::Incoming)> {
+    /// The next connection to arrive; `None` once every endpoint is closed. Cancel-safe:
+    /// quinn's `accept` and a channel's `recv` are.
+    async fn next(
+        &mut self,
+        endpoints: &[quinn::Endpoint],
+        stats: &ServerStats,
+    ) -> Option<quinn::Incoming> {
         match self {
-            Self::One => endpoints[0].accept().await.map(|incoming| (0, incoming)),
+            Self::One => {
+                let incoming = endpoints[0].accept().await?;
+                stats.connections[0].fetch_add(1, Ordering::Relaxed);
+                Some(incoming)
+            }
             Self::Many { receiver, .. } => receiver.recv().await,
         }
     }
@@ -281,14 +304,15 @@ impl Arrivals {
 pub struct ServerStats {
     /// Connections that arrived at each endpoint.
     connections: Arc<[AtomicU64]>,
-    /// Passes datagrams between several endpoints.
-    router: Option<Arc<Router>>,
+    /// What passing datagrams between several endpoints counted.
+    router: Option<Arc<RouterCounters>>,
 }
 
 impl ServerStats {
-    /// Connections that arrived at each endpoint since the start, as their first packet
-    /// was accepted (one entry per [`endpoints`](ServerConfig::endpoints)): how the kernel
-    /// spreads clients over them.
+    /// Connections that arrived at each endpoint since the start, counted as the endpoint
+    /// hands them over, before their handshake (one entry per
+    /// [`endpoints`](ServerConfig::endpoints)): how the kernel spreads clients over them.
+    /// Not counted: what quinn refuses by itself (after a close, or over its own limits).
     pub fn connections_per_endpoint(&self) -> Vec<u64> {
         self.connections
             .iter()
@@ -300,7 +324,17 @@ impl ServerStats {
     /// owning their connection (a client whose address changed), since the start; always 0
     /// with one endpoint.
     pub fn forwarded_datagrams(&self) -> u64 {
-        self.router.as_ref().map_or(0, |router| router.forwarded())
+        self.router
+            .as_ref()
+            .map_or(0, |counters| counters.forwarded.load(Ordering::Relaxed))
+    }
+
+    /// Datagrams for another endpoint dropped instead, its inbox being full (or its
+    /// endpoint gone), since the start.
+    pub fn forward_drops(&self) -> u64 {
+        self.router
+            .as_ref()
+            .map_or(0, |counters| counters.dropped.load(Ordering::Relaxed))
     }
 }
 
@@ -439,5 +473,82 @@ impl Request {
         let webtransport = self.kind() == TransportKind::WebTransport;
         self.quic()
             .close(close_code_to_wire(code, webtransport), reason.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, IoSliceMut};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use quinn::udp::{RecvMeta, Transmit};
+    use quinn::{AsyncUdpSocket, UdpPoller};
+
+    use super::*;
+
+    /// A socket whose receive fails at once, as a broken socket would: its endpoint's
+    /// driver ends.
+    #[derive(Debug)]
+    struct Broken;
+
+    #[derive(Debug)]
+    struct Writable;
+
+    impl UdpPoller for Writable {
+        fn poll_writable(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncUdpSocket for Broken {
+        fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+            Box::pin(Writable)
+        }
+        fn try_send(&self, _: &Transmit<'_>) -> io::Result<()> {
+            Ok(())
+        }
+        fn poll_recv(
+            &self,
+            _: &mut Context<'_>,
+            _: &mut [IoSliceMut<'_>],
+            _: &mut [RecvMeta],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::Error::other("broken")))
+        }
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            Ok("127.0.0.1:9".parse().unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_fails_closes_them_all() {
+        let cert = Certificate::self_signed(["localhost"]).unwrap();
+        let tls = tls::server_config(&[cert]).unwrap();
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+        let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let runtime = quinn::default_runtime().unwrap();
+        let healthy =
+            crate::socket::endpoint("127.0.0.1:0".parse().unwrap(), Some(config.clone()), 1452)
+                .unwrap();
+        let broken = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            Arc::new(Broken),
+            runtime,
+        )
+        .unwrap();
+        let endpoints = vec![healthy.clone(), broken];
+        let stats = ServerStats {
+            connections: endpoints.iter().map(|_| AtomicU64::new(0)).collect(),
+            router: None,
+        };
+        let closed = Arc::new(AtomicBool::new(false));
+        let mut arrivals = Arrivals::new(&endpoints, &stats, &closed);
+        let next = tokio::time::timeout(Duration::from_secs(10), arrivals.next(&endpoints, &stats));
+        assert!(next.await.expect("accepting ends").is_none());
+        assert!(closed.load(Ordering::Relaxed));
+        // The healthy endpoint was closed too: it takes no connection.
+        assert!(healthy.accept().await.is_none());
     }
 }

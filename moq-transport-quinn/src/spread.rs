@@ -45,14 +45,18 @@ pub(crate) const MAX_ENDPOINTS: usize = 256;
 /// shorter is not a packet, wherever it goes.
 const MIN_FORWARDED: usize = 1 + CID_LEN + 4 + 16;
 
-/// What one inbox may hold, counting each waiting datagram's bytes and its bookkeeping
-/// ([`ENTRY_COST`]): beyond, new ones are dropped, as a full socket buffer would drop them
-/// (QUIC resends what was lost). Per inbox, so that an endpoint slow to drain its own
-/// cannot stop what goes to the others.
+/// What one inbox may hold: datagrams whose bytes and allocations ([`ALLOCATION_COST`]
+/// each) come to at most this, and at most [`INBOX_ENTRIES`] of them. Beyond, new ones are
+/// dropped, as a full socket buffer would drop them (QUIC resends what was lost). Per inbox,
+/// so that an endpoint slow to drain its own cannot stop what goes to the others. With the
+/// queue's own slots, an inbox holds at most about 1.35 MiB.
 const INBOX_LIMIT: usize = 1 << 20;
 
-/// A waiting datagram's cost besides its bytes: its entry in the queue and its allocation.
-const ENTRY_COST: usize = size_of::<(RecvMeta, Box<[u8]>)>() + 16;
+/// The most datagrams waiting in one inbox: its queue's slots stay within 4,096 of 88 bytes.
+const INBOX_ENTRIES: usize = 4096;
+
+/// A waiting datagram's allocation besides its bytes (the allocator's bookkeeping).
+const ALLOCATION_COST: usize = 16;
 
 /// An inbox whose queue grew past this many entries gives the room back once drained.
 const INBOX_KEEP: usize = 64;
@@ -86,14 +90,25 @@ impl CidKey {
 pub(crate) struct Router {
     inboxes: Box<[Mutex<Inbox>]>,
     key: Arc<CidKey>,
-    forwarded: AtomicU64,
+    counters: Arc<RouterCounters>,
+}
+
+/// What a [`Router`] counted since the start, apart from it so that reading them does not
+/// keep the inboxes.
+#[derive(Debug, Default)]
+pub(crate) struct RouterCounters {
+    /// Datagrams passed from the socket that received them to the endpoint owning their
+    /// connection.
+    pub(crate) forwarded: AtomicU64,
+    /// Datagrams for another endpoint dropped instead: its inbox full, or its socket gone.
+    pub(crate) dropped: AtomicU64,
 }
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Router")
             .field("endpoints", &self.inboxes.len())
-            .field("forwarded", &self.forwarded())
+            .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +120,8 @@ struct Inbox {
     /// What they cost, within [`INBOX_LIMIT`].
     cost: usize,
     waker: Option<Waker>,
+    /// The endpoint's socket is gone: nothing is queued any more.
+    closed: bool,
 }
 
 impl Router {
@@ -115,14 +132,18 @@ impl Router {
         Arc::new(Self {
             inboxes: (0..endpoints).map(|_| Mutex::default()).collect(),
             key,
-            forwarded: AtomicU64::new(0),
+            counters: Arc::default(),
         })
     }
 
-    /// Datagrams passed from the socket that received them to the endpoint owning their
-    /// connection, since the start.
-    pub(crate) fn forwarded(&self) -> u64 {
-        self.forwarded.load(Ordering::Relaxed)
+    /// What it counted, as a handle that does not keep the inboxes.
+    pub(crate) fn counters(&self) -> Arc<RouterCounters> {
+        self.counters.clone()
+    }
+
+    #[cfg(test)]
+    fn forwarded(&self) -> u64 {
+        self.counters.forwarded.load(Ordering::Relaxed)
     }
 
     /// The endpoint named by a datagram's destination connection ID, when that is another
@@ -145,10 +166,14 @@ impl Router {
 
     /// Queues a datagram for endpoint `to` and wakes its driver.
     fn forward(&self, to: usize, meta: &RecvMeta, datagram: &[u8]) {
-        let cost = datagram.len() + ENTRY_COST;
+        let cost = datagram.len() + ALLOCATION_COST;
         let waker = {
             let mut inbox = self.inbox(to);
-            if inbox.cost + cost > INBOX_LIMIT {
+            if inbox.closed
+                || inbox.cost + cost > INBOX_LIMIT
+                || inbox.datagrams.len() >= INBOX_ENTRIES
+            {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             let mut meta = *meta;
@@ -158,7 +183,7 @@ impl Router {
             inbox.cost += cost;
             inbox.waker.take()
         };
-        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -179,7 +204,7 @@ impl Router {
             let Some((m, datagram)) = inbox.datagrams.pop_front() else {
                 break;
             };
-            inbox.cost -= datagram.len() + ENTRY_COST;
+            inbox.cost -= datagram.len() + ALLOCATION_COST;
             // A buffer holds the largest datagram the endpoint accepts; a larger one is
             // dropped, as its own socket would have.
             if let Some(buf) = bufs[taken].get_mut(..datagram.len()) {
@@ -269,6 +294,18 @@ impl RoutedSocket {
             index,
             router,
         }
+    }
+}
+
+/// The endpoint is gone (quinn drops its socket with it): what waits in its inbox, and
+/// whatever would come, is dropped instead of kept for nobody.
+impl Drop for RoutedSocket {
+    fn drop(&mut self) {
+        let mut inbox = self.router.inbox(self.index);
+        inbox.closed = true;
+        inbox.datagrams = VecDeque::new();
+        inbox.cost = 0;
+        inbox.waker = None;
     }
 }
 
@@ -526,7 +563,7 @@ mod tests {
     #[test]
     fn each_inbox_is_bounded_drains_in_order_and_gives_its_room_back() {
         const SIZE: usize = 1000;
-        let fit = INBOX_LIMIT / (SIZE + ENTRY_COST);
+        let fit = INBOX_LIMIT / (SIZE + ALLOCATION_COST);
         let key = key();
         let router = Router::new(3, key.clone());
         for i in 0..fit + 10 {
@@ -537,6 +574,7 @@ mod tests {
         router.forward(2, &meta(0, 0), &short(&key, 2, 0, SIZE));
         assert_eq!(inbox_len(&router, 2), 1);
         assert_eq!(router.forwarded(), fit as u64 + 1);
+        assert_eq!(router.counters().dropped.load(Ordering::Relaxed), 10);
 
         let cx = Context::from_waker(Waker::noop());
         let mut storage = vec![[0u8; SIZE]; 4];
@@ -627,5 +665,31 @@ mod tests {
         let passed_on = bufs.iter().filter(|b| b[20] == 0xff).count();
         let own = bufs.iter().filter(|b| b[20] == 0xee).count();
         assert_eq!((passed_on, own), (16, 16));
+    }
+
+    #[test]
+    fn small_datagrams_are_bounded_by_count() {
+        let key = key();
+        let router = Router::new(2, key.clone());
+        for _ in 0..INBOX_ENTRIES + 5 {
+            router.forward(1, &meta(0, 0), &short(&key, 1, 0, MIN_FORWARDED));
+        }
+        assert_eq!(inbox_len(&router, 1), INBOX_ENTRIES);
+        assert_eq!(router.counters().dropped.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_gone_socket_empties_its_inbox_and_takes_no_more() {
+        let key = key();
+        let router = Router::new(2, key.clone());
+        let socket = RoutedSocket::new(Arc::new(Busy(short(&key, 1, 0, 30))), 1, router.clone());
+        router.forward(1, &meta(0, 0), &short(&key, 1, 0, 40));
+        assert_eq!(inbox_len(&router, 1), 1);
+        drop(socket);
+        assert_eq!(inbox_len(&router, 1), 0);
+        router.forward(1, &meta(0, 0), &short(&key, 1, 0, 40));
+        assert_eq!(inbox_len(&router, 1), 0);
+        assert_eq!(router.counters().dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(router.inbox(1).datagrams.capacity(), 0);
     }
 }

@@ -512,6 +512,7 @@ async fn metrics_count_sessions_subscriptions_and_traffic() {
         ("moq_relay_sessions_refused_total{reason=\"limit\"}", 0),
         ("moq_relay_endpoint_connections_total{endpoint=\"0\"}", 2),
         ("moq_relay_forwarded_datagrams_total", 0),
+        ("moq_relay_forward_drops_total", 0),
     ] {
         assert_eq!(value(&during, name), expected as f64, "{name}");
     }
@@ -662,7 +663,7 @@ async fn the_docs_list_every_metric() {
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .map(|rest| rest.split(' ').next().unwrap())
         .collect();
-    assert_eq!(names.len(), 31);
+    assert_eq!(names.len(), 32);
     for name in names {
         // By its name alone, or with its labels.
         assert!(
