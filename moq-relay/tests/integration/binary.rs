@@ -46,11 +46,14 @@ fn prints_urls_serves_http_and_stops_on_sigterm() {
                 "--stats-interval",
                 "1",
                 "-q",
+                // Two endpoints on the port: served, and stopped cleanly, the same.
+                "--endpoints",
+                "2",
             ])
             .arg("--web")
             .arg(&web)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
@@ -136,6 +139,17 @@ fn prints_urls_serves_http_and_stops_on_sigterm() {
     });
     let status = relay.0.wait().unwrap();
     assert!(status.success(), "{status}");
+    // Nothing went wrong on the way (-q: warnings and errors only), and no endpoint was
+    // taken for failed when the server closed them.
+    let mut errors = String::new();
+    relay
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut errors)
+        .unwrap();
+    assert!(errors.is_empty(), "{errors}");
     std::fs::remove_dir_all(&web).unwrap();
 }
 
