@@ -24,13 +24,13 @@
 //! node key and paths again (moving them to the new lease), deletes those of its keys it no
 //! longer serves, reads the whole prefix and watches from there.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
     Client, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
-    WatchOptions,
+    Txn, TxnOp, WatchOptions,
 };
 use moq_model::Path;
 use tokio::sync::mpsc;
@@ -393,6 +393,12 @@ impl Registry {
         }
     }
 
+    /// Writing `path`'s key, bound to `lease`.
+    fn put_op(&self, path: &Path, lease: i64) -> TxnOp {
+        let options = PutOptions::new().with_lease(lease);
+        TxnOp::put(self.keys.origin(path), self.node.clone(), Some(options))
+    }
+
     fn apply_local(&mut self, change: Change) {
         match change {
             Change::Register(path) => self.local.insert(path),
@@ -448,20 +454,18 @@ impl Registry {
                 Some(GetOptions::new().with_prefix().with_keys_only()),
             )
             .await?;
-        for kv in left.kvs() {
-            let stale = match self.keys.parse(kv.key()) {
+        let stale: Vec<TxnOp> = left
+            .kvs()
+            .iter()
+            .filter(|kv| match self.keys.parse(kv.key()) {
                 Ok(Entry::Origin(node, path)) => node != self.node || !self.local.contains(&path),
                 _ => true,
-            };
-            if stale {
-                client.delete(kv.key().to_vec(), None).await?;
-            }
-        }
-        for path in &self.local {
-            client
-                .put(self.keys.origin(path), self.node.clone(), put())
-                .await?;
-        }
+            })
+            .map(|kv| TxnOp::delete(kv.key(), None))
+            .collect();
+        write(client, stale).await?;
+        let puts = self.local.iter().map(|path| self.put_op(path, lease));
+        write(client, puts.collect()).await?;
         let listed = client
             .get(
                 self.keys.prefix.clone(),
@@ -506,17 +510,17 @@ impl Registry {
                 }
                 change = self.changes.recv() => {
                     let Some(change) = change else { return Err(Lost::Leaving) };
+                    // With what queued meanwhile, written in as few round trips as it takes.
                     // Recorded first: if the write fails, the next registration writes it.
-                    match &change {
-                        Change::Register(path) => {
-                            self.local.insert(path.clone());
-                            client.put(self.keys.origin(path), self.node.clone(), put()).await?;
+                    let batch = take_batch(change, &mut self.changes, &mut self.local);
+                    let ops = batch.iter().map(|(path, &registered)| {
+                        if registered {
+                            self.put_op(path, lease)
+                        } else {
+                            TxnOp::delete(self.keys.origin(path), None)
                         }
-                        Change::Unregister(path) => {
-                            self.local.remove(path);
-                            client.delete(self.keys.origin(path), None).await?;
-                        }
-                    }
+                    });
+                    write(client, ops.collect()).await?;
                 }
                 event = watch.message() => {
                     let Some(response) = event? else { return Err(Lost::Closed("watch")) };
@@ -551,6 +555,58 @@ impl Registry {
             }
         }
     }
+}
+
+/// Writes per etcd transaction: half of etcd's default `--max-txn-ops` (128), so that one
+/// configured lower, down to 64, still takes them.
+const OPS_PER_TXN: usize = 64;
+
+/// Changes taken from the queue for one round of writes (a few transactions).
+const CHANGES_PER_ROUND: usize = 16 * OPS_PER_TXN;
+
+/// `first` and what queued after it (at most [`CHANGES_PER_ROUND`] changes), applied to
+/// `local` and gathered for one round of writes: each path once, with its last change (true:
+/// registered). A transaction may not name a key twice, and a path registered and ended in
+/// one round needs only its end written.
+fn take_batch(
+    first: Change,
+    queue: &mut mpsc::UnboundedReceiver<Change>,
+    local: &mut BTreeSet<Path>,
+) -> BTreeMap<Path, bool> {
+    let mut batch = BTreeMap::new();
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some(change) = next {
+        taken += 1;
+        match change {
+            Change::Register(path) => {
+                local.insert(path.clone());
+                batch.insert(path, true);
+            }
+            Change::Unregister(path) => {
+                local.remove(&path);
+                batch.insert(path, false);
+            }
+        }
+        next = if taken < CHANGES_PER_ROUND {
+            queue.try_recv().ok()
+        } else {
+            None
+        };
+    }
+    batch
+}
+
+/// Writes `ops` (puts and deletes of distinct keys) in transactions of [`OPS_PER_TXN`]: a
+/// round trip per batch rather than per key (65,000 paths of a relay re-registering were
+/// 65,000 round trips, each a disk sync on etcd's side).
+async fn write(client: &mut Client, mut ops: Vec<TxnOp>) -> Result<(), etcd_client::Error> {
+    while !ops.is_empty() {
+        let rest = ops.split_off(ops.len().min(OPS_PER_TXN));
+        client.txn(Txn::new().and_then(ops)).await?;
+        ops = rest;
+    }
+    Ok(())
 }
 
 /// Renews the lease every third of its TTL until that fails, etcd says it expired, or no
@@ -598,6 +654,44 @@ impl<T> Drop for AbortOnDrop<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_holds_each_path_once_with_its_last_change() {
+        let (sender, mut queue) = mpsc::unbounded_channel();
+        let p = |name: &str| Path::from([name]);
+        let mut local = BTreeSet::from([p("kept"), p("ended")]);
+        for change in [
+            Change::Register(p("flicker")),
+            Change::Unregister(p("flicker")),
+            Change::Unregister(p("ended")),
+            Change::Unregister(p("back")),
+            Change::Register(p("back")),
+        ] {
+            sender.send(change).unwrap();
+        }
+        let batch = take_batch(Change::Register(p("new")), &mut queue, &mut local);
+        assert_eq!(
+            batch.into_iter().collect::<Vec<_>>(),
+            [
+                (p("back"), true),
+                (p("ended"), false),
+                (p("flicker"), false),
+                (p("new"), true)
+            ]
+        );
+        assert_eq!(local, BTreeSet::from([p("back"), p("kept"), p("new")]));
+
+        // At most a round's worth; the rest waits for the next.
+        for i in 0..CHANGES_PER_ROUND + 5 {
+            sender.send(Change::Register(p(&i.to_string()))).unwrap();
+        }
+        let first = queue.try_recv().unwrap();
+        assert_eq!(
+            take_batch(first, &mut queue, &mut local).len(),
+            CHANGES_PER_ROUND
+        );
+        assert_eq!(queue.len(), 5);
+    }
 
     #[test]
     fn keys_round_trip_and_bad_keys_are_errors() {

@@ -364,6 +364,50 @@ async fn a_subscriber_on_b_receives_from_a_publisher_on_a_and_announcements_cros
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_paths_and_quick_changes_reach_the_other_relays() {
+    let etcd = Etcd::start();
+    let members = cluster(&etcd, 2, node_url).await;
+    let (a, b) = (&members[0], &members[1]);
+    let publisher = a.harness.connect(Via::Quic).await;
+    let path = |i: usize| Path::from(["many".to_owned(), i.to_string()]);
+
+    // A thousand paths at once, and two hundred that come and go among them: queued while
+    // the first writes are under way, written in batches, a path's last change winning
+    // (a path registered and ended in one batch is one write, not two of the same key,
+    // which etcd refuses in a transaction).
+    let mut tracks = Vec::new();
+    for i in 0..1000 {
+        let (track, consumer) = Track::new(path(i)).produce();
+        publisher.session.publish(consumer).unwrap();
+        tracks.push(track);
+        if i % 5 == 0 {
+            let (flicker, consumer) = Track::new(path(2000 + i / 5)).produce();
+            publisher.session.publish(consumer).unwrap();
+            flicker.finish();
+        }
+    }
+    until("all routed on B", || b.stats().remote_routes == 1000).await;
+
+    // Then four hundred end at once.
+    for track in tracks.drain(..400) {
+        track.finish();
+    }
+    until("the rest routed on B", || {
+        b.stats().remote_routes == 600
+            && (400..1000).all(|i| b.relay().origins().route(&path(i)).is_some())
+    })
+    .await;
+    assert!((0..400).all(|i| b.relay().origins().route(&path(i)).is_none()));
+    assert!((2000..2200).all(|i| b.relay().origins().route(&path(i)).is_none()));
+    // All of it in A's first registration: no write failed.
+    assert_eq!(a.stats().registrations, 1);
+
+    drop(tracks);
+    publisher.leave().await;
+    stop_all(members).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_on_b_share_one_upstream_subscription_to_a() {
     let etcd = Etcd::start();
     let members = cluster(&etcd, 2, node_url).await;
