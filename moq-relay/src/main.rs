@@ -166,8 +166,9 @@ struct Args {
 #[cfg(feature = "etcd")]
 #[derive(clap::Args, Debug)]
 struct ClusterArgs {
-    /// Join a cluster whose registry is etcd at this URL, e.g. http://127.0.0.1:2379
-    /// (comma-separated or repeated for several endpoints). Needs --cluster-node.
+    /// Join a cluster whose registry is etcd at this URL, e.g. http://127.0.0.1:2379, or
+    /// https://... with --cluster-etcd-ca (comma-separated or repeated for several
+    /// endpoints). Needs --cluster-node.
     #[arg(
         long = "cluster-etcd",
         value_name = "URL",
@@ -175,6 +176,19 @@ struct ClusterArgs {
         requires = "node"
     )]
     etcd: Vec<String>,
+
+    /// For https:// etcd URLs: the PEM certificate(s) of the authority that signed etcd's.
+    #[arg(long = "cluster-etcd-ca", value_name = "PEM", requires = "etcd")]
+    etcd_ca: Option<PathBuf>,
+
+    /// A client certificate chain (PEM) to present to etcd, for one run with
+    /// --client-cert-auth; with --cluster-etcd-key.
+    #[arg(long = "cluster-etcd-cert", value_name = "PEM", requires_all = ["etcd_ca", "etcd_key"])]
+    etcd_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --cluster-etcd-cert.
+    #[arg(long = "cluster-etcd-key", value_name = "PEM", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
 
     /// The URL other relays dial to reach this one, e.g. moqf://relay-a.example:4443/.
     #[arg(long = "cluster-node", value_name = "URL", requires = "etcd")]
@@ -520,7 +534,19 @@ fn join_cluster(
         .with_lease(Duration::from_secs(flags.lease))
         .with_trust(trust)
         .with_key(key);
-    let etcd = EtcdConfig::new(flags.etcd.clone()).with_prefix(flags.prefix.clone());
+    let read = |flag: &str, path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))
+    };
+    let mut etcd = EtcdConfig::new(flags.etcd.clone()).with_prefix(flags.prefix.clone());
+    if let Some(ca) = &flags.etcd_ca {
+        etcd = etcd.with_ca_pem(read("--cluster-etcd-ca", ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&flags.etcd_cert, &flags.etcd_key) {
+        etcd = etcd.with_identity_pem(
+            read("--cluster-etcd-cert", cert)?,
+            read("--cluster-etcd-key", key)?,
+        );
+    }
     let endpoints = flags.etcd.join(",");
     let cluster = EtcdCluster::join(relay, config, etcd)?;
     say(format_args!(

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
-    Txn, TxnOp, WatchOptions,
+    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, LeaseKeepAliveStream,
+    LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use moq_model::Path;
 use tokio::sync::mpsc;
@@ -49,10 +49,17 @@ pub const RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EtcdConfig {
-    /// etcd's client URLs (`http://host:2379`, plain HTTP); any one of them will do.
+    /// etcd's client URLs, all `http://host:2379` or all `https://host:2379` (then with
+    /// [`ca`](Self::ca)); any one of them will do.
     pub endpoints: Vec<String>,
     /// The prefix of every key the cluster writes (ends with `/`).
     pub prefix: String,
+    /// For `https://` endpoints: the PEM certificate(s) of the authority that signed
+    /// etcd's (its `--trusted-ca-file` for clients, usually).
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its private key (PEM), for an etcd that asks for one
+    /// (`--client-cert-auth`).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl EtcdConfig {
@@ -61,6 +68,46 @@ impl EtcdConfig {
         Self {
             endpoints,
             prefix: DEFAULT_PREFIX.to_owned(),
+            ca: None,
+            identity: None,
+        }
+    }
+
+    /// Sets [`ca`](Self::ca).
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(pem.into());
+        self
+    }
+
+    /// Sets [`identity`](Self::identity).
+    pub fn with_identity_pem(mut self, chain: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.identity = Some((chain.into(), key.into()));
+        self
+    }
+
+    /// The TLS options the configuration asks for: with `https://` endpoints, trust in
+    /// [`ca`](Self::ca) and the [`identity`](Self::identity) if any; with `http://` ones,
+    /// none (and neither may be set).
+    fn tls(&self) -> Result<Option<TlsOptions>, ClusterError> {
+        let https = self.endpoints.iter().all(|e| e.starts_with("https://"));
+        let http = self.endpoints.iter().all(|e| e.starts_with("http://"));
+        let bad = |why: &str| Err(ClusterError::Registry(why.to_owned()));
+        match (http, https, &self.ca) {
+            (false, false, _) => bad("etcd endpoints are all http:// URLs or all https:// ones"),
+            (true, _, _) if self.ca.is_some() || self.identity.is_some() => {
+                bad("a CA or a client certificate for etcd needs https:// endpoints")
+            }
+            (true, _, _) => Ok(None),
+            (_, true, None) => {
+                bad("https:// etcd endpoints need the CA that signed etcd's certificate")
+            }
+            (_, true, Some(ca)) => {
+                let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
+                if let Some((chain, key)) = &self.identity {
+                    tls = tls.identity(Identity::from_pem(chain, key));
+                }
+                Ok(Some(tls))
+            }
         }
     }
 
@@ -100,15 +147,7 @@ impl EtcdCluster {
         if etcd.endpoints.is_empty() {
             return Err(ClusterError::Registry("no endpoint".into()));
         }
-        for endpoint in &etcd.endpoints {
-            // Plain HTTP only: the client is built without TLS (no etcd certificates or
-            // users yet), so an https:// endpoint would only fail later, less clearly.
-            if !endpoint.starts_with("http://") {
-                return Err(ClusterError::Registry(format!(
-                    "{endpoint}: an etcd endpoint is an http:// URL (TLS to etcd is not supported)"
-                )));
-            }
-        }
+        let tls = etcd.tls()?;
         let lease = config.lease;
         let peers = Peers::new(relay, config)?;
         let (changes, receiver) = mpsc::unbounded_channel();
@@ -121,6 +160,7 @@ impl EtcdCluster {
             keys: Keys::new(&etcd.prefix, &peers.own_node()),
             node: peers.own_node(),
             endpoints: etcd.endpoints,
+            tls,
             lease,
             changes: receiver,
             local: BTreeSet::new(),
@@ -341,6 +381,8 @@ struct Registry {
     keys: Keys,
     node: String,
     endpoints: Vec<String>,
+    /// For `https://` endpoints.
+    tls: Option<TlsOptions>,
     lease: Duration,
     changes: mpsc::UnboundedReceiver<Change>,
     /// This relay's own paths, as the origin table reported them.
@@ -409,9 +451,12 @@ impl Registry {
     /// One registration: connect, lease, write, read, watch, until something fails.
     async fn register(&mut self, leave: &mut tokio::sync::oneshot::Receiver<()>) -> Lost {
         let timeout = self.lease.max(Duration::from_secs(1));
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(timeout)
             .with_timeout(timeout);
+        if let Some(tls) = &self.tls {
+            options = options.with_tls(tls.clone());
+        }
         let mut client = match Client::connect(&self.endpoints, Some(options)).await {
             Ok(client) => client,
             Err(err) => return err.into(),

@@ -58,11 +58,54 @@ struct Etcd {
     dir: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// Clients over TLS with a certificate (`--client-cert-auth`), from these files.
+    tls: Option<Pki>,
+}
+
+/// A CA, etcd's certificate for 127.0.0.1 and a client's, all signed by the CA (PEM).
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+impl Pki {
+    fn new() -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "etcd test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        Self {
+            ca: ca.pem(),
+            server: leaf("127.0.0.1"),
+            client: leaf("relay"),
+        }
+    }
 }
 
 impl Etcd {
     fn start() -> Self {
         let mut etcd = Self::not_started();
+        etcd.run();
+        etcd
+    }
+
+    /// An etcd whose clients connect over TLS and present a certificate `pki` signed.
+    fn start_tls(pki: Pki) -> Self {
+        let mut etcd = Self::not_started();
+        etcd.tls = Some(pki);
         etcd.run();
         etcd
     }
@@ -88,11 +131,13 @@ impl Etcd {
             dir,
             client_port: free_tcp_port(),
             peer_port: free_tcp_port(),
+            tls: None,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// Starts (or restarts) the process on the same ports and data directory, and waits
@@ -105,7 +150,23 @@ impl Etcd {
             .append(true)
             .open(self.dir.join("etcd.log"))
             .unwrap();
-        let child = Command::new(etcd_binary())
+        let mut command = Command::new(etcd_binary());
+        if let Some(pki) = &self.tls {
+            let file = |name: &str, pem: &str| {
+                let path = self.dir.join(name);
+                std::fs::write(&path, pem).unwrap();
+                path
+            };
+            command
+                .arg("--cert-file")
+                .arg(file("server.pem", &pki.server.0))
+                .arg("--key-file")
+                .arg(file("server-key.pem", &pki.server.1))
+                .arg("--trusted-ca-file")
+                .arg(file("ca.pem", &pki.ca))
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", "test", "--data-dir"])
             .arg(self.dir.join("data"))
             .args(["--listen-client-urls", &client])
@@ -677,6 +738,7 @@ impl Drop for KillOnDrop {
 async fn relay_process(
     etcd: &Etcd,
     lease: u64,
+    extra: &[&std::ffi::OsStr],
 ) -> (KillOnDrop, u16, u16, moq_transport_quinn::Fingerprint) {
     use std::io::BufRead;
 
@@ -692,6 +754,7 @@ async fn relay_process(
             .args(["--cluster-node", &format!("moqf://127.0.0.1:{port}/")])
             .args(["--cluster-lease", &lease.to_string(), "-q"])
             .args(["--metrics-bind", &metrics])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -777,7 +840,7 @@ async fn publish_across(
 async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
     let etcd = Etcd::start();
     // Relay A: the binary, killed with SIGKILL below; a publisher there, a subscriber on B.
-    let (mut child, port, metrics_port, pin) = relay_process(&etcd, 1).await;
+    let (mut child, port, metrics_port, pin) = relay_process(&etcd, 1, &[]).await;
     let path = Path::from(["process", "track"]);
     let (b, publisher, client, _track, subscriber, mut sub) =
         publish_across(&etcd, port, pin, &path).await;
@@ -817,7 +880,7 @@ async fn a_relay_process_killed_loses_its_routes_within_the_lease() {
 async fn a_relay_process_stopped_with_sigterm_revokes_its_lease() {
     let etcd = Etcd::start();
     // A 60 s lease: the routes can only go before it runs out if A revokes it.
-    let (mut child, port, _, pin) = relay_process(&etcd, 60).await;
+    let (mut child, port, _, pin) = relay_process(&etcd, 60, &[]).await;
     let path = Path::from(["leaving"]);
     let (b, publisher, client, _track, subscriber, mut sub) =
         publish_across(&etcd, port, pin, &path).await;
@@ -876,6 +939,97 @@ async fn an_unreachable_etcd_is_retried_and_the_relay_serves_meanwhile() {
     member.harness.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_takes_the_relays_that_present_a_certificate_it_trusts() {
+    let pki = Pki::new();
+    let (ca, (chain, key)) = (pki.ca.clone(), pki.client.clone());
+    let (ca_pem, client_chain, client_key) = (ca.clone(), chain.clone(), key.clone());
+    let etcd = Etcd::start_tls(pki);
+    assert!(etcd.url().starts_with("https://"));
+    let join_with = |harness: &Harness, config: EtcdConfig| {
+        let node = Url::parse(&node_url(0, harness.port)).unwrap();
+        let cluster = ClusterConfig::new(node)
+            .with_lease(LEASE)
+            .with_trust(Trust::Fingerprints(vec![harness.fingerprint()]))
+            .with_bind("127.0.0.1:0".parse().unwrap());
+        EtcdCluster::join(&harness.relay, cluster, config).unwrap()
+    };
+
+    // The CA and a client certificate it signed: registered, and its path written.
+    let good = Harness::start().await;
+    let member = Member {
+        cluster: Some(join_with(
+            &good,
+            EtcdConfig::new(vec![etcd.url()])
+                .with_ca_pem(ca.clone())
+                .with_identity_pem(chain, key),
+        )),
+        harness: good,
+    };
+    until("registered over TLS", || member.stats().registered).await;
+    let path = Path::from(["tls", "clock"]);
+    let (publisher, _track) = publish(&member, &path).await;
+
+    // Without a client certificate etcd refuses the connection; trusting another CA the
+    // relay refuses etcd's certificate: neither ever registers (each retries every second).
+    let bare = Harness::start().await;
+    let without_identity = join_with(&bare, EtcdConfig::new(vec![etcd.url()]).with_ca_pem(ca));
+    let stranger = Harness::start().await;
+    let other_ca = join_with(
+        &stranger,
+        EtcdConfig::new(vec![etcd.url()]).with_ca_pem(Pki::new().ca),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for refused in [&bare, &stranger] {
+        let stats = refused.relay.stats().cluster;
+        assert!(!stats.registered);
+        assert_eq!(stats.registrations, 0);
+    }
+    // The relay that got in sees nothing wrong.
+    assert_eq!(member.stats().registrations, 1);
+
+    // The binary, with the flags.
+    let file = |name: &str, pem: &str| {
+        let path = etcd.dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.into_os_string()
+    };
+    let flags = [
+        "--cluster-etcd-ca".into(),
+        file("client-ca.pem", &ca_pem),
+        "--cluster-etcd-cert".into(),
+        file("client.pem", &client_chain),
+        "--cluster-etcd-key".into(),
+        file("client-key.pem", &client_key),
+    ];
+    let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_os_str()).collect();
+    let (process, _, metrics_port, _) = relay_process(&etcd, 2, &flags).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Its metrics listener comes up just after the line read above.
+    while std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err() {
+        assert!(Instant::now() < deadline, "no metrics listener");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while !scrape(metrics_port)
+        .await
+        .contains("\nmoq_relay_cluster_registered 1\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the relay process never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(process);
+
+    drop((without_identity, other_ca));
+    publisher.leave().await;
+    for harness in [bare, stranger] {
+        harness.stop().await;
+    }
+    stop_all([member]).await;
+}
+
 #[test]
 fn a_bad_cluster_configuration_is_an_error() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -892,8 +1046,21 @@ fn a_bad_cluster_configuration_is_an_error() {
         assert!(EtcdCluster::join(&relay, bad_lease, etcd).is_err());
         let no_scheme = EtcdConfig::new(vec!["127.0.0.1:2379".into()]);
         assert!(EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), no_scheme).is_err());
+        // https:// without a CA; a CA or a client certificate for http://; both schemes.
         let tls = EtcdConfig::new(vec!["https://127.0.0.1:2379".into()]);
         assert!(EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), tls).is_err());
+        let pki = Pki::new();
+        let plain_ca = EtcdConfig::new(vec!["http://127.0.0.1:2379".into()]).with_ca_pem(pki.ca);
+        assert!(EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), plain_ca).is_err());
+        let plain_identity = EtcdConfig::new(vec!["http://127.0.0.1:2379".into()])
+            .with_identity_pem(pki.client.0, pki.client.1);
+        let joined = EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), plain_identity);
+        assert!(joined.is_err());
+        let mixed = EtcdConfig::new(vec![
+            "http://127.0.0.1:2379".into(),
+            "https://127.0.0.1:2380".into(),
+        ]);
+        assert!(EtcdCluster::join(&relay, ClusterConfig::new(node.clone()), mixed).is_err());
         let none = EtcdConfig::new(Vec::new());
         assert!(EtcdCluster::join(&relay, ClusterConfig::new(node), none).is_err());
     });
