@@ -46,7 +46,7 @@ pub const DEFAULT_PREFIX: &str = "/moq/";
 pub const RETRY: Duration = Duration::from_secs(1);
 
 /// Where the registry lives.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct EtcdConfig {
     /// etcd's client URLs, all `http://host:2379` or all `https://host:2379` (then with
@@ -60,6 +60,19 @@ pub struct EtcdConfig {
     /// A client certificate chain and its private key (PEM), for an etcd that asks for one
     /// (`--client-cert-auth`).
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Says whether a CA and a client identity are set, never what they hold (the key is a
+/// secret).
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("ca", &self.ca.as_ref().map(|_| "PEM"))
+            .field("identity", &self.identity.as_ref().map(|_| "PEM, redacted"))
+            .finish()
+    }
 }
 
 impl EtcdConfig {
@@ -736,6 +749,19 @@ mod tests {
             CHANGES_PER_ROUND
         );
         assert_eq!(queue.len(), 5);
+    }
+
+    #[test]
+    fn a_config_never_shows_its_key() {
+        let config = EtcdConfig::new(vec!["https://127.0.0.1:2379".into()])
+            .with_ca_pem("CA PEM")
+            .with_identity_pem("CHAIN PEM", "SECRET KEY PEM");
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("83, 69, 67"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://127.0.0.1:2379"), "{shown}");
     }
 
     #[test]
