@@ -391,32 +391,42 @@ async fn round_trip(conn: &moq_transport_quinn::Connection, message: &'static [u
     assert_eq!(echoed, message);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_endpoints_share_a_port_and_follow_a_client_that_moves() {
-    const CLIENTS: usize = 16;
+/// A server on loopback with four endpoints on its port.
+fn four_endpoints() -> Server {
     let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
-    let mut server = Server::new(
+    Server::new(
         ServerConfig::new(vec![cert])
             .with_bind(loopback())
             .with_endpoints(4),
     )
+    .unwrap()
+}
+
+/// A new client connected to `server` over raw QUIC, whose connection the server answers
+/// with [`echo`].
+async fn echoed_client(server: &mut Server) -> (Client, moq_transport_quinn::Connection) {
+    let client = Client::new(
+        ClientConfig::default()
+            .with_bind(loopback())
+            .with_trust(Trust::Fingerprints(server.fingerprints().to_vec())),
+    )
     .unwrap();
     let url = url(TransportKind::Quic, server.local_addr().unwrap(), "/");
-    let trust = Trust::Fingerprints(server.fingerprints().to_vec());
+    let (served, conn) = tokio::join!(
+        async { server.accept().await.unwrap().accept().await.unwrap() },
+        async { client.connect(&url).await.unwrap() }
+    );
+    tokio::spawn(echo(served));
+    (client, conn)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_endpoints_share_a_port_and_follow_a_client_that_moves() {
+    const CLIENTS: usize = 16;
+    let mut server = four_endpoints();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        let client = Client::new(
-            ClientConfig::default()
-                .with_bind(loopback())
-                .with_trust(trust.clone()),
-        )
-        .unwrap();
-        let (served, conn) = tokio::join!(
-            async { server.accept().await.unwrap().accept().await.unwrap() },
-            async { client.connect(&url).await.unwrap() }
-        );
-        tokio::spawn(echo(served));
+        let (client, conn) = echoed_client(&mut server).await;
         round_trip(&conn, b"before").await;
         clients.push((client, conn));
     }
@@ -456,15 +466,8 @@ async fn several_endpoints_share_a_port_and_follow_a_client_that_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_is_never_passed_on_and_harms_nothing() {
-    let cert = Certificate::self_signed(["localhost", "127.0.0.1"]).unwrap();
-    let mut server = Server::new(
-        ServerConfig::new(vec![cert])
-            .with_bind(loopback())
-            .with_endpoints(4),
-    )
-    .unwrap();
+    let mut server = four_endpoints();
     let addr = server.local_addr().unwrap();
-    let trust = Trust::Fingerprints(server.fingerprints().to_vec());
     // From 64 sockets, so that every endpoint gets some (all but a chance of 4 (3/4)^64):
     // empty datagrams, long and short headers whose connection ID starts with the index
     // of every endpoint and of one that does not exist, of every size. No tag checks, so
@@ -488,22 +491,7 @@ async fn junk_is_never_passed_on_and_harms_nothing() {
             break;
         }
         assert!(tried < 100, "{arrived:?}");
-        let client = Client::new(
-            ClientConfig::default()
-                .with_bind(loopback())
-                .with_trust(trust.clone()),
-        )
-        .unwrap();
-        let (served, conn) = tokio::join!(
-            async { server.accept().await.unwrap().accept().await.unwrap() },
-            async {
-                client
-                    .connect(&url(TransportKind::Quic, addr, "/"))
-                    .await
-                    .unwrap()
-            }
-        );
-        tokio::spawn(echo(served));
+        let (client, conn) = echoed_client(&mut server).await;
         round_trip(&conn, b"still served").await;
         client.close();
         client.wait_idle().await;
