@@ -326,7 +326,7 @@ impl RelayCollector {
         }
         let mut family = encoder.encode_descriptor(
             "moq_relay_endpoint_connections",
-            "Connections that arrived at each UDP endpoint sharing the port (--endpoints), counted at their first packet: how the kernel spreads clients",
+            "Connections that arrived at each UDP endpoint sharing the port (--endpoints), counted as the endpoint hands them over, before their handshake: how the kernel spreads clients",
             None,
             MetricType::Counter,
         )?;

@@ -146,16 +146,22 @@ impl Router {
         self.counters.forwarded.load(Ordering::Relaxed)
     }
 
-    /// The endpoint named by a datagram's destination connection ID, when that is another
-    /// endpoint than `index`: a short header (first bit 0) followed by one of our IDs. The
-    /// tag is checked only then (a keyed hash, too dear for every datagram).
-    fn elsewhere(&self, index: usize, datagram: &[u8]) -> Option<usize> {
+    /// The endpoint other than `index` that a datagram's first bytes name, unchecked: a
+    /// short header (first bit 0) whose destination ID starts with that endpoint's index.
+    /// Cheap, for every datagram.
+    fn names_other(&self, index: usize, datagram: &[u8]) -> Option<usize> {
         if datagram.len() < MIN_FORWARDED || datagram[0] & 0x80 != 0 {
             return None;
         }
         let owner = usize::from(datagram[1]);
-        (owner != index && owner < self.inboxes.len() && self.key.checks(&datagram[1..1 + CID_LEN]))
-            .then_some(owner)
+        (owner != index && owner < self.inboxes.len()).then_some(owner)
+    }
+
+    /// [`names_other`](Self::names_other), with the ID's tag checked: one of our IDs, owned
+    /// by that endpoint. A keyed hash, only for the datagrams that name another endpoint.
+    fn elsewhere(&self, index: usize, datagram: &[u8]) -> Option<usize> {
+        let owner = self.names_other(index, datagram)?;
+        self.key.checks(&datagram[1..1 + CID_LEN]).then_some(owner)
     }
 
     fn inbox(&self, index: usize) -> std::sync::MutexGuard<'_, Inbox> {
@@ -244,9 +250,10 @@ impl Router {
             // An empty datagram (UDP allows them) names nobody: dropped below, as quinn would.
             let stride = if m.stride == 0 { m.len } else { m.stride }.max(1);
             let buf = &mut bufs[i][..m.len];
+            // The tags are checked below, once, only if a datagram names another endpoint.
             let len = if !buf
                 .chunks(stride)
-                .any(|d| self.elsewhere(index, d).is_some())
+                .any(|d| self.names_other(index, d).is_some())
             {
                 m.len
             } else {
